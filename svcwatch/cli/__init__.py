@@ -1,0 +1,110 @@
+"""The `svcwatch` command: with no subcommand it opens the dashboard on the lab (or a cluster).
+
+Subcommands are loaded lazily by name so `svcwatch --help` never imports scapy, kopf, kubernetes or
+Textual. Every user-fixable problem (bad YAML, bad address, unknown scenario, no root, a missing
+binary, no kubeconfig, RBAC denied) ends as one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from svcwatch import __version__
+from svcwatch.cli import options
+from svcwatch.model.errors import InputError, SetupError
+
+# name -> "module:attribute"; each module defines one click command or group.
+SUBCOMMANDS: dict[str, str] = {
+    "lab": "svcwatch.cli.lab:lab",
+    "run": "svcwatch.cli.run:run",
+    "cluster": "svcwatch.cli.cluster:cluster",
+    "replay": "svcwatch.cli.replay:replay",
+    "export": "svcwatch.cli.replay:export",
+    "serve": "svcwatch.cli.serve:serve",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported only when used (or listed by --help)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = SUBCOMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        return command
+
+
+HELP = """Watch a Kubernetes Service break, live, packet by packet.
+
+With no subcommand, svcwatch builds (or reuses) a lab -- a real mini k3s node made of Linux network
+namespaces, a cni0 bridge, veth pairs, a socat-like echo pod and kube-proxy's exact iptables rules --
+and opens a dashboard with four panes: the Service's iptables chain, its EndpointSlice, the packets
+crossing eth0 -> cni0 -> veth, and TCP echo probes. Keys 1-4 switch between the happy path and the
+seed post's three breaks (wrong port, wrong IP, good+bad mix). The lab needs root (sudo) on Linux.
+
+\b
+  sudo svcwatch                      the dashboard on the lab (torn down on quit unless --keep)
+  sudo svcwatch run --plain -s wrong-port -d 5   the same stream as text lines
+  svcwatch --cluster --context k3d-demo        the dashboard on a real cluster
+  svcwatch replay --demo             a recorded session: no root, no cluster, any OS
+"""
+
+
+@click.group(cls=LazyGroup, invoke_without_command=True, help=HELP)
+@click.version_option(__version__, prog_name="svcwatch")
+@options.lab_options
+@options.probe_options
+@options.cluster_options
+@options.dashboard_options
+@click.pass_context
+def cli(ctx: click.Context, **kwargs: Any) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
+    from svcwatch.cli.dashboard import run_dashboard  # Textual is heavy: import on use
+
+    run_dashboard(**kwargs)
+
+
+def one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the CLI and turn every expected failure into one line."""
+    try:
+        cli.main(args=argv, prog_name="svcwatch", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"svcwatch: error: {one_line(exc.format_message())}{hint}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except (InputError, SetupError) as exc:
+        click.echo(f"svcwatch: error: {one_line(str(exc))}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"svcwatch: error: {one_line(exc.format_message())}", err=True)
+        sys.exit(exc.exit_code or 1)
+    except Exception as exc:  # a bug: still one line, the traceback on request
+        if os.environ.get("SVCWATCH_DEBUG"):
+            raise
+        click.echo(
+            f"svcwatch: internal error: {type(exc).__name__}: {one_line(str(exc))} "
+            "(set SVCWATCH_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Pure kube-proxy (iptables mode): Service + EndpointSlices -> rules, and rules <-> iptables text."""

@@ -1,0 +1,1 @@
+"""Pure types: Services, EndpointSlices, scenarios and stream events. No I/O, no root."""

@@ -1,0 +1,335 @@
+"""Kubernetes YAML -> model objects, validated the way the API server would.
+
+These are the same files a user would `kubectl apply`. Every problem raises `InputError` naming
+the source, the field path and the bad value, so the CLI can print one line and exit 2. Parsing
+text is pure; reading files is the caller's job.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from svcwatch.model.endpointslice import (
+    SERVICE_NAME_LABEL,
+    Endpoint,
+    EndpointConditions,
+    EndpointPort,
+    EndpointSlice,
+)
+from svcwatch.model.errors import InputError
+from svcwatch.model.service import Service, ServicePort
+
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+ADDRESS_TYPES = ("IPv4", "IPv6", "FQDN")
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """The demo workload: enough to run its pods in the lab and to apply it to a cluster."""
+
+    namespace: str
+    name: str
+    labels: dict[str, str]
+    image: str
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    container_ports: tuple[int, ...]
+    replicas: int = 1
+    body: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+Manifest = Service | EndpointSlice | Deployment
+
+
+@dataclass(slots=True)
+class ManifestSet:
+    """The objects of one or more files, by kind."""
+
+    services: list[Service] = field(default_factory=list)
+    slices: list[EndpointSlice] = field(default_factory=list)
+    deployments: list[Deployment] = field(default_factory=list)
+
+    def add(self, obj: Manifest) -> None:
+        if isinstance(obj, Service):
+            self.services.append(obj)
+        elif isinstance(obj, EndpointSlice):
+            self.slices.append(obj)
+        else:
+            self.deployments.append(obj)
+
+    def slices_for(self, service: Service) -> list[EndpointSlice]:
+        return [
+            s
+            for s in self.slices
+            if s.namespace == service.namespace and s.service_name == service.name
+        ]
+
+
+def parse_documents(text: str, source: str) -> list[Manifest]:
+    """Parse a multi-document YAML text; unknown kinds are rejected, empty documents skipped."""
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else None
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise InputError(f"malformed YAML: {problem}", source=source, field=where) from None
+    out: list[Manifest] = []
+    for index, doc in enumerate(docs):
+        where = source if len(docs) == 1 else f"{source}[{index}]"
+        out.extend(parse_object(doc, where))
+    return out
+
+
+def parse_object(doc: Any, source: str) -> list[Manifest]:
+    """One API object (or a `kind: List`) -> model objects."""
+    if not isinstance(doc, Mapping):
+        raise InputError("expected a Kubernetes object (a mapping)", source=source)
+    kind = doc.get("kind")
+    if kind == "List":
+        items = _list(doc, "items", source)
+        return [obj for i, item in enumerate(items) for obj in parse_object(item, f"{source}.items[{i}]")]
+    parsers = {"Service": parse_service, "EndpointSlice": parse_slice, "Deployment": parse_deployment}
+    if kind not in parsers:
+        raise InputError(f"unsupported kind {kind!r} (expected one of {', '.join(parsers)})", source=source, field="kind")
+    return [parsers[kind](doc, source)]
+
+
+def parse_service(doc: Mapping[str, Any], source: str) -> Service:
+    namespace, name, labels = _metadata(doc, source)
+    spec = _map(doc, "spec", source)
+    svc_type = spec.get("type", "ClusterIP")
+    if svc_type not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
+        raise InputError(f"unknown Service type {svc_type!r}", source=source, field="spec.type")
+    cluster_ip = spec.get("clusterIP")
+    if cluster_ip not in (None, "", "None"):
+        cluster_ip = _ipv4(cluster_ip, source, "spec.clusterIP")
+    else:
+        cluster_ip = None
+    ports = []
+    raw_ports = _list(spec, "ports", source, "spec.ports")
+    for i, raw in enumerate(raw_ports):
+        f = f"spec.ports[{i}]"
+        if not isinstance(raw, Mapping):
+            raise InputError("expected a mapping", source=source, field=f)
+        port_name = raw.get("name") or ""
+        if len(raw_ports) > 1 and not port_name:
+            raise InputError("a multi-port Service must name every port", source=source, field=f"{f}.name")
+        node_port = raw.get("nodePort")
+        if node_port is not None:
+            node_port = _port(node_port, source, f"{f}.nodePort")
+        elif svc_type in ("NodePort", "LoadBalancer"):
+            raise InputError("a NodePort Service needs a nodePort (svcwatch does not allocate one)", source=source, field=f"{f}.nodePort")
+        target = raw.get("targetPort")
+        if isinstance(target, int) or (isinstance(target, str) and target.isdigit()):
+            target = _port(target, source, f"{f}.targetPort")
+        ports.append(
+            ServicePort(
+                port=_port(raw.get("port"), source, f"{f}.port"),
+                protocol=_protocol(raw.get("protocol", "TCP"), source, f"{f}.protocol"),
+                name=str(port_name),
+                target_port=target,
+                node_port=node_port,
+            )
+        )
+    policy = spec.get("externalTrafficPolicy", "Cluster")
+    if policy not in ("Cluster", "Local"):
+        raise InputError(f"unknown externalTrafficPolicy {policy!r}", source=source, field="spec.externalTrafficPolicy")
+    selector = spec.get("selector") or {}
+    if not isinstance(selector, Mapping):
+        raise InputError("expected a mapping", source=source, field="spec.selector")
+    return Service(
+        namespace=namespace,
+        name=name,
+        ports=tuple(ports),
+        type=svc_type,
+        cluster_ip=cluster_ip,
+        selector={str(k): str(v) for k, v in selector.items()},
+        external_traffic_policy=policy,
+        labels=labels,
+    )
+
+
+def parse_slice(doc: Mapping[str, Any], source: str) -> EndpointSlice:
+    namespace, name, labels = _metadata(doc, source)
+    if not labels.get(SERVICE_NAME_LABEL):
+        raise InputError(f"missing label {SERVICE_NAME_LABEL} (kube-proxy ignores a slice without it)", source=source, field="metadata.labels")
+    address_type = doc.get("addressType")
+    if address_type not in ADDRESS_TYPES:
+        raise InputError(f"addressType must be one of {', '.join(ADDRESS_TYPES)}, not {address_type!r}", source=source, field="addressType")
+    endpoints = []
+    for i, raw in enumerate(_list(doc, "endpoints", source, optional=True)):
+        f = f"endpoints[{i}]"
+        if not isinstance(raw, Mapping):
+            raise InputError("expected a mapping", source=source, field=f)
+        addresses = _list(raw, "addresses", source, f"{f}.addresses")
+        if not addresses:
+            raise InputError("an endpoint needs at least one address", source=source, field=f"{f}.addresses")
+        if address_type == "IPv4":
+            addresses = [_ipv4(a, source, f"{f}.addresses[{j}]") for j, a in enumerate(addresses)]
+        elif address_type == "IPv6":
+            addresses = [_ip(a, 6, source, f"{f}.addresses[{j}]") for j, a in enumerate(addresses)]
+        conditions = raw.get("conditions") or {}
+        if not isinstance(conditions, Mapping):
+            raise InputError("expected a mapping", source=source, field=f"{f}.conditions")
+        target_ref = raw.get("targetRef") or {}
+        endpoints.append(
+            Endpoint(
+                addresses=tuple(str(a) for a in addresses),
+                conditions=EndpointConditions(
+                    ready=_opt_bool(conditions, "ready", source, f"{f}.conditions"),
+                    serving=_opt_bool(conditions, "serving", source, f"{f}.conditions"),
+                    terminating=_opt_bool(conditions, "terminating", source, f"{f}.conditions"),
+                ),
+                node_name=raw.get("nodeName"),
+                target_ref=target_ref.get("name") if isinstance(target_ref, Mapping) else None,
+            )
+        )
+    ports = []
+    for i, raw in enumerate(_list(doc, "ports", source, optional=True)):
+        f = f"ports[{i}]"
+        if not isinstance(raw, Mapping):
+            raise InputError("expected a mapping", source=source, field=f)
+        port = raw.get("port")
+        ports.append(
+            EndpointPort(
+                port=None if port is None else _port(port, source, f"{f}.port"),
+                name=None if "name" not in raw else str(raw["name"] or ""),
+                protocol=_protocol(raw.get("protocol", "TCP"), source, f"{f}.protocol"),
+            )
+        )
+    version = (doc.get("metadata") or {}).get("resourceVersion")
+    annotations = (doc.get("metadata") or {}).get("annotations") or {}
+    return EndpointSlice(
+        namespace=namespace,
+        name=name,
+        endpoints=tuple(endpoints),
+        ports=tuple(ports),
+        address_type=str(address_type),
+        labels=labels,
+        resource_version=None if version is None else str(version),
+        annotations={str(k): str(v) for k, v in annotations.items()} if isinstance(annotations, Mapping) else {},
+    )
+
+
+def parse_deployment(doc: Mapping[str, Any], source: str) -> Deployment:
+    namespace, name, labels = _metadata(doc, source)
+    spec = _map(doc, "spec", source)
+    template = _map(spec, "template", source, "spec.template")
+    pod_spec = _map(template, "spec", source, "spec.template.spec")
+    containers = _list(pod_spec, "containers", source, "spec.template.spec.containers")
+    if not containers or not isinstance(containers[0], Mapping):
+        raise InputError("needs one container", source=source, field="spec.template.spec.containers")
+    c = containers[0]
+    ports = tuple(
+        _port(p.get("containerPort"), source, f"spec.template.spec.containers[0].ports[{i}].containerPort")
+        for i, p in enumerate(c.get("ports") or [])
+    )
+    replicas = spec.get("replicas", 1)
+    if not isinstance(replicas, int) or replicas < 0:
+        raise InputError(f"replicas must be a whole number >= 0, not {replicas!r}", source=source, field="spec.replicas")
+    pod_labels = (template.get("metadata") or {}).get("labels") or labels
+    return Deployment(
+        namespace=namespace,
+        name=name,
+        labels={str(k): str(v) for k, v in pod_labels.items()},
+        image=str(c.get("image", "")),
+        command=tuple(str(x) for x in c.get("command") or ()),
+        args=tuple(str(x) for x in c.get("args") or ()),
+        container_ports=ports,
+        replicas=replicas,
+        body=dict(doc),
+    )
+
+
+def collect(objects: Iterable[Manifest]) -> ManifestSet:
+    out = ManifestSet()
+    for obj in objects:
+        out.add(obj)
+    return out
+
+
+def dump_slice(slice_: EndpointSlice) -> str:
+    """The slice as YAML, in the API's field order (what `kubectl get -o yaml` shows)."""
+    return yaml.safe_dump(slice_.to_manifest(), sort_keys=False, default_flow_style=False)
+
+
+# --- field helpers: each raises InputError naming source and field ---------------------------
+
+
+def _metadata(doc: Mapping[str, Any], source: str) -> tuple[str, str, dict[str, str]]:
+    meta = _map(doc, "metadata", source)
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        raise InputError(f"needs a name, got {name!r}", source=source, field="metadata.name")
+    namespace = meta.get("namespace") or "default"
+    labels = meta.get("labels") or {}
+    if not isinstance(labels, Mapping):
+        raise InputError("expected a mapping", source=source, field="metadata.labels")
+    return str(namespace), name, {str(k): str(v) for k, v in labels.items()}
+
+
+def _map(doc: Mapping[str, Any], key: str, source: str, path: str | None = None) -> Mapping[str, Any]:
+    value = doc.get(key)
+    if not isinstance(value, Mapping):
+        raise InputError(f"expected a mapping, got {value!r}", source=source, field=path or key)
+    return value
+
+
+def _list(doc: Mapping[str, Any], key: str, source: str, path: str | None = None, *, optional: bool = False) -> list[Any]:
+    value = doc.get(key)
+    if value is None and optional:
+        return []
+    if not isinstance(value, list):
+        raise InputError(f"expected a list, got {value!r}", source=source, field=path or key)
+    return value
+
+
+def _port(value: Any, source: str, path: str) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise InputError(f"port must be 1-65535, not {value!r}", source=source, field=path)
+    return value
+
+
+def _protocol(value: Any, source: str, path: str) -> str:
+    if value not in PROTOCOLS:
+        raise InputError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {value!r}", source=source, field=path)
+    return str(value)
+
+
+def _ip(value: Any, version: int, source: str, path: str) -> str:
+    try:
+        addr = ipaddress.ip_address(str(value))
+    except ValueError:
+        addr = None
+    if addr is None or addr.version != version:
+        raise InputError(f"{value!r} is not an IPv{version} address", source=source, field=path)
+    return str(addr)
+
+
+def _ipv4(value: Any, source: str, path: str) -> str:
+    return _ip(value, 4, source, path)
+
+
+def _opt_bool(doc: Mapping[str, Any], key: str, source: str, path: str) -> bool | None:
+    value = doc.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise InputError(f"must be true or false, not {value!r}", source=source, field=f"{path}.{key}")
+    return value
+
+
+def parse_ipv4(value: str, what: str = "address") -> str:
+    """Validate a user-typed IPv4 address (flags, prompts)."""
+    return _ipv4(value, what, "")
+
+
+def parse_port(value: Any, what: str = "port") -> int:
+    """Validate a user-typed port (flags, prompts)."""
+    return _port(value, what, "")

@@ -1,0 +1,57 @@
+"""The interface every session offers to the dashboard and to `svcwatch run`.
+
+All methods may block (they touch the kernel, a cluster or a file), so the dashboard calls them
+from thread workers, never on its event loop. Events flow the other way, through the sink given to
+`start`, from whatever threads the session runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from svcwatch.kubeproxy.rules import ChainTree
+from svcwatch.model.endpointslice import EndpointSlice
+from svcwatch.model.service import Service
+from svcwatch.sinks import EventSink
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointFacts:
+    """What the backend knows about one endpoint beyond the slice: is it real, does it listen?"""
+
+    address: str
+    port: int | None
+    pod: str | None  # the pod that has this IP, if any
+    listening: bool | None  # is anything listening on that port in that pod (None: unknown)
+    node: str | None = None
+
+
+class Session(Protocol):
+    """A running backend: build/attach on `start`, tear down on `stop`."""
+
+    kind: str  # "lab" | "cluster" | "replay"
+    title: str  # e.g. "lab default (node 192.168.97.3)" for the header
+
+    def start(self, sink: EventSink) -> None:
+        """Build or attach (may take a second; emits Notice progress), then start streaming."""
+
+    def stop(self) -> None:
+        """Stop streaming and release everything this session made (the lab unless kept)."""
+
+    def service(self) -> Service: ...
+
+    def current_slice(self) -> EndpointSlice: ...
+
+    def current_scenario(self) -> str | None: ...
+
+    def request_scenario(self, name: str) -> None:
+        """Switch scenario; the change shows up as SliceChanged/RulesSynced/CaptureStarted events."""
+
+    def apply_slice_text(self, text: str) -> None:
+        """Apply an edited slice (YAML); raises InputError and applies nothing when invalid."""
+
+    def read_chain(self) -> ChainTree:
+        """The Service's chain tree as the kernel has it now, with counters."""
+
+    def endpoint_facts(self) -> list[EndpointFacts]: ...

@@ -1,0 +1,85 @@
+"""EventSink: the only door from the backends to whoever shows the stream.
+
+Backends (lab, capture, probe, watch, cluster, replay) call `emit`/`emit_many` from any thread and
+never import the UI; the dashboard's bridge, `run --plain/--json` and the recorder implement it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from svcwatch.model.events import Event
+
+
+class EventSink(Protocol):
+    """Receives events; implementations must be thread-safe."""
+
+    def emit(self, event: Event) -> None: ...
+
+    def emit_many(self, events: Sequence[Event]) -> None: ...
+
+
+class QueueSink:
+    """A thread-safe FIFO for consumers that drain in batches (headless run, the UI bridge)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
+
+    def emit(self, event: Event) -> None:
+        self._queue.put(event)
+
+    def emit_many(self, events: Sequence[Event]) -> None:
+        for event in events:
+            self._queue.put(event)
+
+    def drain(self, timeout: float | None = None, limit: int = 100_000) -> list[Event]:
+        """Everything queued now; waits up to `timeout` for the first event if there is none."""
+        out: list[Event] = []
+        try:
+            out.append(self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait())
+        except queue.Empty:
+            return out
+        while len(out) < limit:
+            try:
+                out.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return out
+
+
+class CollectingSink:
+    """Keeps every event in order; for tests and short scripted runs."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._lock = threading.Lock()
+
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def emit_many(self, events: Sequence[Event]) -> None:
+        with self._lock:
+            self.events.extend(events)
+
+    def snapshot(self) -> list[Event]:
+        with self._lock:
+            return list(self.events)
+
+
+class FanoutSink:
+    """Sends every event to several sinks (e.g. the screen and a recording)."""
+
+    def __init__(self, sinks: Iterable[EventSink]) -> None:
+        self.sinks = list(sinks)
+
+    def emit(self, event: Event) -> None:
+        for sink in self.sinks:
+            sink.emit(event)
+
+    def emit_many(self, events: Sequence[Event]) -> None:
+        for sink in self.sinks:
+            sink.emit_many(events)
