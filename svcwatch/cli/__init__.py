@@ -25,7 +25,6 @@ SUBCOMMANDS: dict[str, str] = {
     "cluster": "svcwatch.cli.cluster:cluster",
     "replay": "svcwatch.cli.replay:replay",
     "export": "svcwatch.cli.replay:export",
-    "serve": "svcwatch.cli.serve:serve",
 }
 
 
