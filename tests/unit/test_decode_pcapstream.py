@@ -1,0 +1,81 @@
+"""A pcap byte stream (what `tcpdump -i any -U -w -` writes) decodes into the same events."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from svcwatch.capture.pcapstream import iter_pcap_events
+from svcwatch.model.errors import InputError
+
+scapy_all = pytest.importorskip("scapy.all")  # only to write the pcap files
+
+
+def pcap_bytes(tmp_path: Path, packets: list[object], **writer_kwargs: object) -> bytes:
+    path = tmp_path / "capture.pcap"
+    writer = scapy_all.PcapWriter(str(path), **writer_kwargs)
+    for pkt in packets:
+        writer.write(pkt)
+    writer.close()
+    return path.read_bytes()
+
+
+class Trickle(io.RawIOBase):
+    """A stream that hands out at most 7 bytes per read, like a pipe under load."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.data[self.pos : self.pos + min(7, size if size >= 0 else 7)]
+        self.pos += len(chunk)
+        return chunk
+
+
+def test_sll2_stream_names_interfaces_and_directions(tmp_path: Path) -> None:
+    v2 = scapy_all.CookedLinuxV2
+    syn = scapy_all.IP(src="192.168.97.2", dst="192.168.97.3") / scapy_all.TCP(sport=54398, dport=31234, flags="S")
+    dnat = scapy_all.IP(src="10.42.0.1", dst="10.42.0.142") / scapy_all.TCP(sport=10639, dport=12345, flags="S")
+    arp = scapy_all.ARP(op=1, psrc="10.42.0.1", pdst="10.42.0.143")
+    packets = [v2(proto=0x0800, ifindex=2, pkttype=0) / syn, v2(proto=0x0800, ifindex=3, pkttype=4) / dnat,
+               v2(proto=0x0806, ifindex=7, pkttype=4) / arp]
+    for i, pkt in enumerate(packets):
+        pkt.time = 1000 + i / 1000
+    data = pcap_bytes(tmp_path, packets)
+    events = list(iter_pcap_events(Trickle(data), ifnames={2: "eth0", 3: "cni0"}, node="k3d-0"))  # type: ignore[arg-type]
+    assert [e.text() for e in events] == [
+        "[k3d-0/eth0] 192.168.97.2:54398 -> 192.168.97.3:31234 SYN",
+        "[k3d-0/cni0] 10.42.0.1:10639 -> 10.42.0.142:12345 SYN",
+        "[k3d-0/if7] arp who-has 10.42.0.143 tell 10.42.0.1",
+    ]
+    assert [e.direction for e in events] == ["in", "out", "out"]
+    assert events[1].ts == pytest.approx(1000.001)
+
+
+def test_ethernet_stream_with_nanosecond_timestamps(tmp_path: Path) -> None:
+    pkt = scapy_all.Ether() / scapy_all.IP(src="10.42.0.142", dst="10.42.0.1") / scapy_all.TCP(flags="RA")
+    pkt.time = 5.25
+    data = pcap_bytes(tmp_path, [pkt], nano=True)
+    (event,) = iter_pcap_events(io.BytesIO(data), ifnames={0: "eth0"}, node=None)
+    assert (event.iface, event.flags, event.ts) == ("eth0", "ACK,RST", pytest.approx(5.25))
+
+
+def test_a_stream_cut_mid_record_ends_cleanly(tmp_path: Path) -> None:
+    pkt = scapy_all.Ether() / scapy_all.IP() / scapy_all.TCP()
+    data = pcap_bytes(tmp_path, [pkt, pkt])
+    assert len(list(iter_pcap_events(io.BytesIO(data[:-10]), ifnames={}, node=None))) == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [(b"", "empty pcap stream"), (b"\x0a\x0d\x0d\x0a" + b"\x00" * 20, "pcapng"),
+     (b"GET / HTTP/1.1\r\n" + b"\x00" * 8, "not a pcap stream")],
+)
+def test_bad_streams_are_input_errors(data: bytes, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        list(iter_pcap_events(io.BytesIO(data), ifnames={}, node=None))
