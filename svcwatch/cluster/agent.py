@@ -1,0 +1,189 @@
+"""The node agent: a short-lived stock pod on a node, and the three commands svcwatch runs in it.
+
+Reading packets and iptables rules on a real node needs the node's network namespace and root, so
+svcwatch starts a pod from a stock image that has tcpdump and iptables (nicolaka/netshoot by
+default) with `hostNetwork: true`, `privileged: true` and `nodeName` pinned to the node, labelled
+`app.kubernetes.io/managed-by: svcwatch` so `cluster down` finds it, and deletes it on exit. It
+sleeps; everything it does is an exec: `tcpdump -i any -U -w - FILTER` for the packet stream (Linux
+cooked capture v2, whose records carry the interface index -- hence `ip -o link` to name them),
+`iptables-save -c -t nat` (and `-t filter`, for the no-endpoints REJECT rules) for the chain with
+counters, and `nft list table ip kube-proxy` when kube-proxy runs in nftables mode.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from svcwatch.cluster.api import ClusterApi, Conflict
+from svcwatch.cluster.transport import Transport
+from svcwatch.locations import package_data_dir
+from svcwatch.model.errors import SetupError
+
+AGENT_LABELS = {"app.kubernetes.io/managed-by": "svcwatch", "app.kubernetes.io/component": "node-agent"}
+DEFAULT_IMAGE = "nicolaka/netshoot:latest"
+LINKS_ARGV = ("ip", "-o", "link")
+NFT_ARGV = ("nft", "list", "table", "ip", "kube-proxy")
+# kube-proxy writes with whichever iptables the node uses; the agent image may default to the other.
+IPTABLES_SAVE_COMMANDS = ("iptables-save", "iptables-nft-save", "iptables-legacy-save")
+KUBE_PROXY_MARK = "KUBE-SERVICES"
+PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerError")
+
+Progress = Callable[[str], None]
+
+
+def capture_argv(bpf: str) -> list[str]:
+    """tcpdump on every interface, unbuffered pcap to stdout; the filter as one argument."""
+    argv = ["tcpdump", "-i", "any", "-U", "--immediate-mode", "-n", "-w", "-"]
+    return [*argv, bpf] if bpf else argv
+
+
+def iptables_save_argv(command: str, table: str) -> list[str]:
+    return [command, "-c", "-t", table]
+
+
+def parse_links(text: str) -> dict[int, str]:
+    """`ip -o link` -> {ifindex: name}; `veth1@if4` is named `veth1`."""
+    out: dict[int, str] = {}
+    for line in text.splitlines():
+        match = re.match(r"\s*(\d+):\s+([^:\s]+):", line)
+        if match:
+            out[int(match.group(1))] = match.group(2).split("@", 1)[0]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRules:
+    """kube-proxy's rules as read on one node: iptables-save text, or the nft table's listing."""
+
+    node: str
+    mode: str  # "iptables" | "nftables" | "none"
+    text: str
+    command: str  # what produced `text`, e.g. "iptables-legacy-save"
+    read_at: float
+
+
+class NodeAgent:
+    """The agent's commands on one node, through any transport."""
+
+    def __init__(self, node: str, transport: Transport) -> None:
+        self.node = node
+        self.transport = transport
+        self._save_command: str | None = None  # the iptables-save that shows kube-proxy's chains
+
+    def links(self) -> dict[int, str]:
+        return parse_links(self.transport.run(LINKS_ARGV))
+
+    def capture(self, bpf: str) -> IO[bytes]:
+        """The pcap byte stream of `tcpdump -i any` with this filter (close() stops tcpdump)."""
+        return self.transport.open_stream(capture_argv(bpf))
+
+    def read_rules(self) -> NodeRules:
+        """nat + filter tables with counters, from the iptables that holds kube-proxy's chains."""
+        for command in self._save_candidates():
+            try:
+                nat = self.transport.run(iptables_save_argv(command, "nat"))
+            except SetupError:
+                continue
+            if KUBE_PROXY_MARK in nat or command == self._save_command:
+                self._save_command = command
+                filt = self.transport.run(iptables_save_argv(command, "filter"))
+                return NodeRules(self.node, "iptables", nat + filt, command, time.time())
+        try:
+            listing = self.transport.run(NFT_ARGV)
+            return NodeRules(self.node, "nftables", listing, " ".join(NFT_ARGV), time.time())
+        except SetupError:
+            return NodeRules(self.node, "none", "", "", time.time())
+
+    def _save_candidates(self) -> Sequence[str]:
+        if self._save_command:
+            return (self._save_command,)
+        return IPTABLES_SAVE_COMMANDS
+
+
+# --- the agent pod ---------------------------------------------------------------------------
+
+
+def agent_pod_name(node: str) -> str:
+    """`svcwatch-agent-<node>`, DNS-safe and at most 63 characters (hash-suffixed when cut)."""
+    safe = re.sub(r"[^a-z0-9-]", "-", node.lower()).strip("-") or "node"
+    name = f"svcwatch-agent-{safe}"
+    if len(name) > 63:
+        digest = hashlib.sha256(node.encode()).hexdigest()[:8]
+        name = f"{name[:54].rstrip('-')}-{digest}"
+    return name
+
+
+def render_agent_pod(node: str, namespace: str, image: str, template: Path | None = None) -> dict[str, Any]:
+    """The agent pod for `node`, from manifests/agent-pod.yaml."""
+    path = template or package_data_dir("manifests") / "agent-pod.yaml"
+    try:
+        body: dict[str, Any] = copy.deepcopy(yaml.safe_load(path.read_text()))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SetupError(f"cannot read the agent pod template {path}: {exc}") from None
+    meta = body.setdefault("metadata", {})
+    meta["name"] = agent_pod_name(node)
+    meta["namespace"] = namespace
+    meta["labels"] = {**(meta.get("labels") or {}), **AGENT_LABELS}
+    spec = body.setdefault("spec", {})
+    spec["nodeName"] = node
+    spec["containers"][0]["image"] = image
+    return body
+
+
+def start_agent(
+    api: ClusterApi, namespace: str, node: str, image: str, progress: Progress, timeout: float = 120.0
+) -> str:
+    """Create (or reuse) the agent pod on `node` and wait until its container runs; its name."""
+    body = render_agent_pod(node, namespace, image)
+    name = body["metadata"]["name"]
+    try:
+        api.create("Pod", namespace, body)
+        progress(f"started node agent {name} on {node} ({image})")
+    except Conflict:
+        progress(f"reusing node agent {name} on {node}")
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        pod = api.read("Pod", namespace, name)
+        state = _agent_state(pod)
+        if state == "running":
+            return name
+        if state in PULL_FAILURES or state in ("Failed", "Succeeded"):
+            raise SetupError(
+                f"node agent {name} on {node} cannot run ({state}, image {image}): "
+                "pass --agent-image with an image that has tcpdump and iptables"
+            )
+        if state != last:
+            progress(f"waiting for node agent {name} on {node}: {state}")
+            last = state
+        if time.monotonic() >= deadline:
+            raise SetupError(f"node agent {name} on {node} not running after {timeout:.0f}s ({state})")
+        time.sleep(0.5)
+
+
+def _agent_state(pod: dict[str, Any]) -> str:
+    status = pod.get("status") or {}
+    for container in status.get("containerStatuses") or []:
+        state = container.get("state") or {}
+        if "running" in state:
+            return "running"
+        reason = (state.get("waiting") or state.get("terminated") or {}).get("reason")
+        if reason:
+            return str(reason)
+    return str(status.get("phase") or "Pending")
+
+
+def delete_agents(api: ClusterApi, namespace: str, names: Sequence[str] | None = None) -> list[str]:
+    """Delete svcwatch's agent pods in `namespace` (all of them, or just `names`); what went."""
+    pods = api.list("Pod", namespace, AGENT_LABELS)
+    targets = [p["metadata"]["name"] for p in pods if names is None or p["metadata"]["name"] in names]
+    return [name for name in targets if api.delete("Pod", namespace, name)]

@@ -1,0 +1,118 @@
+"""Which cluster to talk to: kubectl's kubeconfig rules, with one-line errors naming the fix.
+
+The order is kubectl's: `--kubeconfig`, then `$KUBECONFIG` (a `:`-separated list, merged), then
+`~/.kube/config`; `--context`, else the file's current-context. The context's namespace becomes the
+default namespace when `-n` is not given. Every failure (no file, unknown context, a file the client
+cannot read) is a SetupError whose message says what to pass or run instead.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from svcwatch.model.errors import SetupError
+
+PATH_SEPARATOR = ":"
+DEFAULT_KUBECONFIG = "~/.kube/config"
+NO_KUBECONFIG_HINT = (
+    "pass --kubeconfig FILE or set KUBECONFIG "
+    "(k3d: `k3d kubeconfig merge NAME --kubeconfig-switch-context`, kind: `kind export kubeconfig`)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterTarget:
+    """A resolved kubeconfig + context: what to connect to and what to call it on screen."""
+
+    kubeconfig: str  # the path (or `:`-separated paths) actually read
+    context: str
+    namespace: str | None  # the context's namespace, if it sets one
+    server: str  # the API server URL, for messages
+
+    @property
+    def label(self) -> str:
+        return f"{self.context} ({self.server})"
+
+
+def kubeconfig_paths(kubeconfig: str | None) -> str:
+    """The kubeconfig path list kubectl would use: the flag, then $KUBECONFIG, then ~/.kube/config."""
+    raw = kubeconfig or os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG
+    parts = [str(Path(p).expanduser()) for p in raw.split(PATH_SEPARATOR) if p]
+    return PATH_SEPARATOR.join(parts)
+
+
+def resolve(kubeconfig: str | None, context: str | None) -> ClusterTarget:
+    """Find the kubeconfig and the context, or raise SetupError with the fix.
+
+    Args:
+        kubeconfig: `--kubeconfig` (may be a `:`-separated list), None for the default.
+        context: `--context`, None for the current-context.
+    Returns:
+        The resolved target; nothing has contacted the API server yet.
+    """
+    paths = kubeconfig_paths(kubeconfig)
+    existing = [p for p in paths.split(PATH_SEPARATOR) if Path(p).is_file()]
+    if not existing:
+        raise SetupError(f"no kubeconfig at {paths}: {NO_KUBECONFIG_HINT}")
+    paths = PATH_SEPARATOR.join(existing)
+    contexts, current = _contexts(paths)
+    names = [str(c.get("name")) for c in contexts]
+    known = ", ".join(names) or "none"
+    if context is None:
+        if not current:
+            raise SetupError(f"{paths} has no current-context: pass --context NAME (known: {known})")
+        context = str(current.get("name"))
+    elif context not in names:
+        raise SetupError(f"context {context!r} is not in {paths}: pass --context NAME (known: {known})")
+    entry = next(c for c in contexts if c.get("name") == context)
+    details: dict[str, Any] = entry.get("context") or {}
+    return ClusterTarget(
+        kubeconfig=paths,
+        context=context,
+        namespace=details.get("namespace") or None,
+        server=_server_of(paths, str(details.get("cluster", ""))),
+    )
+
+
+def new_api_client(target: ClusterTarget) -> Any:
+    """A `kubernetes.client.ApiClient` for the target (no request is made yet)."""
+    from kubernetes import config  # heavy: only cluster mode needs it
+
+    try:
+        return config.new_client_from_config(config_file=target.kubeconfig, context=target.context)
+    except Exception as exc:  # ConfigException, bad certificates, an exec plugin that is missing
+        raise SetupError(
+            f"cannot use context {target.context!r} from {target.kubeconfig}: {_one_line(exc)}"
+        ) from None
+
+
+def _contexts(paths: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    from kubernetes import config  # heavy: only cluster mode needs it
+
+    try:
+        contexts, current = config.list_kube_config_contexts(config_file=paths)
+    except Exception as exc:
+        raise SetupError(f"cannot read kubeconfig {paths}: {_one_line(exc)}") from None
+    return list(contexts or []), current or None
+
+
+def _server_of(paths: str, cluster_name: str) -> str:
+    """The server URL of `cluster_name` in the first file that defines it (for messages only)."""
+    import yaml
+
+    for path in paths.split(PATH_SEPARATOR):
+        try:
+            doc = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        for cluster in doc.get("clusters") or []:
+            if isinstance(cluster, dict) and cluster.get("name") == cluster_name:
+                return str((cluster.get("cluster") or {}).get("server", "?"))
+    return "?"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

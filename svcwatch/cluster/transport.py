@@ -1,0 +1,206 @@
+"""How the node agent's commands reach a node: the Kubernetes exec API, or a local namespace.
+
+The agent runs three stock commands -- `tcpdump -i any -U -w - FILTER` (a pcap byte stream),
+`iptables-save -c -t nat` and `ip -o link` -- and only the transport differs between a real node
+(`ExecTransport`: a privileged hostNetwork pod, reached through pods/exec over a websocket) and a
+test (`LocalTransport`: the same argv run for real inside a network namespace on this machine).
+Both hand back a binary file object, so the pcap decoder cannot tell them apart. The exec stream is
+opened with `binary=True`: the client's default decodes stdout as UTF-8 and would mangle pcap bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import threading
+from collections.abc import Sequence
+from typing import IO, Any, Protocol
+
+from svcwatch.model.errors import SetupError
+
+STDOUT, STDERR, ERROR = 1, 2, 3  # the channels of Kubernetes' exec protocol
+READ_TIMEOUT = 0.5  # seconds one websocket poll waits, so close() is noticed quickly
+PACKAGES = {"tcpdump": "tcpdump", "iptables-save": "iptables", "ip": "iproute2", "nft": "nftables"}
+
+
+class Transport(Protocol):
+    """Runs the agent's commands on one node."""
+
+    where: str  # "node k3d-demo-server-0", for messages
+
+    def run(self, argv: Sequence[str], timeout: float = 20.0) -> str:
+        """Run to completion; stdout as text, SetupError (with stderr) on a non-zero exit."""
+
+    def open_stream(self, argv: Sequence[str]) -> IO[bytes]:
+        """Start a long-running command; its stdout as a binary file (close() stops it)."""
+
+
+# --- local: a network namespace on this machine ---------------------------------------------
+
+
+class LocalTransport:
+    """The agent's commands inside network namespace `netns` (None: this namespace) on this host."""
+
+    def __init__(self, netns: str | None = None) -> None:
+        self.netns = netns
+        self.where = f"netns {netns}" if netns else "this host"
+
+    def _popen_kwargs(self) -> dict[str, Any]:
+        from svcwatch.netns import preexec_into  # the lab helper: setns in the child before exec
+
+        return {"preexec_fn": preexec_into(self.netns)} if self.netns else {}
+
+    def _check_binary(self, argv: Sequence[str]) -> None:
+        if shutil.which(argv[0]) is None:
+            package = PACKAGES.get(argv[0], argv[0])
+            raise SetupError(f"{argv[0]} is not installed: apt-get install {package}")
+
+    def run(self, argv: Sequence[str], timeout: float = 20.0) -> str:
+        self._check_binary(argv)
+        done = subprocess.run(  # noqa: PLW1509 - preexec_fn only calls setns
+            list(argv), capture_output=True, timeout=timeout, check=False, **self._popen_kwargs()
+        )
+        if done.returncode != 0:
+            raise command_failed(argv, self.where, done.returncode, done.stderr.decode(errors="replace"))
+        return done.stdout.decode(errors="replace")
+
+    def open_stream(self, argv: Sequence[str]) -> IO[bytes]:
+        self._check_binary(argv)
+        proc = subprocess.Popen(  # noqa: PLW1509 - preexec_fn only calls setns
+            list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, **self._popen_kwargs()
+        )
+        return ProcessStream(proc)
+
+
+class ProcessStream(io.RawIOBase):
+    """A child's stdout as a raw binary stream; close() terminates the child."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        assert proc.stdout is not None
+        self._out = proc.stdout
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._out.read1(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+    @property
+    def stderr_text(self) -> str:
+        """What the command said on stderr (read once it exited)."""
+        if self.proc.poll() is None or self.proc.stderr is None:
+            return ""
+        return self.proc.stderr.read().decode(errors="replace")
+
+    def close(self) -> None:
+        if not self.closed and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        super().close()
+
+
+# --- remote: the exec API of a running agent pod ----------------------------------------------
+
+
+class ExecTransport:
+    """The agent's commands run by `kubectl exec`-equivalent calls into pod `pod`."""
+
+    def __init__(self, api: Any, namespace: str, pod: str, node: str, container: str = "agent") -> None:
+        self.api = api  # a svcwatch.cluster.api.ClusterApi
+        self.namespace = namespace
+        self.pod = pod
+        self.container = container
+        self.where = f"node {node}"
+
+    def _connect(self, argv: Sequence[str]) -> Any:
+        from kubernetes.stream import stream  # heavy: only cluster mode needs it
+
+        core = self.api.core
+        return self.api.call_stream(
+            "create", "pods/exec", self.namespace,
+            lambda: stream(
+                core.connect_get_namespaced_pod_exec, self.pod, self.namespace,
+                command=list(argv), container=self.container,
+                stderr=True, stdin=False, stdout=True, tty=False,
+                _preload_content=False, binary=True,
+            ),
+        )
+
+    def run(self, argv: Sequence[str], timeout: float = 20.0) -> str:
+        ws = self._connect(argv)
+        out, err = bytearray(), bytearray()
+        try:
+            ws.run_forever(timeout=timeout)
+            out += ws.read_channel(STDOUT)
+            err += ws.read_channel(STDERR)
+            code = ws.returncode
+        finally:
+            ws.close()
+        if code not in (0, None):
+            raise command_failed(argv, self.where, code, err.decode(errors="replace"))
+        return out.decode(errors="replace")
+
+    def open_stream(self, argv: Sequence[str]) -> IO[bytes]:
+        return io.BufferedReader(ExecStream(self._connect(argv)), buffer_size=65536)
+
+
+class ExecStream(io.RawIOBase):
+    """A websocket exec session's stdout as a raw binary stream (stderr kept for messages)."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.stderr = bytearray()
+        self._pending = b""
+        self._lock = threading.Lock()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            return self._readinto(buffer)
+        except Exception:
+            if self.closed:  # close() from another thread tore the socket down mid-read
+                return 0
+            raise
+
+    def _readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            if self.closed or not self.ws.is_open():
+                self._pending = bytes(self.ws.read_channel(STDOUT)) if not self.closed else b""
+                if not self._pending:
+                    return 0  # EOF
+                break
+            self.ws.update(timeout=READ_TIMEOUT)
+            self._pending = bytes(self.ws.read_channel(STDOUT))
+            self.stderr += self.ws.read_channel(STDERR)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    @property
+    def stderr_text(self) -> str:
+        return self.stderr.decode(errors="replace")
+
+    def close(self) -> None:
+        with self._lock:
+            if not self.closed:
+                self.ws.close()
+                super().close()
+
+
+def command_failed(argv: Sequence[str], where: str, code: int, stderr: str) -> SetupError:
+    """A failed agent command as one line: which command, where, and its last stderr line."""
+    last = next((line for line in reversed(stderr.strip().splitlines()) if line.strip()), "")
+    name = argv[0]
+    hint = f" (is {name} in the agent image? see --agent-image)" if code in (126, 127) else ""
+    return SetupError(f"{name} failed on {where} (exit {code}): {last.strip()}{hint}")
