@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -36,3 +37,19 @@ def package_data_dir(name: str) -> Path:
     here = Path(__file__).resolve().parent
     bundled = here / f"_{name}"
     return bundled if bundled.is_dir() else here.parent / name
+
+
+def manifest_files(paths: Iterable[str] | None) -> list[Path]:
+    """YAML files named by -f (files or directories), else the bundled manifests/."""
+    from svcwatch.model.errors import InputError
+
+    roots = [Path(p) for p in paths] if paths else [package_data_dir("manifests")]
+    out: list[Path] = []
+    for root in roots:
+        if root.is_dir():
+            out.extend(sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml")))
+        elif root.is_file():
+            out.append(root)
+        else:
+            raise InputError(f"no such file or directory: {root}", field="-f")
+    return out

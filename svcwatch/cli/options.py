@@ -30,14 +30,22 @@ def scenario_names() -> list[str]:
     return list(SCENARIOS)
 
 
+# The lab's flags one by one, for `svcwatch lab ...` subcommands that take only some of them.
+lab_name_option = click.option(
+    "--name", "lab_name", default=DEFAULT_LAB_NAME, show_default=True, envvar="SVCWATCH_LAB",
+    help="Which lab to build or reuse; labs with different names coexist.")
+manifests_option = click.option(
+    "-f", "--filename", "manifests", multiple=True, type=click.Path(),
+    help="Manifest file or directory (repeatable). Default: the bundled manifests/.")
+pods_option = click.option(
+    "--pods", type=click.IntRange(0, 64), default=7, show_default=True,
+    help="Idle pods on the bridge besides the echo pod (each gets a veth, so ARP floods show).")
+
 lab_options = _apply(
     [
-        click.option("--name", "lab_name", default=DEFAULT_LAB_NAME, show_default=True, envvar="SVCWATCH_LAB",
-                     help="Which lab to build or reuse; labs with different names coexist."),
-        click.option("-f", "--filename", "manifests", multiple=True, type=click.Path(),
-                     help="Manifest file or directory (repeatable). Default: the bundled manifests/."),
-        click.option("--pods", type=click.IntRange(0, 64), default=7, show_default=True,
-                     help="Idle pods on the bridge besides the echo pod (each gets a veth, so ARP floods show)."),
+        lab_name_option,
+        manifests_option,
+        pods_option,
         click.option("-s", "--scenario", default=None,
                      help="Start in this scenario: happy, wrong-port, wrong-ip, mixed, not-ready, empty, pod-down, rollout-race."),
         click.option("--sync-delay", type=click.FloatRange(0, 60), default=0.0, show_default=True,

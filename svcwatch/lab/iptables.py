@@ -1,0 +1,164 @@
+"""Program the lab node's netfilter exactly as kube-proxy does: `iptables-restore --noflush`.
+
+kube-proxy (iptables mode) installs its hook rules once, then on every sync writes the whole set of
+KUBE-* chains in one `iptables-restore --noflush` call (`*filter` then `*nat`); a `:CHAIN - [0:0]`
+line flushes just that chain, and chains of endpoints that went away are deleted with `-X`. To
+know which chains went away it reads the kernel back with `iptables-save`, as kube-proxy does on a
+full sync. Everything here runs inside the node's namespace; the host's tables are never touched.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from svcwatch import netns
+from svcwatch.kubeproxy.rules import ChainTree, Rule, RuleSet
+from svcwatch.model.endpointslice import EndpointSlice
+from svcwatch.model.errors import SetupError
+from svcwatch.model.service import Service
+
+SERVICE_CHAIN_RE = re.compile(r"^KUBE-(?:SVC|SVL|EXT|FW|SEP)-[A-Z2-7]{16}$")
+# sudo's secure_path usually has these, a plain user's PATH often does not.
+SBIN_DIRS = ("/usr/sbin", "/sbin", "/usr/local/sbin")
+MISSING = "{tool} not found: install the Debian package 'iptables' (apt-get install iptables)"
+
+
+def iptables_tool(tool: str) -> str:
+    """The full path of `iptables-restore`/`iptables-save`/`iptables`, or a SetupError naming the package."""
+    path = shutil.which(tool) or next(
+        (str(Path(d) / tool) for d in SBIN_DIRS if (Path(d) / tool).exists()), None
+    )
+    if path is None:
+        raise SetupError(MISSING.format(tool=tool))
+    return path
+
+
+def _run(node_ns: str, argv: list[str], stdin: str | None = None) -> str:
+    proc = netns.run_in(node_ns, argv, input=stdin, capture_output=True, text=True)
+    if proc.returncode != 0:
+        first = (proc.stderr.strip().splitlines() or ["(no message)"])[0]
+        raise SetupError(f"{Path(argv[0]).name} failed in namespace {node_ns}: {first}")
+    return proc.stdout
+
+
+def restore(node_ns: str, text: str) -> float:
+    """`iptables-restore --noflush` inside the node; returns how long it took in ms."""
+    start = time.perf_counter()
+    _run(node_ns, [iptables_tool("iptables-restore"), "-w", "5", "--noflush"], stdin=text)
+    return (time.perf_counter() - start) * 1000
+
+
+def save(node_ns: str, *, counters: bool = False, table: str | None = None) -> str:
+    argv = [iptables_tool("iptables-save")]
+    if counters:
+        argv.append("-c")
+    if table:
+        argv += ["-t", table]
+    return _run(node_ns, argv)
+
+
+def backend(node_ns: str) -> str:
+    """Which iptables the node uses: `iptables-nft` or `iptables-legacy` (from `iptables --version`)."""
+    from svcwatch.kubeproxy.restore import detect_backend
+
+    return str(detect_backend(_run(node_ns, [iptables_tool("iptables"), "--version"])))
+
+
+def service_chains(saved: RuleSet) -> set[str]:
+    """The per-Service chains (SVC/SVL/EXT/FW/SEP) present in a dump of the nat table."""
+    names: set[str] = set()
+    for table in saved.tables:
+        if table.name == "nat":
+            names.update(c for c in table.chains if SERVICE_CHAIN_RE.match(c))
+            names.update(r.chain for r in table.rules if SERVICE_CHAIN_RE.match(r.chain))
+    return names
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """One sync: which Service chains were created and deleted, and how long the restore took."""
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    took_ms: float
+    text: str
+
+
+def sync_service(node_ns: str, service: Service, slice_: EndpointSlice, cluster_cidr: str) -> SyncResult:
+    """Render the Service from its slice and write it into the node, deleting chains that went away."""
+    from svcwatch.kubeproxy.render import ProxyConfig, render  # pure, but only a sync needs it
+    from svcwatch.kubeproxy.restore import parse_save, to_restore_text
+
+    existing = service_chains(parse_save(save(node_ns, table="nat")))
+    # Given what is in the kernel, the renderer also flushes and deletes what this sync drops.
+    desired = render(service, [slice_], config=ProxyConfig(cluster_cidr=cluster_cidr), stale_chains=existing)
+    stale = tuple(sorted(c for t in desired.tables for c in t.deleted))
+    wanted = service_chains(desired) - set(stale)
+    text = to_restore_text(desired)
+    took_ms = restore(node_ns, text)
+    return SyncResult(tuple(sorted(wanted - existing)), stale, took_ms, text)
+
+
+def install_hooks(node_ns: str, cluster_cidr: str) -> None:
+    """kube-proxy's jump rules from the built-in chains, once, when the node is built."""
+    from svcwatch.kubeproxy.render import ProxyConfig, hook_rules
+    from svcwatch.kubeproxy.restore import to_restore_text
+
+    restore(node_ns, to_restore_text(hook_rules(ProxyConfig(cluster_cidr=cluster_cidr))))
+
+
+def read_tree(node_ns: str, service: Service, backend_name: str = "") -> ChainTree:
+    """The Service's chain tree as the kernel has it now (nat and filter), with counters."""
+    from svcwatch.kubeproxy.restore import parse_save, service_tree
+
+    return service_tree(parse_save(save(node_ns, counters=True)), service, backend=backend_name)
+
+
+def desired_tree(service: Service, slice_: EndpointSlice, cluster_cidr: str) -> ChainTree:
+    """The chain tree the renderer wants for this slice (what the kernel should have)."""
+    from svcwatch.kubeproxy.render import ProxyConfig, render
+    from svcwatch.kubeproxy.restore import saved_form, service_tree
+
+    rendered = render(service, [slice_], config=ProxyConfig(cluster_cidr=cluster_cidr))
+    return service_tree(saved_form(rendered), service)
+
+
+def rule_facts(rule: Rule) -> tuple[str, str | None, str | None, str | None, float | None]:
+    """What a rule means, independent of how iptables-save re-spells it (/32, flag order, %.11f)."""
+    probability = None if rule.probability is None else round(rule.probability, 6)
+    return (rule.chain, rule.target, rule.comment, rule.dnat_to, probability)
+
+
+def tree_differences(desired: ChainTree, actual: ChainTree) -> list[str]:
+    """Human-readable differences between the desired and the kernel's chain tree (empty: in sync)."""
+    out: list[str] = []
+    for chain in desired.chains.keys() - actual.chains.keys():
+        out.append(f"chain {chain} is missing from the kernel")
+    for chain in actual.chains.keys() - desired.chains.keys():
+        out.append(f"chain {chain} is in the kernel but not wanted")
+    want = sorted(rule_facts(r) for r in desired.all_rules())
+    have = sorted(rule_facts(r) for r in actual.all_rules())
+    for facts in want:
+        if facts in have:
+            have.remove(facts)
+        elif facts[0] in actual.chains or facts[0] not in desired.chains:
+            out.append(f"rule missing: {_describe(facts)}")
+    out.extend(f"unexpected rule: {_describe(f)}" for f in have if f[0] in desired.chains)
+    return out
+
+
+def _describe(facts: tuple[str, str | None, str | None, str | None, float | None]) -> str:
+    chain, target, comment, dnat_to, probability = facts
+    parts = [chain, f"-j {target}"]
+    if dnat_to:
+        parts.append(f"--to-destination {dnat_to}")
+    if probability is not None:
+        parts.append(f"p={probability}")
+    if comment:
+        parts.append(f'"{comment}"')
+    return " ".join(parts)

@@ -1,0 +1,335 @@
+"""LabNode: one lab, built or attached, and everything a session or the CLI does with it.
+
+The lab is the embedded stand-in for a k3s node: its ObjectStore is the API server (the Service
+and the one EndpointSlice as YAML), `reconcile` is kube-proxy (render the stored objects and write
+them into the node's netfilter), and the pods are real namespaces with a real echo process. A lab
+outlives the process that built it; `attach` picks it up again from its state directory.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from svcwatch.kubeproxy.rules import ChainTree
+from svcwatch.lab import build, iptables, pods
+from svcwatch.lab.instances import (
+    LabRecord,
+    PodRecord,
+    ProcessRef,
+    lab_dir,
+    load_record,
+    locked,
+    recorded_names,
+    remove_state,
+    save_record,
+)
+from svcwatch.lab.privileges import require_lab_privileges
+from svcwatch.lab.topology import LabSpec, baseline_slice_of, first_service, validate_lab_name
+from svcwatch.model.endpointslice import EndpointSlice
+from svcwatch.model.errors import InputError
+from svcwatch.model.events import RulesSynced
+from svcwatch.model.manifest import ManifestSet, dump_slice, parse_documents
+from svcwatch.model.scenario import ScenarioContext, apply_scenario, get_scenario
+from svcwatch.model.service import Service
+from svcwatch.session.base import EndpointFacts
+from svcwatch.store import ObjectStore, atomic_write, scenario_of
+
+BASELINE_FILE = "baseline-endpointslice.yaml"
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    """A pod as the dashboard shows it: is its echo process listening right now?"""
+
+    name: str
+    ip: str
+    netns: str
+    veth: str
+    port: int | None
+    listening: bool
+
+
+class LabNode:
+    """A built lab: its spec, its pods, its object store, and kube-proxy's job on it."""
+
+    def __init__(self, record: LabRecord, state_root: Path) -> None:
+        self.record = record
+        self.spec = record.spec
+        self.state_root = state_root
+        self.store = ObjectStore(lab_dir(state_root, record.spec.name))
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    @classmethod
+    def up(cls, spec: LabSpec, manifests: ManifestSet, state_root: Path,
+           progress: Callable[[str], None] | None = None) -> LabNode:
+        """Build the lab, or reuse it when it is healthy and the same; a broken one is rebuilt."""
+        require_lab_privileges()
+        iptables.iptables_tool("iptables-restore")
+        say = progress or (lambda _: None)
+        with locked(state_root, spec.name):
+            old = load_record(state_root, spec.name)
+            if old is not None and old.spec == spec and not build.is_healthy(old):
+                say(f"lab {spec.name} is up and healthy: reusing it")
+                return cls(old, state_root)
+            if old is not None or build.lab_namespaces(spec.name):
+                problems = build.is_healthy(old) if old and old.spec == spec else ["the spec changed"]
+                say(f"rebuilding lab {spec.name}: {'; '.join(problems) or 'leftovers found'}")
+                build.teardown(spec.name, old)
+            keep_objects = old is not None and old.spec == spec
+            node = cls._build(spec, state_root, say)
+            node._write_objects(manifests, keep_slice=keep_objects)
+            synced = node.reconcile()
+            say(f"rules synced: {synced.text()}")
+            return node
+
+    @classmethod
+    def _build(cls, spec: LabSpec, state_root: Path, say: Callable[[str], None]) -> LabNode:
+        record = LabRecord(spec, builder=ProcessRef.of(os.getpid()))
+        save_record(state_root, record)  # first, so `lab down` knows the lab even if we die now
+        try:
+            build.build(spec, record, say)
+        except BaseException:
+            build.teardown(spec.name, record)
+            remove_state(state_root, spec.name)
+            raise
+        record.status = "ready"
+        save_record(state_root, record)
+        return cls(record, state_root)
+
+    @classmethod
+    def attach(cls, name: str, state_root: Path) -> LabNode:
+        """The lab called `name`; InputError naming `lab up` when there is none."""
+        record = load_record(state_root, validate_lab_name(name))
+        if record is None:
+            raise InputError(f"no lab named {name} (run: svcwatch lab up --name {name})")
+        return cls(record, state_root)
+
+    @staticmethod
+    def down(name: str, state_root: Path) -> bool:
+        """Remove the lab's processes, namespaces and state; False if there was nothing."""
+        require_lab_privileges()
+        validate_lab_name(name)
+        with locked(state_root, name):
+            found = build.teardown(name, load_record(state_root, name))
+            return remove_state(state_root, name) or found
+
+    @staticmethod
+    def down_all(state_root: Path) -> list[str]:
+        """Tear down every lab recorded under `state_root`; returns their names."""
+        return [name for name in LabNode.list_names(state_root) if LabNode.down(name, state_root)]
+
+    @staticmethod
+    def list_names(state_root: Path) -> list[str]:
+        return recorded_names(state_root)
+
+    def problems(self) -> list[str]:
+        return build.is_healthy(load_record(self.state_root, self.spec.name) or self.record)
+
+    # --- objects ---------------------------------------------------------------------------
+
+    def _write_objects(self, manifests: ManifestSet, keep_slice: bool) -> None:
+        service = first_service(manifests)
+        self.store.write_service(yaml.safe_dump(service_manifest(service, self.spec.cluster_ip), sort_keys=False))
+        atomic_write(self.store.root / BASELINE_FILE, dump_slice(baseline_slice_of(manifests, service)))
+        if keep_slice and self.store.slice_path.exists():
+            try:
+                self.store.read_slice()
+                return
+            except InputError:
+                pass
+        self.store.write_slice(self.baseline_slice(), scenario="happy")
+
+    def service(self) -> Service:
+        return replace(self.store.read_service(), cluster_ip=self.spec.cluster_ip)
+
+    def baseline_slice(self) -> EndpointSlice:
+        """The manifests' slice, pointing at the current socat pod (a rollout moves it)."""
+        text = (self.store.root / BASELINE_FILE).read_text()
+        baseline = next(o for o in parse_documents(text, BASELINE_FILE) if isinstance(o, EndpointSlice))
+        echo = self.echo_record()
+        moved = tuple(
+            replace(e, addresses=(echo.ip, *e.addresses[1:])) if e.address == self.spec.echo_ip else e
+            for e in baseline.endpoints
+        )
+        return replace(baseline.with_endpoints(*moved), resource_version=None, annotations={})
+
+    def current_slice(self) -> EndpointSlice:
+        return self.store.read_slice()
+
+    def current_scenario(self) -> str | None:
+        try:
+            return scenario_of(self.store.read_slice())
+        except InputError:
+            return None
+
+    def scenario_context(self) -> ScenarioContext:
+        used = {p.ip for p in self.record.pods}
+        return ScenarioContext(baseline=self.baseline_slice(), unused_ip=self.spec.unused_ip(used))
+
+    def set_scenario(self, name: str) -> EndpointSlice:
+        """Do the scenario's pod action, then store its slice (rules follow on `reconcile`)."""
+        scenario = get_scenario(name)
+        if scenario.pod_action == "stop-listener":
+            self.stop_listener()
+        elif scenario.pod_action == "rollout":
+            self.rollout()
+        else:
+            self.start_listener()  # a scenario without a pod action runs on a healthy pod
+        return self.store.write_slice(apply_scenario(name, self.scenario_context()), scenario=name)
+
+    def apply_slice(self, slice_: EndpointSlice, scenario: str | None = None) -> EndpointSlice:
+        """Store a user's slice after checking it belongs to the lab's Service."""
+        service = self.service()
+        if slice_.namespace != service.namespace or slice_.service_name != service.name:
+            raise InputError(
+                f"the slice is for service {slice_.namespace}/{slice_.service_name}, "
+                f"the lab serves {service.key}", source=slice_.key, field="metadata.labels")
+        if slice_.address_type != "IPv4":
+            raise InputError("the lab is IPv4-only", source=slice_.key, field="addressType")
+        return self.store.write_slice(replace(slice_, resource_version=None), scenario=scenario)
+
+    # --- kube-proxy --------------------------------------------------------------------------
+
+    def reconcile(self) -> RulesSynced:
+        """Render the stored Service and slice and write them into the node, as kube-proxy syncs."""
+        with locked(self.state_root, self.spec.name, "sync"):
+            service = self.service()
+            result = iptables.sync_service(self.spec.node_ns, service, self.store.read_slice(),
+                                           self.spec.cluster_cidr)
+        return RulesSynced(ts=time.time(), service=service.key, added=result.added,
+                           removed=result.removed, backend=self.iptables_backend(), took_ms=result.took_ms)
+
+    def read_chain(self) -> ChainTree:
+        return iptables.read_tree(self.spec.node_ns, self.service(), self.iptables_backend())
+
+    def iptables_backend(self) -> str:
+        if not self.record.backend:
+            self.record.backend = iptables.backend(self.spec.node_ns)
+        return self.record.backend
+
+    def drift(self) -> list[str]:
+        """How the kernel differs from what the store says it should be (empty: in sync)."""
+        out = self.problems()
+        if out:
+            return out
+        if pods.read_sysctl(self.spec.node_ns, "net.ipv4.ip_forward") != "1":
+            out.append("ip_forward is off in the node")
+        echo = self.echo_record()
+        if self.current_scenario() != "pod-down" and echo.port not in pods.listening_ports(echo.netns):
+            out.append(f"nothing listens on {echo.ip}:{echo.port} in pod {echo.name}")
+        desired = iptables.desired_tree(self.service(), self.store.read_slice(), self.spec.cluster_cidr)
+        return out + iptables.tree_differences(desired, self.read_chain())
+
+    def endpoint_facts(self) -> list[EndpointFacts]:
+        """For each endpoint and port in the stored slice: which pod has the IP, does it listen?"""
+        slice_ = self.store.read_slice()
+        by_ip = {p.ip: p for p in self.record.pods}
+        ports = [p.port for p in slice_.ports] or [None]
+        facts = []
+        for endpoint in slice_.endpoints:
+            pod = by_ip.get(endpoint.address or "")
+            listening = pods.listening_ports(pod.netns) if pod else set()
+            for port in ports:
+                facts.append(EndpointFacts(endpoint.address or "", port, pod.name if pod else None,
+                                           (port in listening) if pod and port else None, self.spec.node_ns))
+        return facts
+
+    # --- pods ------------------------------------------------------------------------------
+
+    @property
+    def pods(self) -> list[PodInfo]:
+        return [self._info(p) for p in self.record.pods]
+
+    @property
+    def echo_pod(self) -> PodInfo:
+        return self._info(self.echo_record())
+
+    def echo_record(self) -> PodRecord:
+        pod = self.record.pod(self.record.echo_pod)
+        if pod is None:
+            raise InputError(f"lab {self.spec.name} has no echo pod (run: svcwatch lab up --name {self.spec.name})")
+        return pod
+
+    def _info(self, pod: PodRecord) -> PodInfo:
+        listening = pod.port is not None and pod.port in pods.listening_ports(pod.netns)
+        return PodInfo(pod.name, pod.ip, pod.netns, pod.veth, pod.port, listening)
+
+    def _reload(self) -> None:
+        self.record = load_record(self.state_root, self.spec.name) or self.record
+
+    def _pod_record(self, name: str | None) -> PodRecord:
+        self._reload()
+        if name is None:
+            return self.echo_record()
+        pod = self.record.pod(name)
+        if pod is None:
+            known = ", ".join(p.name for p in self.record.pods)
+            raise InputError(f"no pod {name!r} in lab {self.spec.name} (pods: {known})")
+        return pod
+
+    def stop_listener(self, pod: str | None = None) -> None:
+        """Kill the pod's echo process (the pod crashed): its kernel now answers SYNs with RST."""
+        with locked(self.state_root, self.spec.name):
+            record = self._pod_record(pod)
+            if record.echo is not None:
+                pods.kill_process(record.echo)
+            record.echo = None
+            save_record(self.state_root, self.record)
+
+    def start_listener(self, pod: str | None = None) -> None:
+        """Start the pod's echo process again (no-op when it is running)."""
+        with locked(self.state_root, self.spec.name):
+            record = self._pod_record(pod)
+            if record.port is None or (record.echo is not None and record.echo.alive()):
+                return
+            record.echo = pods.wait_ready(pods.start_echo(self.spec, record), record.name)
+            save_record(self.state_root, self.record)
+
+    def rollout(self, retire_old: bool = True) -> PodInfo:
+        """A new socat pod with a new name and IP; the old one goes unless `retire_old` is False."""
+        from svcwatch.lab.rollout import replace_echo_pod
+
+        with locked(self.state_root, self.spec.name):
+            self._reload()
+            new = replace_echo_pod(self.record, retire_old)
+            save_record(self.state_root, self.record)
+        return self._info(new)
+
+    def retire_pod(self, name: str) -> None:
+        """Remove a pod (its process, veth and namespace): the end of a rollout."""
+        from svcwatch.lab.rollout import retire
+
+        with locked(self.state_root, self.spec.name):
+            retire(self.record, self._pod_record(name))
+            save_record(self.state_root, self.record)
+
+
+def service_manifest(service: Service, cluster_ip: str) -> dict[str, Any]:
+    """The Service as the API server would store it, with the lab's cluster IP assigned."""
+    ports = []
+    for p in service.ports:
+        port: dict[str, Any] = {"port": p.port, "protocol": p.protocol}
+        if p.name:
+            port["name"] = p.name
+        if p.target_port is not None:
+            port["targetPort"] = p.target_port
+        if p.node_port is not None:
+            port["nodePort"] = p.node_port
+        ports.append(port)
+    spec: dict[str, Any] = {"type": service.type, "clusterIP": cluster_ip, "ports": ports}
+    if service.selector:
+        spec["selector"] = dict(service.selector)
+    if service.external_traffic_policy != "Cluster":
+        spec["externalTrafficPolicy"] = service.external_traffic_policy
+    meta: dict[str, Any] = {"name": service.name, "namespace": service.namespace}
+    if service.labels:
+        meta["labels"] = dict(service.labels)
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec}

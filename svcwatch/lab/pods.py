@@ -1,0 +1,174 @@
+"""Pods: a network namespace behind a veth on `cni0`, and (for the socat pod) an echo process.
+
+This is what the bridge CNI plugin does for each pod on a k3s node: make a namespace, create a veth
+pair whose node end (`vethXXXXXXXX`) is enslaved to `cni0` and whose other end is the pod's `eth0`,
+give `eth0` the pod's address and a default route via the bridge. The veth is created with its
+peer directly inside the pod's namespace, so nothing ever appears in the host namespace. The echo
+process is started inside the pod's namespace in its own session, so it outlives the svcwatch that
+started it, and is identified by its process id plus start time.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from svcwatch import netns
+from svcwatch.lab.instances import PodRecord, ProcessRef
+from svcwatch.lab.topology import LabSpec, PodPlan
+from svcwatch.model.errors import SetupError
+
+ECHO_MODULE = "svcwatch.lab.echo"
+ECHO_READY_TIMEOUT = 10.0
+TCP_LISTEN = "0A"
+
+
+def iproute_in(name: str) -> Any:
+    """An IPRoute socket bound to namespace `name` (opened from this thread, no helper process)."""
+    from pyroute2 import IPRoute  # heavy: only the lab needs netlink
+
+    with netns.entered(name):
+        return IPRoute()
+
+
+def create_netns(name: str) -> None:
+    from pyroute2 import netns as pr_netns  # heavy: only the lab needs it
+
+    pr_netns.create(name)
+
+
+def remove_netns(name: str) -> bool:
+    """Unmount and unlink a named namespace; False if it did not exist."""
+    from pyroute2 import netns as pr_netns
+
+    if not netns.exists(name):
+        return False
+    try:
+        pr_netns.remove(name)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def write_sysctl(name: str, key: str, value: str) -> None:
+    """Write a per-namespace sysctl from a thread inside `name` (never the host's)."""
+    with netns.entered(name), open(f"/proc/sys/{key.replace('.', '/')}", "w") as fh:
+        fh.write(value)
+
+
+def read_sysctl(name: str, key: str) -> str:
+    with netns.entered(name), open(f"/proc/sys/{key.replace('.', '/')}") as fh:
+        return fh.read().strip()
+
+
+def quiet_ipv6(name: str) -> None:
+    """No IPv6 in the lab: router solicitations and MLD reports would only be noise on the bridge."""
+    for scope in ("all", "default"):
+        write_sysctl(name, f"net.ipv6.conf.{scope}.disable_ipv6", "1")
+
+
+def add_pod(node_ipr: Any, bridge_index: int, spec: LabSpec, plan: PodPlan) -> None:
+    """Create the pod's namespace, its veth pair on `cni0`, its address and default route."""
+    create_netns(plan.netns)
+    quiet_ipv6(plan.netns)
+    node_ipr.link("add", ifname=plan.veth, kind="veth", peer={"ifname": "eth0", "net_ns_fd": plan.netns})
+    index = node_ipr.link_lookup(ifname=plan.veth)[0]
+    node_ipr.link("set", index=index, master=bridge_index, state="up")
+    configure_inside(plan.netns, plan.ip, spec.pod_prefix, spec.bridge_ip)
+
+
+def configure_inside(name: str, address: str, prefixlen: int, gateway: str) -> None:
+    """Inside namespace `name`: lo up, `eth0` with `address`, up, default route via `gateway`."""
+    ipr = iproute_in(name)
+    try:
+        lo, eth0 = ipr.link_lookup(ifname="lo")[0], ipr.link_lookup(ifname="eth0")[0]
+        ipr.link("set", index=lo, state="up")
+        ipr.addr("add", index=eth0, address=address, prefixlen=prefixlen)
+        ipr.link("set", index=eth0, state="up")
+        ipr.route("add", dst="0.0.0.0/0", gateway=gateway)
+    finally:
+        ipr.close()
+
+def remove_pod(node_ipr: Any | None, pod: PodRecord) -> None:
+    """Stop the pod's process and remove its namespace (its veth pair goes with it)."""
+    if pod.echo is not None:
+        kill_process(pod.echo)
+    if node_ipr is not None:
+        for index in node_ipr.link_lookup(ifname=pod.veth):
+            node_ipr.link("del", index=index)
+    remove_netns(pod.netns)
+
+
+def start_echo(spec: LabSpec, pod: PodPlan | PodRecord) -> subprocess.Popen[bytes]:
+    """Start the echo listener inside the pod (detached); call `wait_ready` before relying on it."""
+    argv = [sys.executable, "-m", ECHO_MODULE, "--port", str(pod.port),
+            "--lab", spec.name, "--pod", pod.name]
+    return netns.popen_in(
+        pod.netns, argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True, close_fds=True, env=_echo_env(),
+    )
+
+
+def _echo_env() -> dict[str, str]:
+    # The child imports svcwatch from wherever this process did (an editable checkout or a wheel).
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root}
+
+
+def wait_ready(proc: subprocess.Popen[bytes], pod_name: str, timeout: float = ECHO_READY_TIMEOUT) -> ProcessRef:
+    """Block until the echo process says `ready`; SetupError with its stderr if it dies first."""
+    assert proc.stdout is not None and proc.stderr is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline() if ready else b""
+    if line.strip() != b"ready":
+        proc.kill()
+        err = proc.stderr.read().decode(errors="replace").strip().splitlines()
+        raise SetupError(f"the echo process of pod {pod_name} did not start: {err[-1] if err else 'timed out'}")
+    proc.stdout.close()
+    proc.stderr.close()
+    ref = ProcessRef.of(proc.pid)
+    if ref is None:
+        raise SetupError(f"the echo process of pod {pod_name} exited right after starting")
+    return ref
+
+
+def kill_process(ref: ProcessRef, timeout: float = 2.0) -> bool:
+    """SIGKILL a process we started (if it is still that process) and wait until it is gone."""
+    if not ref.alive():
+        return False
+    try:
+        os.kill(ref.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:  # our own child: reap it; someone else's: wait for init to
+            os.waitpid(ref.pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if not ref.alive():
+            return True
+        time.sleep(0.002)
+    return True
+
+
+def listening_ports(name: str) -> set[int]:
+    """TCP ports in LISTEN state inside namespace `name` (its /proc/net/tcp, read from inside)."""
+    with netns.entered(name):
+        try:
+            lines = Path("/proc/thread-self/net/tcp").read_text().splitlines()[1:]
+        except FileNotFoundError:
+            return set()
+    ports = set()
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 3 and fields[3] == TCP_LISTEN:
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
