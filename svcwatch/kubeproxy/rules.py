@@ -40,6 +40,7 @@ class Table:
     rules: list[Rule] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     policies: dict[str, str] = field(default_factory=dict)  # built-in chains: name -> ACCEPT/DROP
+    deleted_after: int | None = None  # kube-proxy writes its -X lines after this many rules (None: last)
 
     def rules_of(self, chain: str) -> list[Rule]:
         return [r for r in self.rules if r.chain == chain]
