@@ -84,6 +84,10 @@ class NodeCapture:
         self._kernel_drops = 0
         self._stats_lock = threading.Lock()
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
     def start(self, bpf: str) -> None:
         """Open the socket inside the namespace, attach `bpf`, start the reader thread."""
         if self._thread is not None:

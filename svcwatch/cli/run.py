@@ -1,0 +1,131 @@
+"""`svcwatch run`: the merged event stream, headless, as the seed's lines or as JSON Lines.
+
+The same session as the dashboard (the lab by default, a cluster with --cluster) feeds one queue;
+this command prints it in time order until --duration ends or Ctrl-C, then tears the session down
+(the lab unless --keep). Sources deliver in batches (the capture every ~50 ms, a probe when it
+finishes), so events are held for a short window and released sorted by their timestamp: a SYN
+seen at +3.519s prints before the probe that completed at +3.522s. Each line is flushed as it is
+written, so scripts and tests can follow the stream live.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+from typing import Any, TextIO
+
+import click
+
+from svcwatch.cli import options
+from svcwatch.model.events import Event, plain_line, to_dict
+from svcwatch.sinks import QueueSink
+
+REORDER_SECONDS = 0.25  # longer than the capture's flush period, short enough to feel live
+
+
+class StreamPrinter:
+    """Holds events for REORDER_SECONDS and writes them in timestamp order, one flushed line each."""
+
+    def __init__(self, out: TextIO, *, as_json: bool, t0: float) -> None:
+        self.out, self.as_json, self.t0 = out, as_json, t0
+        self._heap: list[tuple[float, int, Event]] = []
+        self._seq = itertools.count()
+
+    def add(self, events: list[Event]) -> None:
+        for event in events:
+            heapq.heappush(self._heap, (event.ts, next(self._seq), event))
+
+    def release(self, now: float | None = None) -> None:
+        """Write every event older than the window (all of them when `now` is None)."""
+        horizon = None if now is None else now - REORDER_SECONDS
+        while self._heap and (horizon is None or self._heap[0][0] <= horizon):
+            _, _, event = heapq.heappop(self._heap)
+            self.out.write(self.format(event) + "\n")
+            self.out.flush()
+
+    def format(self, event: Event) -> str:
+        if self.as_json:
+            return json.dumps(to_dict(event), separators=(",", ":"))
+        return plain_line(event, self.t0)
+
+
+class _Starter(threading.Thread):
+    """Runs `session.start` off the main thread so its progress notices print while it builds."""
+
+    def __init__(self, session: Any, sink: QueueSink) -> None:
+        super().__init__(name="session-start", daemon=True)
+        self.session, self.sink = session, sink
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.session.start(self.sink)
+        except BaseException as exc:  # re-raised on the main thread, which prints it as one line
+            self.error = exc
+
+
+def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def stream(session: Any, printer: StreamPrinter, duration: float | None) -> None:
+    """Start `session`, print its events until `duration` passes or Ctrl-C, then stop it."""
+    sink = QueueSink()
+    starter = _Starter(session, sink)
+    deadline: float | None = None
+    try:
+        starter.start()
+        while True:
+            printer.add(sink.drain(timeout=0.05))
+            printer.release(time.time())
+            if deadline is None and not starter.is_alive():
+                if starter.error is not None:
+                    raise starter.error
+                deadline = time.monotonic() + duration if duration is not None else float("inf")
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        starter.join()  # never tear down under a build that is still running
+        try:
+            session.stop()
+        finally:
+            printer.add(sink.drain())
+            printer.release()
+
+
+@click.command(help="Print the merged stream (packets, probes, slice and rule changes) until "
+               "--duration ends or Ctrl-C; the lab is built or reused and torn down at the end "
+               "unless --keep.")
+@click.option("--plain", "as_json", flag_value=False,
+              help="The seed's line format: +3.519s  [pktcap]  tcp-packet  [eth0] ... (default).")
+@click.option("--json", "as_json", flag_value=True, default=False,
+              help="JSON Lines, one event per line, explicit fields.")
+@click.option("-d", "--duration", type=click.FloatRange(min=0), default=None,
+              help="Stop after this many seconds of streaming (default: until Ctrl-C).")
+@options.lab_options
+@options.probe_options
+@options.cluster_options
+@click.option("--record", type=click.Path(dir_okay=False), default=None,
+              help="Record the stream to this file (replay with `svcwatch replay FILE`).")
+@click.option("--pcap", type=click.Path(dir_okay=False), default=None,
+              help="Also write every captured packet to this pcapng file.")
+def run(as_json: bool, duration: float | None, **kwargs: Any) -> None:
+    from svcwatch.session.factory import make_session  # backends are heavy: import on use
+
+    t0 = time.time()
+    session = make_session(**kwargs)
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        stream(session, StreamPrinter(sys.stdout, as_json=as_json, t0=t0), duration)
+    except BrokenPipeError:  # `svcwatch run | head`: the reader left, the lab is already down
+        sys.stderr.close()
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,82 @@
+"""make_session: the one place that turns CLI flags into a running backend.
+
+The dashboard and `svcwatch run` share it, so the same flags mean the same thing in both: the lab
+by default, a real cluster with `--cluster`, a recording of either with `--record FILE`, and every
+captured packet also written to a pcapng file with `--pcap FILE`. Backends are imported only when
+chosen, so the lab's netlink code never loads for a cluster session and vice versa.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from svcwatch.model.errors import SetupError
+from svcwatch.session.base import Session
+from svcwatch.sinks import EventSink, FanoutSink
+
+
+class PcapTapSession:
+    """Any Session, with its packet events also written to a pcapng file (closed on stop)."""
+
+    def __init__(self, inner: Session, path: Path) -> None:
+        from svcwatch.record.pcap import PcapngSink  # opens the file now: a bad path fails early
+
+        self.inner = inner
+        self.pcap = PcapngSink(path)
+
+    @property
+    def kind(self) -> str:
+        return self.inner.kind
+
+    @property
+    def title(self) -> str:
+        return f"{self.inner.title} [pcap {self.pcap.path.name}]"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)  # the rest of the Session protocol, and a lab's extras
+
+    def start(self, sink: EventSink) -> None:
+        self.inner.start(FanoutSink([sink, self.pcap]))
+
+    def stop(self) -> None:
+        try:
+            self.inner.stop()
+        finally:
+            self.pcap.close()
+
+
+def _missing(part: str, exc: ImportError) -> SetupError:
+    return SetupError(f"{part} is not available in this build of svcwatch ({exc.name} missing)")
+
+
+def make_session(**cli_kwargs: Any) -> Session:
+    """The session the flags ask for: ClusterSession with `cluster=True`, else LabSession.
+
+    `record` wraps it in a RecordingSession; `pcap` adds a pcapng writer. Other keys are the
+    shared flags of svcwatch.cli.options, passed through to the backend.
+    """
+    record, pcap = cli_kwargs.pop("record", None), cli_kwargs.pop("pcap", None)
+    session: Session
+    if cli_kwargs.get("cluster"):
+        try:
+            from svcwatch.session.cluster import ClusterSession
+        except ImportError as exc:
+            raise _missing("cluster mode", exc) from exc
+        session = ClusterSession(**cli_kwargs)
+    else:
+        from svcwatch.session.lab import LabSession
+
+        session = LabSession(**cli_kwargs)
+    if pcap:
+        try:
+            session = PcapTapSession(session, Path(pcap))
+        except ImportError as exc:
+            raise _missing("--pcap", exc) from exc
+    if record:
+        try:
+            from svcwatch.session.recording import RecordingSession
+        except ImportError as exc:
+            raise _missing("--record", exc) from exc
+        session = RecordingSession(session, Path(record))
+    return session

@@ -1,0 +1,270 @@
+"""LabSession: the lab node, its watcher, the packet capture and the probes, as one Session.
+
+This is where the backends meet. The lab's object store is its API server; the watcher (LabSource)
+follows it, and every slice change — from a scenario key, `svcwatch lab apply` in another
+terminal, or an editor — takes the same path, the one kube-proxy and a CNI capture would take:
+
+    endpointslice (seen, with a diff)  ->  [--sync-delay]  ->  iptables (rules synced)
+    ->  capture-started (the BPF filter re-derived)  ->  sync timings (write->rules, ->first packet)
+
+Only the process holding the lab's controller lease reconciles; a second svcwatch on the same lab
+watches, captures and probes, and leaves the rules to the first one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from svcwatch.capture.bpf import filter_for
+from svcwatch.capture.sniffer import NodeCapture
+from svcwatch.kubeproxy.rules import ChainTree
+from svcwatch.locations import state_dir
+from svcwatch.model.endpointslice import EndpointSlice
+from svcwatch.model.errors import InputError
+from svcwatch.model.events import Event, Notice, RulesSynced, SliceChanged
+from svcwatch.model.manifest import collect, parse_documents, parse_ipv4, parse_port
+from svcwatch.model.scenario import get_scenario
+from svcwatch.model.service import Service
+from svcwatch.probe.tcp import ProbeLoop
+from svcwatch.session.base import EndpointFacts
+from svcwatch.sinks import EventSink
+from svcwatch.store import written_at
+from svcwatch.watch.sync import SyncTracker
+
+if TYPE_CHECKING:
+    from svcwatch.lab.node import LabNode
+    from svcwatch.watch.events import WatchEvent
+    from svcwatch.watch.lab_source import LabSource
+
+
+def parse_probe_target(text: str) -> tuple[str, int]:
+    """`HOST:PORT` (IPv4) -> a connect address; InputError naming --probe when malformed."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        raise InputError(f"expected HOST:PORT, got {text!r}", field="--probe")
+    return parse_ipv4(host, "--probe address"), parse_port(port, "--probe port")
+
+
+class _TimingSink:
+    """Passes events on, and lets the sync tracker close a timing on the first packet or probe."""
+
+    def __init__(self, downstream: EventSink, tracker: SyncTracker, lock: threading.Lock) -> None:
+        self.downstream, self.tracker, self.lock = downstream, tracker, lock
+
+    def emit(self, event: Event) -> None:
+        self.emit_many((event,))
+
+    def emit_many(self, events: Sequence[Event]) -> None:
+        self.downstream.emit_many(events)
+        with self.lock:
+            timings = [t for t in map(self.tracker.observed, events) if t is not None]
+        if timings:
+            self.downstream.emit_many(timings)
+
+
+class LabSession:
+    """A lab built (or reused) from manifests, streaming everything it sees into one sink."""
+
+    kind = "lab"
+
+    def __init__(
+        self, *, lab_name: str, manifests: Sequence[str] | None, pods: int, scenario: str | None,
+        sync_delay: float, keep: bool, interval: float, timeout: float, payload: str | bytes,
+        probe_target: str | None, state_root: Path | None = None, **_ignored: Any,
+    ) -> None:
+        if scenario is not None:
+            get_scenario(scenario)  # unknown names fail before anything is built
+        self.lab_name = lab_name
+        self.manifest_paths = list(manifests or [])
+        self.idle_pods = pods
+        self.start_scenario = scenario
+        self.sync_delay = sync_delay
+        self.keep = keep
+        self.interval, self.timeout = interval, timeout
+        self.payload = payload.encode() if isinstance(payload, str) else payload
+        self.probe_target = parse_probe_target(probe_target) if probe_target else None
+        self.state_root = state_root or state_dir()
+        self.node: LabNode | None = None
+        self.controller = False
+        self._sink: EventSink | None = None
+        self._capture: NodeCapture | None = None
+        self._source: LabSource | None = None
+        self._probes: ProbeLoop | None = None
+        self._tracker = SyncTracker(expects_rules=True)
+        self._tracker_lock = threading.Lock()
+
+    @property
+    def title(self) -> str:
+        node_ip = self.node.spec.node_ip if self.node else "?"
+        return f"lab {self.lab_name} (node {node_ip})"
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, sink: EventSink) -> None:
+        """Build or reuse the lab, then watch, capture and probe; progress arrives as Notices."""
+        from svcwatch.lab import claim_controller  # the lab pulls in pyroute2: import on use
+
+        self._sink = _TimingSink(sink, self._tracker, self._tracker_lock)
+        self.node = self._bring_up()
+        spec = self.node.spec
+        self.controller = claim_controller(spec.name, self.state_root)
+        if not self.controller:
+            self._notice("warning", "another svcwatch reconciles this lab: this one watches, captures "
+                                    "and probes, and leaves the iptables rules to it")
+        if self.start_scenario:
+            self.node.set_scenario(self.start_scenario)
+        self._capture = NodeCapture(spec.node_ns, self._sink, service_key=self.node.service().key,
+                                    node=None)
+        self._start_watcher()  # its first delivery reconciles and starts the capture
+        target = self.probe_target or (spec.node_ip, self._node_port())
+        self._probes = ProbeLoop(self._sink, target=target, netns=spec.client_ns, interval=self.interval,
+                                 timeout=self.timeout, payload=self.payload)
+        self._probes.start()
+        self._notice("info", f"probing {target[0]}:{target[1]} from {spec.client_ns} every {self.interval:g}s")
+
+    def _bring_up(self) -> LabNode:
+        from svcwatch.lab.node import LabNode
+        from svcwatch.lab.sources import load_manifests
+        from svcwatch.lab.topology import LabSpec
+
+        manifests = load_manifests(self.manifest_paths or None)
+        spec = LabSpec.from_manifests(manifests, self.lab_name, idle_pods=self.idle_pods)
+        self._notice("info", f"lab {spec.name}: building or reusing (node {spec.node_ip})")
+        return LabNode.up(spec, manifests, self.state_root, progress=lambda m: self._notice("info", m))
+
+    def _start_watcher(self) -> None:
+        from svcwatch.watch.lab_source import LabSource  # watchfiles is a Rust extension
+
+        assert self.node is not None
+        self._source = LabSource(self.node.store, self._on_watch_event,
+                                 on_error=lambda message: self._notice("warning", message))
+        self._source.start()
+
+    def stop(self) -> None:
+        """Stop probes, watcher and capture, give the lease back, tear the lab down unless kept."""
+        for part in (self._probes, self._source, self._capture):
+            if part is not None:
+                part.stop()
+        self._probes = self._source = self._capture = None
+        if self.node is None:
+            return
+        from svcwatch.lab import release_controller
+        from svcwatch.lab.node import LabNode
+
+        if self.controller:
+            release_controller(self.node.spec.name, self.state_root)
+        if self.keep:
+            self._notice("info", f"lab {self.lab_name} kept (svcwatch lab down --name {self.lab_name} removes it)")
+        else:
+            LabNode.down(self.node.spec.name, self.state_root)
+            self._notice("info", f"lab {self.lab_name} torn down")
+        self.node = None
+
+    # --- the watch pipeline ------------------------------------------------------------------
+
+    def _on_watch_event(self, event: WatchEvent) -> None:
+        """One object change: show it, [delay], reconcile, re-filter, time it. Never raises."""
+        try:
+            if event.kind == "EndpointSlice":
+                self._on_slice_event(event)
+            elif event.type != "ADDED":  # the initial Service comes with its slice, synced then
+                self._notice("info", f"service {event.key} {event.type.lower()}: " + "; ".join(event.describe()))
+                self._sync_and_refilter(None)
+        except Exception as exc:  # the watcher thread must survive a failed sync; the user sees why
+            self._notice("error", f"sync failed: {' '.join(str(exc).split())}")
+
+    def _on_slice_event(self, event: WatchEvent) -> None:
+        from svcwatch.watch.convert import slice_from_body
+
+        body = event.new or event.body
+        slice_ = slice_from_body(body, "lab")
+        scenario = slice_.annotations.get("svcwatch.dev/scenario")
+        self._emit(SliceChanged(event.seen_at, event.key, event.type, event.resource_version,
+                                event.describe(), scenario, manifest=dict(body)))
+        if event.type == "DELETED":
+            self._notice("warning", f"EndpointSlice {event.key} deleted: the rules keep the last version")
+            return
+        if self._capture is not None and self._capture.running:  # a change, not the first state
+            with self._tracker_lock:
+                self._tracker.written(event.resource_version, written_at(slice_) or event.seen_at,
+                                      slice_key=event.key)
+            if self.sync_delay:
+                time.sleep(self.sync_delay)  # kube-proxy's minSyncPeriod: the rules lag the object
+        self._sync_and_refilter(event.resource_version)
+
+    def _sync_and_refilter(self, resource_version: str | None) -> None:
+        assert self.node is not None and self._capture is not None
+        if self.controller:
+            synced: RulesSynced = self.node.reconcile()
+            self._emit(synced)
+            with self._tracker_lock:
+                timing = self._tracker.rules_applied(resource_version, synced.ts)
+            if timing is not None:
+                self._emit(timing)
+        bpf = self.capture_filter()
+        if not self._capture.running:
+            self._capture.start(bpf)
+        elif bpf != self._capture.bpf or resource_version is not None:
+            self._capture.set_filter(bpf)
+
+    def capture_filter(self) -> str:
+        """The BPF text for the current Service and slice on this lab's node."""
+        assert self.node is not None
+        spec = self.node.spec
+        return filter_for(self.node.service(), self.node.current_slice(), node_ip=spec.node_ip,
+                          pod_cidr=spec.pod_cidr, client_ip=spec.client_ip)
+
+    def _node_port(self) -> int:
+        service = self.service()
+        port = next((p.node_port for p in service.ports if p.node_port), None)
+        if port is None:
+            raise InputError(f"service {service.key} has no nodePort to probe (pass --probe HOST:PORT)")
+        return port
+
+    def _emit(self, event: Event) -> None:
+        if self._sink is not None:
+            self._sink.emit(event)
+
+    def _notice(self, kind: str, message: str) -> None:
+        self._emit(Notice(time.time(), kind, message, origin="lab"))
+
+    # --- what the dashboard asks -------------------------------------------------------------
+
+    def _lab(self) -> LabNode:
+        if self.node is None:
+            raise InputError("the lab is not running (start the session first)")
+        return self.node
+
+    def service(self) -> Service:
+        return self._lab().service()
+
+    def current_slice(self) -> EndpointSlice:
+        return self._lab().current_slice()
+
+    def current_scenario(self) -> str | None:
+        return self._lab().current_scenario()
+
+    def request_scenario(self, name: str) -> None:
+        """Write the scenario's slice; the watcher then carries it through like any other change."""
+        scenario = get_scenario(name)
+        self._notice("scenario", f"scenario {scenario.name}: {scenario.title}")
+        self._lab().set_scenario(name)
+
+    def apply_slice_text(self, text: str) -> None:
+        found = collect(parse_documents(text, "edited slice"))
+        if len(found.slices) != 1:
+            raise InputError(f"expected exactly one EndpointSlice, found {len(found.slices)}")
+        self._lab().apply_slice(found.slices[0])
+
+    def read_chain(self) -> ChainTree:
+        return self._lab().read_chain()
+
+    def endpoint_facts(self) -> list[EndpointFacts]:
+        return self._lab().endpoint_facts()
+
+    def capture_stats(self) -> dict[str, int]:
+        return self._capture.stats() if self._capture is not None else {}
