@@ -1,0 +1,25 @@
+"""`svcwatch` with no subcommand: build or attach a session and open the dashboard on it.
+
+The session is made before Textual starts, so setup problems the factory can see up front (not
+root, a bad manifest, no kubeconfig) still end as one line and exit 2; problems while starting
+show inside the dashboard, and the first of them is repeated on stderr after it closes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from svcwatch.model.errors import SetupError
+
+
+def run_dashboard(**kwargs: Any) -> None:
+    """Open the dashboard with the CLI's flags (see svcwatch/cli/options.py)."""
+    from svcwatch.session.factory import make_session  # backends are heavy: import on use
+    from svcwatch.ui.app import SvcwatchApp  # Textual is heavy: import on use
+
+    theme = kwargs.get("theme")
+    session = make_session(**kwargs)
+    app = SvcwatchApp(session, theme_name=theme, keep=bool(kwargs.get("keep")))
+    app.run()
+    if app.start_error is not None:
+        raise SetupError(f"the session did not start: {app.start_error}")

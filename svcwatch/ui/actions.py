@@ -1,0 +1,85 @@
+"""One registry of every bindable dashboard action: keys, footer, command palette and help agree.
+
+The app builds its `BINDINGS` from `DASHBOARD_ACTIONS`, the command palette lists the same
+entries, and the help screen renders this table, so a key documented anywhere is the key that
+works. Scenario keys come from `svcwatch.model.scenario.SCENARIOS` so a new scenario needs no UI
+change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+from svcwatch.model.scenario import SCENARIOS
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    """A user-facing action: its key, the app action it runs and how to describe it."""
+
+    id: str  # stable name a user keymap could target, e.g. "scenario-wrong-port"
+    key: str  # Textual key name ("1", "space", "question_mark")
+    display_key: str  # what the help screen prints ("1", "space", "?")
+    action: str  # app action string, e.g. "scenario('wrong-port')"
+    description: str  # short footer label
+    help: str  # one sentence for the help screen and the palette
+    show: bool = True  # shown in the footer
+
+    def binding(self) -> Binding:
+        return Binding(
+            self.key,
+            self.action,
+            self.description,
+            show=self.show,
+            tooltip=self.help,
+            id=self.id,
+            key_display=self.display_key,
+        )
+
+
+def _scenario_actions() -> list[ActionSpec]:
+    out = []
+    for scenario in SCENARIOS.values():
+        out.append(
+            ActionSpec(
+                id=f"scenario-{scenario.name}",
+                key=scenario.key,
+                display_key=scenario.key,
+                action=f"scenario('{scenario.name}')",
+                description=scenario.title,
+                help=f"{scenario.title}: {scenario.caption}",
+                # 5-8 stay off the footer so it fits 80 columns; help and palette list them.
+                show=int(scenario.key) <= 4,
+            )
+        )
+    return out
+
+
+DASHBOARD_ACTIONS: list[ActionSpec] = [
+    *_scenario_actions(),
+    ActionSpec("edit-slice", "e", "e", "edit_slice", "Edit slice",
+               "Edit the EndpointSlice in $EDITOR; it is validated on save and applied only if valid."),
+    ActionSpec("pause-stream", "space", "space", "toggle_pause", "Pause",
+               "Pause or resume the packet stream (packets keep being counted)."),
+    ActionSpec("filter-stream", "slash", "/", "filter_stream", "Filter",
+               "Filter the packet stream by interface, address or kind (empty shows all)."),
+    ActionSpec("clear-stream", "c", "c", "clear_stream", "Clear",
+               "Clear the packet stream and the probe history."),
+    ActionSpec("next-theme", "t", "t", "next_theme", "Theme",
+               "Switch to the next theme (dark, light, projector, then your own)."),
+    ActionSpec("help", "question_mark", "?", "help", "Help", "Show this help screen."),
+    ActionSpec("quit", "q", "q", "quit_dashboard", "Quit",
+               "Quit; the lab is torn down unless svcwatch was started with --keep."),
+]
+
+
+def bindings() -> list[Binding]:
+    """The app's key bindings, in registry order."""
+    return [spec.binding() for spec in DASHBOARD_ACTIONS]
+
+
+def scenario_for_key(key: str) -> str | None:
+    """The scenario bound to `key`, if any."""
+    return next((s.name for s in SCENARIOS.values() if s.key == key), None)

@@ -1,0 +1,172 @@
+"""The diagnosis line: the current failure mode, in one sentence, from evidence only.
+
+`Evidence` accumulates what the stream showed since the slice last changed (recent probe outcomes,
+RSTs coming back from endpoints, ARP requests nobody answered, ICMP "host unreachable") and what
+the session knows (the slice, which pod has which IP, who listens). `diagnose` turns that into one
+sentence a learner can follow, naming the packet that proves it and what a client sees. It is pure
+(no Textual), so every case is a plain unit test.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from statistics import median
+
+from svcwatch.kubeproxy.rules import ChainTree
+from svcwatch.model.endpointslice import EndpointSlice
+from svcwatch.model.events import Event, PacketEvent, ProbeEvent, SliceChanged
+from svcwatch.session.base import EndpointFacts
+
+PROBE_WINDOW = 10  # recent probes that count: enough for "~50%", short enough to show recovery
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """One sentence and how bad it is: ok | partial | fail | waiting."""
+
+    text: str
+    level: str
+
+
+@dataclass(slots=True)
+class Evidence:
+    """What the stream and the session showed since the slice last changed."""
+
+    service: str = "the Service"
+    slice: EndpointSlice | None = None
+    facts: list[EndpointFacts] = field(default_factory=list)
+    chain: ChainTree | None = None
+    probes: deque[ProbeEvent] = field(default_factory=lambda: deque(maxlen=PROBE_WINDOW))
+    rst_from: set[tuple[str, int]] = field(default_factory=set)
+    arp_asked: dict[str, str] = field(default_factory=dict)  # target IP -> interface seen on
+    arp_answered: set[str] = field(default_factory=set)
+    host_unreachable: int = 0
+
+    def observe(self, event: Event) -> None:
+        """Fold one stream event in; a slice change starts a fresh window."""
+        if isinstance(event, SliceChanged):
+            self.reset_stream()
+        elif isinstance(event, ProbeEvent):
+            self.probes.append(event)
+        elif isinstance(event, PacketEvent):
+            self._observe_packet(event)
+
+    def _observe_packet(self, packet: PacketEvent) -> None:
+        if packet.kind == "tcp-packet" and "RST" in packet.flags and packet.sport is not None:
+            self.rst_from.add((packet.src, packet.sport))
+        elif packet.kind == "arp-request":
+            # Prefer naming the bridge: that is where the node asks.
+            if packet.dst not in self.arp_asked or packet.iface == "cni0":
+                self.arp_asked[packet.dst] = packet.iface
+        elif packet.kind == "arp-reply":
+            self.arp_answered.add(packet.src)
+        elif packet.kind == "icmp" and "host unreachable" in packet.detail:
+            self.host_unreachable += 1
+
+    def reset_stream(self) -> None:
+        self.probes.clear()
+        self.rst_from.clear()
+        self.arp_asked.clear()
+        self.arp_answered.clear()
+        self.host_unreachable = 0
+
+
+def _port(evidence: Evidence) -> int | None:
+    ports = evidence.slice.ports if evidence.slice else ()
+    return next((p.port for p in ports if p.port), None)
+
+
+def _ready_addresses(evidence: Evidence) -> list[str]:
+    if evidence.slice is None:
+        return []
+    return [e.address for e in evidence.slice.endpoints if e.address and e.conditions.is_ready]
+
+
+def _fact(evidence: Evidence, address: str) -> EndpointFacts | None:
+    return next((f for f in evidence.facts if f.address == address), None)
+
+
+def _saw_unreachable(evidence: Evidence) -> bool:
+    return evidence.host_unreachable > 0 or any(
+        p.errno == "EHOSTUNREACH" or "no route to host" in p.error for p in evidence.probes
+    )
+
+
+def endpoint_problem(evidence: Evidence, address: str) -> tuple[str, str] | None:
+    """Why one endpoint fails, from evidence: (what the packets show, what clients see), or None."""
+    port = _port(evidence)
+    fact = _fact(evidence, address)
+    pod = f"pod {fact.pod}" if fact and fact.pod else "the pod"
+    if port is not None and (address, port) in evidence.rst_from:
+        return (f"SYN DNATed to {address}:{port} answered with RST: nothing listens on port "
+                f"{port} in {pod}", "clients see 'connection refused'")
+    asked = address in evidence.arp_asked and address not in evidence.arp_answered
+    if asked or (fact is not None and fact.pod is None):
+        where = evidence.arp_asked.get(address, "cni0")
+        seen = ("clients time out, then get 'no route to host' once ARP gives up"
+                if _saw_unreachable(evidence) else "clients time out")
+        verb = "unanswered" if asked else "would go unanswered"
+        return f"ARP who-has {address} {verb} on {where}: no pod has that IP", seen
+    if fact is not None and fact.listening is False:
+        return (f"nothing listens on port {port} in {pod} at {address}",
+                "clients see 'connection refused'")
+    return None
+
+
+def _has_reject(evidence: Evidence) -> bool:
+    rules = evidence.chain.filter_rules if evidence.chain else []
+    return any(r.target == "REJECT" for r in rules)
+
+
+def _healthy(evidence: Evidence, ok: list[ProbeEvent]) -> Diagnosis:
+    targets = []
+    for address in _ready_addresses(evidence):
+        fact = _fact(evidence, address)
+        pod = f" (pod {fact.pod})" if fact and fact.pod else ""
+        targets.append(f"{address}:{_port(evidence)}{pod}")
+    via = f" via {', '.join(targets)}" if targets else ""
+    connect = median(p.connect_ms or 0.0 for p in ok)
+    return Diagnosis(f"Healthy: {len(ok)} of {len(ok)} recent probes echoed{via}; "
+                     f"median connect {connect:.0f} ms", "ok")
+
+
+def _mixed(evidence: Evidence, failed: int, total: int, ready: list[str]) -> Diagnosis:
+    problems = [(a, p) for a in ready if (p := endpoint_problem(evidence, a)) is not None]
+    if not problems:
+        return Diagnosis(f"{failed} of {total} recent probes failed ({evidence.probes[-1].error or 'error'}) "
+                         "though no endpoint shows a fault yet", "partial")
+    share = round(100 * len(problems) / len(ready)) if ready else 0
+    noun = "endpoints is" if len(problems) == 1 else "endpoints are"  # "1 of 2 endpoints is bad"
+    first = problems[0][1][0]
+    return Diagnosis(f"{len(problems)} of {len(ready)} {noun} bad: ~{share}% of connections fail "
+                     f"({failed} of {total} recent probes); {first}", "partial")
+
+
+def _all_failed(evidence: Evidence, ready: list[str]) -> Diagnosis:
+    for address in ready:
+        problem = endpoint_problem(evidence, address)
+        if problem is not None:
+            return Diagnosis(f"{problem[0]}; {problem[1]}", "fail")
+    last = evidence.probes[-1]
+    return Diagnosis(f"All {len(evidence.probes)} recent probes failed at {last.phase or 'connect'}: "
+                     f"{last.error or last.errno or 'error'}", "fail")
+
+
+def diagnose(evidence: Evidence) -> Diagnosis:
+    """The one-sentence diagnosis for what the evidence shows now."""
+    ready = _ready_addresses(evidence)
+    no_endpoints = evidence.slice is not None and not ready
+    if no_endpoints and (_has_reject(evidence) or any(not p.ok for p in evidence.probes)):
+        return Diagnosis(f"{evidence.service} has no ready endpoints: kube-proxy's REJECT rule "
+                         "\"has no endpoints\" answers the SYN at once; clients see 'connection refused'",
+                         "fail")
+    if not evidence.probes:
+        return Diagnosis("Waiting for the first probe of this scenario…", "waiting")
+    ok = [p for p in evidence.probes if p.ok]
+    failed = len(evidence.probes) - len(ok)
+    if failed == 0:
+        return _healthy(evidence, ok)
+    if ok:
+        return _mixed(evidence, failed, len(evidence.probes), ready)
+    return _all_failed(evidence, ready)

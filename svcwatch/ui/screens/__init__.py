@@ -1,0 +1,1 @@
+"""Screens of the dashboard: the main four-pane view and the help overlay."""

@@ -1,0 +1,1 @@
+"""One pane widget per module, each named after what it shows."""

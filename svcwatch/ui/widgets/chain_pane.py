@@ -1,0 +1,127 @@
+"""ChainPane: the Service's iptables chain tree as the kernel has it, with live counters.
+
+Rules are read back from the kernel (never taken from the renderer), so what the pane shows is
+what packets really walk: entry rules (KUBE-SERVICES / KUBE-NODEPORTS) -> KUBE-EXT -> KUBE-SVC ->
+KUBE-SEP -> DNAT. `statistic` probabilities are also shown as effective shares, because "0.5 then
+1.0" really means 50% / 50%. Rules that appeared in the latest sync are highlighted for a while.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from rich.style import Style
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from svcwatch.kubeproxy.restore import share_of
+from svcwatch.kubeproxy.rules import ChainTree, Rule
+
+HIGHLIGHT_SECONDS = 4.0
+_MATCHES = re.compile(r"(?:^|\s)(!?\s?-[ds]\s+\S+|--dport\s+\d+)")
+
+
+def _match_summary(spec: str) -> str:
+    return " ".join(m.strip() for m in _MATCHES.findall(spec))
+
+
+class ChainPane(VerticalScroll):
+    """Entry rules, then each chain of the Service with its rules, counters and shares."""
+
+    COMPONENT_CLASSES = {"chain--name", "chain--counter", "chain--jump", "chain--changed",
+                         "chain--dim", "chain--reject"}
+
+    def __init__(self, clock: Callable[[], float], **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.clock = clock
+        self.chain_tree: ChainTree | None = None
+        self.changed_at: dict[str, float] = {}  # rule line -> when it appeared
+
+    def compose(self):  # type: ignore[no-untyped-def]
+        yield Static("reading rules from the kernel…", id="chain-body")
+
+    def on_mount(self) -> None:
+        self.border_title = "iptables chain"
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.redraw())
+
+    def show_tree(self, tree: ChainTree, after_sync: bool = False) -> None:
+        """Show a fresh read; rules not in the previous read are marked changed (after a sync)."""
+        now = self.clock()
+        if self.chain_tree is not None:
+            before = {r.line() for r in self.chain_tree.all_rules()}
+            for rule in tree.all_rules():
+                if rule.line() not in before:
+                    self.changed_at[rule.line()] = now
+        self.chain_tree = tree
+        backend = f" · {tree.backend}" if tree.backend else ""
+        self.border_title = f"iptables chain · {tree.service}{backend}"
+        self.redraw()
+
+    def tick(self) -> None:
+        """Expire highlights that are older than HIGHLIGHT_SECONDS."""
+        now = self.clock()
+        expired = [k for k, t in self.changed_at.items() if now - t > HIGHLIGHT_SECONDS]
+        for key in expired:
+            del self.changed_at[key]
+        if expired:
+            self.redraw()
+
+    @property
+    def chain_tree_service(self) -> str:
+        """The Service key; a comment that only repeats it is left out to save width."""
+        return self.chain_tree.service if self.chain_tree else ""
+
+    def is_highlighted(self, rule: Rule) -> bool:
+        return rule.line() in self.changed_at
+
+    def redraw(self) -> None:
+        if self.chain_tree is not None and self.is_mounted:
+            self.query_one("#chain-body", Static).update(self.render_tree(self.chain_tree))
+
+    def render_tree(self, tree: ChainTree) -> Text:
+        out = Text(no_wrap=True, overflow="ellipsis")
+        if not tree.entry and not tree.chains and not tree.filter_rules:
+            out.append(f"no rules for {tree.service} in the kernel", self._style("chain--dim"))
+            return out
+        entry_chains = sorted({r.chain for r in tree.entry})
+        self._section(out, " / ".join(entry_chains) or "entry", tree.entry, {})
+        shares = share_of(tree)
+        for chain, rules in tree.chains.items():
+            self._section(out, chain, rules, shares if chain.startswith(("KUBE-SVC-", "KUBE-SVL-")) else {})
+        if tree.filter_rules:
+            self._section(out, "filter table", tree.filter_rules)
+        out.rstrip()
+        return out
+
+    def _section(self, out: Text, title: str, rules: list[Rule], shares: dict[str, float]) -> None:
+        out.append(title + "\n", self._style("chain--name"))
+        for rule in rules:
+            out.append_text(self._rule_line(rule, shares.get(rule.target or "")))
+            out.append("\n")
+
+    def _rule_line(self, rule: Rule, share: float | None) -> Text:
+        changed = self.is_highlighted(rule)
+        line = Text("  ")
+        line.append(f"{rule.packets:>6} pkts ", self._style("chain--counter"))
+        if share is not None:
+            prob = "" if rule.probability is None else f" p={rule.probability:.5f}"
+            line.append(f"{share * 100:3.0f}%{prob} ", self._style("chain--jump"))
+        match = _match_summary(rule.spec)
+        if match:
+            line.append(match + " ")
+        target = rule.target or "?"
+        target_role = "chain--reject" if target in ("REJECT", "DROP") else "chain--jump"
+        line.append(f"-> {target}", self._style(target_role))
+        if rule.dnat_to:
+            line.append(f" {rule.dnat_to}", self._style("chain--jump"))
+        if rule.comment and rule.comment != self.chain_tree_service:
+            line.append(f'  "{rule.comment}"', self._style("chain--dim"))
+        if changed:
+            line.stylize(self._style("chain--changed"))
+            line.append("  ◀ new", self._style("chain--changed"))
+        return line
+
+    def _style(self, role: str) -> Style:
+        return self.get_component_rich_style(role, partial=True)
