@@ -126,7 +126,7 @@ def recorded_names(state_root: Path) -> list[str]:
 
 def remove_state(state_root: Path, name: str) -> bool:
     path = lab_dir(state_root, name)
-    existed = path.exists()
+    existed = (path / RECORD_FILE).exists()  # the directory alone may be just our lock file
     shutil.rmtree(path, ignore_errors=True)
     return existed
 
