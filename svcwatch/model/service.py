@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +15,17 @@ class ServicePort:
     name: str = ""
     target_port: int | str | None = None
     node_port: int | None = None
+
+    def to_manifest(self) -> dict[str, Any]:
+        """This port as an entry of a v1 Service's `spec.ports`."""
+        out: dict[str, Any] = {"port": self.port, "protocol": self.protocol}
+        if self.name:
+            out["name"] = self.name
+        if self.target_port is not None:
+            out["targetPort"] = self.target_port
+        if self.node_port is not None:
+            out["nodePort"] = self.node_port
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +49,17 @@ class Service:
     def port_named(self, name: str) -> ServicePort | None:
         """The Service port with this name ("" for the unnamed one), if any."""
         return next((p for p in self.ports if p.name == name), None)
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The Service as a v1 manifest; `parse_service` reads it back to an equal Service."""
+        meta: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
+        if self.labels:
+            meta["labels"] = dict(self.labels)
+        spec: dict[str, Any] = {"type": self.type, "ports": [p.to_manifest() for p in self.ports]}
+        if self.cluster_ip:
+            spec["clusterIP"] = self.cluster_ip
+        if self.selector:
+            spec["selector"] = dict(self.selector)
+        if self.external_traffic_policy != "Cluster":
+            spec["externalTrafficPolicy"] = self.external_traffic_policy
+        return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec}

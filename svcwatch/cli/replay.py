@@ -1,0 +1,184 @@
+"""`svcwatch replay` (the dashboard or the stream from a recording), `svcwatch export` (pcapng).
+
+Neither needs root, a lab or a cluster. A damaged recording replays up to the damage and says
+where in one line on stderr; a file that cannot be replayed at all is a one-line error, exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+
+from svcwatch.model.errors import InputError, SetupError
+
+
+class SpeedType(click.ParamType):  # type: ignore[type-arg]  # generic only in click stubs
+    """A positive factor (0.5, 2, 10) or `max` (no waiting: as fast as the output goes)."""
+
+    name = "X"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        if str(value).lower() in ("max", "inf"):
+            return math.inf
+        try:
+            speed = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number or 'max'", param, ctx)
+        if not speed > 0:
+            self.fail(f"{value!r} must be > 0", param, ctx)
+        return speed
+
+
+def _recording_path(recording: str | None, demo: bool) -> Path:
+    from svcwatch.record import DEMO_RECORDING
+
+    if demo and recording:
+        raise InputError("give a recording file or --demo, not both")
+    if demo:
+        if not DEMO_RECORDING.is_file():
+            raise SetupError(
+                f"the bundled demo recording is missing ({DEMO_RECORDING}); reinstall svcwatch"
+            )
+        return DEMO_RECORDING
+    if not recording:
+        raise InputError("which recording? give a FILE (or --demo for the bundled one)")
+    return Path(recording)
+
+
+@click.command(
+    help="""Replay a recording: the same dashboard, no root, no lab, no cluster.
+
+\b
+Keys: space pause/resume, . step one event, [ ] slower/faster, 1-4 jump to the next moment that
+scenario started. --plain/--json print the stream instead (like `svcwatch run`), at the
+recorded pace scaled by --speed (`--speed max`: no waiting).
+
+\b
+  svcwatch replay --demo                 the bundled recording of the four scenarios
+  svcwatch replay talk.svcrec.gz --speed 2
+  svcwatch replay --plain --speed max talk.svcrec
+"""
+)
+@click.argument("recording", required=False, type=click.Path(dir_okay=False))
+@click.option("--demo", is_flag=True, help="Play the recording bundled with svcwatch.")
+@click.option(
+    "--speed",
+    type=SpeedType(),
+    default="1",
+    show_default=True,
+    help="Playback speed factor, or 'max'.",
+)
+@click.option(
+    "--plain",
+    "output",
+    flag_value="plain",
+    help="Print the seed-format stream instead of the dashboard.",
+)
+@click.option(
+    "--json",
+    "output",
+    flag_value="json",
+    help="Print one JSON object per event instead of the dashboard.",
+)
+@click.option("--theme", default=None, help="Dashboard theme (as for `svcwatch`).")
+def replay(
+    recording: str | None, demo: bool, speed: float, output: str | None, theme: str | None
+) -> None:
+    from svcwatch.session.replay import ReplaySession
+
+    path = _recording_path(recording, demo)
+    if output is None and math.isinf(speed):
+        raise InputError("--speed max is for --plain/--json; the dashboard needs a finite speed")
+    session = ReplaySession(path, speed=speed)
+    if output is None:
+        _run_dashboard(session, theme=theme)
+    else:
+        _print_stream(session, output)
+    warning = session.recording.warning()
+    if warning:
+        click.echo(f"svcwatch: warning: {warning}", err=True)
+
+
+def _run_dashboard(session: Any, **opts: Any) -> None:
+    try:  # Textual is heavy: import on use
+        from svcwatch.cli.dashboard import run_session_dashboard  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise SetupError("the dashboard is not available here; use --plain or --json") from exc
+    run_session_dashboard(session, **{k: v for k, v in opts.items() if v is not None})
+
+
+def _print_stream(session: Any, output: str) -> None:
+    """Print the recorded events as `svcwatch run --plain/--json` printed them, then return."""
+    from svcwatch.model.events import plain_line, to_dict
+    from svcwatch.session.replay import REPLAY_ORIGIN
+    from svcwatch.sinks import QueueSink
+
+    queue = QueueSink()
+    t0 = session.recording.start_ts
+    session.start(queue)
+    try:
+        done = False
+        while not done:
+            done = session.finished  # read first: events emitted before `finished` are queued
+            for event in queue.drain(timeout=0.2):
+                if getattr(event, "origin", None) == REPLAY_ORIGIN:
+                    continue
+                line = plain_line(event, t0) if output == "plain" else json.dumps(to_dict(event))
+                click.echo(line)
+    finally:
+        session.stop()
+
+
+def _default_output(recording: Path) -> Path:
+    name = recording.name
+    for suffix in (".gz", ".svcrec", ".jsonl"):
+        name = name.removesuffix(suffix)
+    return Path(name + ".pcapng")
+
+
+@click.command(
+    help="""Write a recording's packets to a pcapng file for Wireshark or tshark.
+
+Each interface (eth0, cni0, the veths) gets its own interface block with its name, and each
+packet its direction (inbound/outbound), so `tshark -r OUT -T fields -e frame.interface_name`
+shows them as the dashboard did.
+
+\b
+  svcwatch export talk.svcrec.gz -o talk.pcapng
+  svcwatch export --demo -o demo.pcapng && tshark -r demo.pcapng -Y tcp.flags.reset==1
+"""
+)
+@click.argument("recording", required=False, type=click.Path(dir_okay=False))
+@click.option("--demo", is_flag=True, help="Export the recording bundled with svcwatch.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The pcapng file to write (default: the recording's name with .pcapng).",
+)
+def export(recording: str | None, demo: bool, output: str | None) -> None:
+    from svcwatch.record.pcap import PcapngSink
+    from svcwatch.record.reader import load_recording
+
+    path = _recording_path(recording, demo)
+    loaded = load_recording(path)
+    target = Path(output) if output else _default_output(path)
+    sink = PcapngSink(target)
+    try:
+        sink.emit_many(loaded.events)
+    finally:
+        sink.close()
+    names = ", ".join(dict.fromkeys(sink.interface_names)) or "none"
+    click.echo(f"wrote {sink.packets} packets to {target} (interfaces: {names})")
+    warning = loaded.warning()
+    if warning:
+        click.echo(f"svcwatch: warning: {warning}", err=True)

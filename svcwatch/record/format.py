@@ -1,0 +1,113 @@
+"""The svcwatch recording format, version 1: one JSON object per line, optionally gzip-compressed.
+
+A recording is what the dashboard showed, in the order it happened, so a replay can show it again
+anywhere (no root, no lab, no cluster). Line 1 is the header; every later line is one record whose
+`rec` field says what it holds:
+
+- `event`: one stream event (`svcwatch.model.events.to_dict` with raw frame bytes as base64);
+- `chain`: the Service's iptables chain tree with counters, as the dashboard read it;
+- `objects`: the Service and EndpointSlice as Kubernetes manifests;
+- `facts`: what the backend knew about each endpoint (a real pod? listening?);
+- `start`: the moment the stream started (the +0.000s of the plain output);
+- `scenario`: a scenario was requested; `key`: a key was pressed;
+- `end`: the recording was closed cleanly (a crash leaves no `end`).
+
+Readers skip records of a kind they do not know, so version 1 may gain kinds; anything a version-1
+reader would misread bumps `FORMAT_VERSION`. docs/recording-format.md is the user-facing copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from svcwatch.kubeproxy.rules import ChainTree, Rule
+from svcwatch.model.endpointslice import EndpointSlice
+from svcwatch.model.events import Event, from_dict, to_dict
+from svcwatch.model.manifest import parse_service, parse_slice
+from svcwatch.model.service import Service
+
+FORMAT_NAME = "svcwatch-recording"
+FORMAT_VERSION = 1
+SUFFIX = ".svcrec"
+
+# Fields `to_dict` adds that `from_dict` derives again: left out to keep recordings small.
+_DERIVED_EVENT_FIELDS = ("text", "source")
+
+
+def header(
+    *, backend: str, created: float, version: str, meta: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The first line: what this file is, which format version, and where it was recorded."""
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "created": created,
+        "svcwatch": version,
+        "backend": backend,
+        "meta": dict(meta or {}),
+    }
+
+
+def event_record(event: Event) -> dict[str, Any]:
+    data = to_dict(event, include_raw=True)
+    for name in _DERIVED_EVENT_FIELDS:
+        data.pop(name, None)
+    return {"rec": "event", "event": data}
+
+
+def event_from_record(record: dict[str, Any]) -> Event:
+    """The event of an `event` record; raises ValueError/TypeError when it is malformed."""
+    data = record["event"]
+    if not isinstance(data, dict):
+        raise ValueError("event is not an object")
+    return from_dict(data)
+
+
+def rule_to_dict(rule: Rule) -> dict[str, Any]:
+    """A rule with its default-valued fields left out (most rules have no probability or DNAT)."""
+    out: dict[str, Any] = {"chain": rule.chain, "spec": rule.spec}
+    for f in dataclasses.fields(rule):
+        value = getattr(rule, f.name)
+        if f.name not in out and value != f.default:
+            out[f.name] = value
+    return out
+
+
+def chain_to_dict(tree: ChainTree) -> dict[str, Any]:
+    return {
+        "service": tree.service,
+        "backend": tree.backend,
+        "entry": [rule_to_dict(r) for r in tree.entry],
+        "chains": {name: [rule_to_dict(r) for r in rules] for name, rules in tree.chains.items()},
+        "filter_rules": [rule_to_dict(r) for r in tree.filter_rules],
+    }
+
+
+def chain_from_dict(data: dict[str, Any]) -> ChainTree:
+    return ChainTree(
+        service=str(data["service"]),
+        entry=[Rule(**r) for r in data.get("entry", [])],
+        chains={
+            str(name): [Rule(**r) for r in rules] for name, rules in data.get("chains", {}).items()
+        },
+        filter_rules=[Rule(**r) for r in data.get("filter_rules", [])],
+        backend=str(data.get("backend", "")),
+    )
+
+
+def objects_record(service: Service, slice_: EndpointSlice, ts: float) -> dict[str, Any]:
+    return {
+        "rec": "objects",
+        "ts": ts,
+        "service": service.to_manifest(),
+        "slice": slice_.to_manifest(),
+    }
+
+
+def objects_from_record(record: dict[str, Any]) -> tuple[Service, EndpointSlice]:
+    """The Service and slice of an `objects` record; raises InputError when a manifest is bad."""
+    return (
+        parse_service(record["service"], "recording"),
+        parse_slice(record["slice"], "recording"),
+    )

@@ -1,0 +1,109 @@
+"""RecordingSession: any Session, with everything the dashboard gets from it written to a file.
+
+The wrapper sits where the dashboard meets the backend, so it records exactly what was shown:
+the event stream (the recorder is one more sink), and each value the dashboard pulled (chain
+snapshots with counters, Service and slice, endpoint facts), plus scenario requests and key
+presses. Pulled values are recorded only when they changed, so polling costs nothing on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from svcwatch.kubeproxy.rules import ChainTree
+from svcwatch.model.endpointslice import EndpointSlice
+from svcwatch.model.service import Service
+from svcwatch.record.writer import Recorder
+from svcwatch.session.base import EndpointFacts, Session
+from svcwatch.sinks import EventSink, FanoutSink
+
+
+class RecordingSession:
+    """Proxies every method of `inner` and records what it returns (see the module docstring)."""
+
+    def __init__(self, inner: Session, path: Path, *, meta: dict[str, Any] | None = None) -> None:
+        self.inner = inner
+        self.recorder = Recorder(
+            Path(path), backend=inner.kind, meta={"title": inner.title, **(meta or {})}
+        )
+        self._lock = threading.Lock()
+        self._last_objects: tuple[Service, EndpointSlice] | None = None
+        self._last_facts: list[dict[str, Any]] | None = None
+        self._last_service: Service | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.inner.kind
+
+    @property
+    def title(self) -> str:
+        return f"{self.inner.title} [recording to {self.recorder.path.name}]"
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything beyond the Session protocol (a lab's extra controls) goes straight through.
+        return getattr(self.inner, name)
+
+    def start(self, sink: EventSink, *, t0: float | None = None) -> None:
+        """Start the inner session; `t0` is the stream's +0.000s if the caller prints one."""
+        self.recorder.record_start(time.time() if t0 is None else t0)
+        self.inner.start(FanoutSink([sink, self.recorder]))
+        scenario = self.inner.current_scenario()
+        if scenario:
+            self.recorder.record_scenario(scenario, time.time())
+        self.current_slice()  # the objects at the start, even if the dashboard never asks
+
+    def stop(self) -> None:
+        try:
+            self.inner.stop()
+        finally:
+            self.recorder.close()
+
+    def service(self) -> Service:
+        service = self.inner.service()
+        with self._lock:
+            self._last_service = service
+        return service
+
+    def current_slice(self) -> EndpointSlice:
+        slice_ = self.inner.current_slice()
+        service = self._last_service or self.service()
+        with self._lock:
+            changed = self._last_objects != (service, slice_)
+            self._last_objects = (service, slice_)
+        if changed:
+            self.recorder.record_objects(service, slice_, time.time())
+        return slice_
+
+    def current_scenario(self) -> str | None:
+        return self.inner.current_scenario()
+
+    def request_scenario(self, name: str) -> None:
+        self.recorder.record_scenario(name, time.time())
+        self.inner.request_scenario(name)
+
+    def apply_slice_text(self, text: str) -> None:
+        self.inner.apply_slice_text(text)
+        self.current_slice()
+
+    def read_chain(self) -> ChainTree:
+        tree = self.inner.read_chain()
+        self.recorder.record_chain(tree, time.time())
+        return tree
+
+    def endpoint_facts(self) -> list[EndpointFacts]:
+        facts = self.inner.endpoint_facts()
+        as_dicts = [dataclasses.asdict(f) for f in facts]
+        with self._lock:
+            changed = as_dicts != self._last_facts
+            self._last_facts = as_dicts
+        if changed:
+            self.recorder.record_facts(as_dicts, time.time())
+        return facts
+
+    def record_key(self, key: str) -> None:
+        """The dashboard calls this for each key press it handles (recorded, never replayed)."""
+        self.recorder.record_key(key, time.time())

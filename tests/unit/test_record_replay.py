@@ -1,0 +1,247 @@
+"""Replaying a recording gives the recorded stream back, and the pulled state of each moment."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from record_samples import T0, chain_tree, seed_objects, wrong_port_exchange
+
+from svcwatch.kubeproxy.rules import ChainTree
+from svcwatch.model.endpointslice import EndpointSlice
+from svcwatch.model.errors import InputError
+from svcwatch.model.events import Event, Notice
+from svcwatch.model.service import Service
+from svcwatch.record.reader import load_recording
+from svcwatch.record.replay import ReplayClock
+from svcwatch.session.base import EndpointFacts
+from svcwatch.session.recording import RecordingSession
+from svcwatch.session.replay import REPLAY_ORIGIN, ReplaySession
+from svcwatch.sinks import CollectingSink, EventSink
+
+WAIT = 10.0  # a guard against hangs, never an assertion about speed
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_clock_scales_pauses_and_seeks() -> None:
+    real = FakeClock()
+    clock = ReplayClock(T0, speed=2.0, monotonic=real)
+    real.t += 1.5
+    assert clock.now() == T0 + 3.0
+    clock.pause()
+    real.t += 10
+    assert clock.now() == T0 + 3.0 and clock.seconds_until(T0 + 4) is None
+    clock.resume()
+    clock.set_speed(0.5)
+    real.t += 2
+    assert clock.now() == T0 + 4.0
+    assert clock.seconds_until(T0 + 5.0) == 2.0
+    clock.seek(T0 + 50)
+    assert clock.now() == T0 + 50
+    with pytest.raises(ValueError):
+        clock.set_speed(0)
+
+
+class ScriptedSession:
+    """A stand-in backend (kind "lab") whose scenario switches emit a scripted wrong-port stream."""
+
+    kind = "lab"
+    title = "lab test"
+
+    def __init__(self) -> None:
+        self.service_, self.slice_ = seed_objects()
+        self.sink: EventSink | None = None
+        self.scenario: str | None = "happy"
+        self.chain = chain_tree(0)
+        self.switches = 0
+        self.stopped = False
+
+    def start(self, sink: EventSink) -> None:
+        self.sink = sink
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def service(self) -> Service:
+        return self.service_
+
+    def current_slice(self) -> EndpointSlice:
+        return self.slice_
+
+    def current_scenario(self) -> str | None:
+        return self.scenario
+
+    def request_scenario(self, name: str) -> None:
+        assert self.sink is not None
+        self.scenario = name
+        self.switches += 1
+        now = (
+            time.time()
+        )  # the recorder stamps scenario requests and chain reads with the real clock
+        self.sink.emit(Notice(ts=now, kind="scenario", message=f"scenario {name}"))
+        self.sink.emit_many(wrong_port_exchange(now, sport=40000 + self.switches))
+        self.chain = chain_tree(self.switches)
+
+    def apply_slice_text(self, text: str) -> None:
+        raise InputError("not here")
+
+    def read_chain(self) -> ChainTree:
+        return self.chain
+
+    def endpoint_facts(self) -> list[EndpointFacts]:
+        return [EndpointFacts(address="10.42.0.142", port=12345, pod="socat-0", listening=True)]
+
+    def extra_control(self) -> str:
+        return "passed through"
+
+
+def record_scripted(path: Path) -> tuple[list[Event], list[ChainTree]]:
+    inner = ScriptedSession()
+    session = RecordingSession(inner, path)
+    shown = CollectingSink()
+    session.start(shown, t0=T0)  # the caller's +0.000s
+    chains = [session.read_chain()]
+    session.endpoint_facts()
+    for name in ("wrong-port", "wrong-ip", "mixed"):
+        session.request_scenario(name)
+        session.record_key({"wrong-port": "2", "wrong-ip": "3", "mixed": "4"}[name])
+        chains.append(session.read_chain())
+    assert session.extra_control() == "passed through" and session.kind == "lab"
+    session.stop()
+    assert inner.stopped
+    return shown.snapshot(), chains
+
+
+def replay_all(session: ReplaySession) -> list[Event]:
+    sink = CollectingSink()
+    session.start(sink)
+    assert session.wait_finished(WAIT)
+    session.stop()
+    return [e for e in sink.snapshot() if getattr(e, "origin", None) != REPLAY_ORIGIN]
+
+
+def test_recording_session_records_what_the_dashboard_was_shown(tmp_path: Path) -> None:
+    path = tmp_path / "s.svcrec.gz"
+    shown, chains = record_scripted(path)
+    rec = load_recording(path)
+    assert rec.events == shown and [e.raw for e in rec.events if hasattr(e, "raw")] == [
+        e.raw for e in shown if hasattr(e, "raw")
+    ]
+    assert [tree for _, tree in rec.chains] == chains
+    assert [name for _, name in rec.scenarios] == ["happy", "wrong-port", "wrong-ip", "mixed"]
+    assert [key for _, key in rec.keys] == ["2", "3", "4"]
+    assert rec.start_ts == T0 and rec.objects[0][1:] == seed_objects() and len(rec.facts) == 1
+
+
+def test_headless_replay_emits_the_recorded_stream(tmp_path: Path) -> None:
+    path = tmp_path / "s.svcrec"
+    shown, _ = record_scripted(path)
+    assert replay_all(ReplaySession(path, speed=math.inf)) == shown
+
+
+def test_pulled_state_is_the_recorded_state_at_the_replay_time(tmp_path: Path) -> None:
+    path = tmp_path / "s.svcrec"
+    _, chains = record_scripted(path)
+    session = ReplaySession(path, speed=1.0)
+    rec = session.recording
+    session.pause()
+    session.clock.seek(rec.chains[0][0])
+    assert session.read_chain() == chains[0] and session.current_scenario() == "happy"
+    session.clock.seek(rec.chains[2][0])
+    assert session.read_chain() == chains[2] and session.current_scenario() == "wrong-ip"
+    assert (session.service(), session.current_slice()) == seed_objects()
+    assert session.endpoint_facts() == [
+        EndpointFacts(address="10.42.0.142", port=12345, pod="socat-0", listening=True)
+    ]
+    with pytest.raises(InputError, match="cannot change the slice"):
+        session.apply_slice_text("kind: EndpointSlice")
+
+
+class SignallingSink(CollectingSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived = threading.Condition()
+
+    def emit_many(self, events: Sequence[Event]) -> None:
+        super().emit_many(events)
+        with self.arrived:
+            self.arrived.notify_all()
+
+    def emit(self, event: Event) -> None:
+        self.emit_many([event])
+
+    def wait_for(self, count: int) -> list[Event]:
+        with self.arrived:
+            assert self.arrived.wait_for(lambda: len(self.events) >= count, WAIT)
+        return self.snapshot()
+
+
+def paused_replay(path: Path) -> tuple[ReplaySession, SignallingSink]:
+    session = ReplaySession(path, speed=1.0)
+    session.pause()
+    sink = SignallingSink()
+    session.start(sink)
+    return session, sink
+
+
+def test_step_emits_one_event_at_a_time_while_paused(tmp_path: Path) -> None:
+    shown, _ = record_scripted(tmp_path / "s.svcrec")
+    session, sink = paused_replay(tmp_path / "s.svcrec")
+    for n in (1, 2, 3):
+        session.step()
+        assert sink.wait_for(n) == shown[:n]
+    assert session.paused and session.clock.now() == shown[2].ts
+    session.stop()
+
+
+def test_a_scenario_key_jumps_to_the_next_moment_that_scenario_started(tmp_path: Path) -> None:
+    shown, chains = record_scripted(tmp_path / "s.svcrec")
+    session, sink = paused_replay(tmp_path / "s.svcrec")
+    session.request_scenario("wrong-ip")
+    assert session.current_scenario() == "wrong-ip" and session.read_chain() == chains[1]
+    jumped = sink.wait_for(1)[0]
+    assert (
+        isinstance(jumped, Notice)
+        and jumped.origin == REPLAY_ORIGIN
+        and "jumped to wrong-ip" in jumped.message
+    )
+    session.step()
+    first = next(e for e in shown if isinstance(e, Notice) and e.message == "scenario wrong-ip")
+    assert sink.wait_for(2)[1] == first
+    with pytest.raises(
+        InputError, match="no 'rollout-race' scenario .* happy, mixed, wrong-ip, wrong-port"
+    ):
+        session.request_scenario("rollout-race")
+    session.stop()
+
+
+def test_speed_keys_step_through_fixed_speeds(tmp_path: Path) -> None:
+    path = tmp_path / "s.svcrec"
+    record_scripted(path)
+    session = ReplaySession(path, speed=1.0)
+    assert [
+        session.faster(),
+        session.faster(),
+        session.slower(),
+        session.slower(),
+        session.slower(),
+    ] == [
+        2.0,
+        5.0,
+        2.0,
+        1.0,
+        0.5,
+    ]
+    session.set_speed(25.0)
+    assert session.faster() == 25.0
