@@ -1,0 +1,164 @@
+"""`svcwatch run --json` on a real lab shows what the seed post shows, scenario by scenario.
+
+Each test runs the CLI as a user would (a subprocess, as root, with its own lab name and state
+directory) and asserts on the JSON Lines it printed. The lab is torn down by the run itself; the
+fixture tears it down again whatever happened and checks nothing of it is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from svcwatch import netns
+from svcwatch.lab.sources import load_manifests
+from svcwatch.lab.topology import LabSpec
+
+pytestmark = pytest.mark.lab
+
+CLIENT, NODE, BRIDGE, POD, WRONG_IP = "192.168.97.2", "192.168.97.3", "10.42.0.1", "10.42.0.142", "10.42.0.143"
+NODE_PORT, POD_PORT = 31234, 12345
+IDLE_PODS = 3
+
+Event = dict[str, Any]
+
+
+@dataclass
+class Lab:
+    name: str
+    state: Path
+    spec: LabSpec
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "SVCWATCH_STATE_DIR": str(self.state)}
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "svcwatch", *args]
+
+    def run_json(self, *args: str) -> list[Event]:
+        done = subprocess.run(
+            self.argv("run", "--json", "--name", self.name, "--pods", str(IDLE_PODS), *args),
+            env=self.env, capture_output=True, text=True, timeout=90, check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line) for line in done.stdout.splitlines()]
+
+    @property
+    def echo_veth(self) -> str:
+        return self.spec.echo_pod().veth
+
+    @property
+    def pod_veths(self) -> set[str]:
+        return {p.veth for p in self.spec.pod_plans()}
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    name = f"t{secrets.token_hex(3)}"
+    spec = LabSpec.from_manifests(load_manifests(None), name, idle_pods=IDLE_PODS)
+    created = Lab(name, tmp_path / "state", spec)
+    try:
+        yield created
+    finally:
+        subprocess.run(created.argv("lab", "down", "--name", name), env=created.env,
+                       capture_output=True, timeout=60, check=False)
+        assert not [n for n in netns.list_names() if spec.netns_pattern().match(n)]
+
+
+def tcp(events: list[Event]) -> list[Event]:
+    return [e for e in events if e["kind"] == "tcp-packet"]
+
+
+def probes(events: list[Event]) -> list[Event]:
+    return [e for e in events if e["source"] == "tcp-probe"]
+
+
+def hop(e: Event) -> tuple[str, str, int, str, int, str]:
+    return (e["iface"], e["src"], e["sport"], e["dst"], e["dport"], e["flags"])
+
+
+def connection(events: list[Event], client_port: int) -> list[Event]:
+    """The frames of one probe's connection: the client's port on eth0, the masqueraded port inside."""
+    frames = tcp(events)
+    first = next(i for i, e in enumerate(frames) if e["iface"] == "eth0" and e["sport"] == client_port)
+    inner = next(e["sport"] for e in frames[first:] if e["iface"] == "cni0" and e["dst"] == POD)
+    return [e for e in frames[first:] if client_port in (e["sport"], e["dport"]) or inner in (e["sport"], e["dport"])]
+
+
+def test_happy_path_crosses_eth0_cni0_veth_and_back(lab: Lab) -> None:
+    events = lab.run_json("-s", "happy", "-d", "2.5")
+    ok = next(p for p in probes(events) if p["kind"] == "echo-ok")
+    assert ok["nbytes"] == 5 and (ok["src"], ok["dst"], ok["dport"]) == (CLIENT, NODE, NODE_PORT)
+    p = ok["sport"]
+    frames = connection(events, p)
+    q = frames[1]["sport"]
+    veth = lab.echo_veth
+    assert [hop(e) for e in frames[:6]] == [
+        ("eth0", CLIENT, p, NODE, NODE_PORT, "SYN"),
+        ("cni0", BRIDGE, q, POD, POD_PORT, "SYN"),
+        (veth, BRIDGE, q, POD, POD_PORT, "SYN"),
+        (veth, POD, POD_PORT, BRIDGE, q, "SYN,ACK"),
+        ("cni0", POD, POD_PORT, CLIENT, p, "SYN,ACK"),
+        ("eth0", NODE, NODE_PORT, CLIENT, p, "SYN,ACK"),
+    ]
+    assert frames[0]["text"] == f"[eth0] {CLIENT}:{p} -> {NODE}:{NODE_PORT} SYN"
+    assert all(p["kind"] == "echo-ok" for p in probes(events))
+
+
+def test_wrong_port_is_a_reset_from_the_pod_and_connection_refused(lab: Lab) -> None:
+    events = lab.run_json("-s", "wrong-port", "-d", "2.5")
+    refused = probes(events)[0]
+    assert (refused["kind"], refused["phase"], refused["error"]) == ("io-error", "connect", "connection refused")
+    p = refused["sport"]
+    frames = connection(events, p)
+    q = frames[1]["sport"]
+    assert [hop(e) for e in frames if e["flags"] == "ACK,RST"] == [
+        (lab.echo_veth, POD, 12346, BRIDGE, q, "ACK,RST"),
+        ("cni0", POD, 12346, CLIENT, p, "ACK,RST"),
+        ("eth0", NODE, NODE_PORT, CLIENT, p, "ACK,RST"),
+    ]
+    capture = next(e for e in events if e["kind"] == "capture-started")
+    assert "((net 10.42.0.0/24) and port 12346)" in capture["bpf"]
+
+
+def test_wrong_ip_asks_every_veth_who_has_and_nobody_answers(lab: Lab) -> None:
+    events = lab.run_json("-s", "wrong-ip", "-d", "3.5")
+    who_has = [e for e in events if e["kind"] == "arp-request" and e["dst"] == WRONG_IP]
+    assert {e["text"] for e in who_has} >= {f"[{i}] arp who-has {WRONG_IP} tell {BRIDGE}" for i in {"cni0"} | lab.pod_veths}
+    assert not [e for e in events if e["kind"] == "arp-reply" and e["src"] == WRONG_IP]
+    assert not [e for e in tcp(events) if e["iface"] != "eth0"], "no SYN may reach any pod"
+    outcomes = {(p["kind"], p["error"]) for p in probes(events)}
+    assert outcomes and outcomes <= {("io-error", "i/o timeout"), ("io-error", "no route to host")}
+
+
+def test_mixed_shows_both_patterns_within_twenty_probes(lab: Lab) -> None:
+    events = lab.run_json("-s", "mixed", "-d", "5", "--interval", "0.2", "--timeout", "1")
+    first = probes(events)[:20]
+    assert {p["kind"] for p in first} == {"echo-ok", "io-error"}
+    assert any(e["kind"] == "arp-request" and e["dst"] == WRONG_IP for e in events)
+    assert any(e["iface"] == lab.echo_veth and e["flags"] == "SYN" for e in tcp(events))
+    capture = next(e for e in events if e["kind"] == "capture-started")
+    assert f"(arp and (host {WRONG_IP} or host {POD}))" in capture["bpf"]
+
+
+def test_plain_output_is_the_seeds_line_format(lab: Lab) -> None:
+    done = subprocess.run(lab.argv("run", "--plain", "--name", lab.name, "--pods", "0", "-d", "1.5"),
+                          env=lab.env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("+") and "  [pktcap]           capture-started  default/socat bpf=\"(ip and ((host "
+               "10.43.161.224 and port 12345) or ((net 10.42.0.0/24) and port 12345) or ((host 192.168.97.3) and "
+               "port 31234))) or (arp and (host 10.42.0.142))" in line for line in lines)
+    assert any(f"[pktcap]           tcp-packet  [eth0] {CLIENT}:" in line and line.endswith(f" -> {NODE}:{NODE_PORT} SYN")
+               for line in lines)
+    assert any("[tcp-probe]        echo-ok  " in line and line.endswith("(5B)") for line in lines)
