@@ -6,8 +6,8 @@ where in one line on stderr; a file that cannot be replayed at all is a one-line
 
 from __future__ import annotations
 
-import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -99,40 +99,46 @@ def replay(
         raise InputError("--speed max is for --plain/--json; the dashboard needs a finite speed")
     session = ReplaySession(path, speed=speed)
     if output is None:
-        _run_dashboard(session, theme=theme)
+        _run_dashboard(session, theme)
     else:
-        _print_stream(session, output)
+        _print_stream(session, as_json=output == "json")
     warning = session.recording.warning()
     if warning:
         click.echo(f"svcwatch: warning: {warning}", err=True)
 
 
-def _run_dashboard(session: Any, **opts: Any) -> None:
-    try:  # Textual is heavy: import on use
-        from svcwatch.cli.dashboard import run_session_dashboard  # type: ignore[import-untyped]
-    except ImportError as exc:
-        raise SetupError("the dashboard is not available here; use --plain or --json") from exc
-    run_session_dashboard(session, **{k: v for k, v in opts.items() if v is not None})
+def _run_dashboard(session: Any, theme: str | None) -> None:
+    """The live dashboard, on the replay (its clock is the recording's, not the wall's)."""
+    from svcwatch.cli import dashboard  # Textual is heavy: import on use
+
+    runner = getattr(dashboard, "run_session_dashboard", None)
+    if runner is not None:
+        runner(session, theme=theme)
+        return
+    from svcwatch.ui.app import SvcwatchApp
+
+    app = SvcwatchApp(session, theme_name=theme, clock=session.now)
+    app.run()
+    if app.start_error is not None:
+        raise SetupError(f"the replay did not start: {app.start_error}")
 
 
-def _print_stream(session: Any, output: str) -> None:
-    """Print the recorded events as `svcwatch run --plain/--json` printed them, then return."""
-    from svcwatch.model.events import plain_line, to_dict
+def _print_stream(session: Any, as_json: bool) -> None:
+    """Print the recorded events exactly as `svcwatch run --plain/--json` printed them live."""
+    from svcwatch.cli.run import StreamPrinter  # the same time-ordering window and line format
     from svcwatch.session.replay import REPLAY_ORIGIN
     from svcwatch.sinks import QueueSink
 
     queue = QueueSink()
-    t0 = session.recording.start_ts
+    printer = StreamPrinter(sys.stdout, as_json=as_json, t0=session.recording.start_ts)
     session.start(queue)
     try:
         done = False
         while not done:
             done = session.finished  # read first: events emitted before `finished` are queued
-            for event in queue.drain(timeout=0.2):
-                if getattr(event, "origin", None) == REPLAY_ORIGIN:
-                    continue
-                line = plain_line(event, t0) if output == "plain" else json.dumps(to_dict(event))
-                click.echo(line)
+            events = queue.drain(timeout=0.1)
+            printer.add([e for e in events if getattr(e, "origin", None) != REPLAY_ORIGIN])
+            printer.release(None if done else session.now())
     finally:
         session.stop()
 

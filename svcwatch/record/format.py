@@ -9,6 +9,7 @@ anywhere (no root, no lab, no cluster). Line 1 is the header; every later line i
 - `objects`: the Service and EndpointSlice as Kubernetes manifests;
 - `facts`: what the backend knew about each endpoint (a real pod? listening?);
 - `start`: the moment the stream started (the +0.000s of the plain output);
+- `title`: the live session's title, once it started (e.g. "lab default (node 192.168.97.3)");
 - `scenario`: a scenario was requested; `key`: a key was pressed;
 - `end`: the recording was closed cleanly (a crash leaves no `end`).
 

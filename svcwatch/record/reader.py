@@ -54,6 +54,7 @@ class Recording:
     scenarios: list[tuple[float, str]] = field(default_factory=list)
     keys: list[tuple[float, str]] = field(default_factory=list)
     damage: Damage | None = None
+    title: str | None = None  # the `title` record: the live session's header line
     started: float | None = None  # the `start` record: the stream's +0.000s
     complete: bool = False  # an `end` record was read: the recorder closed the file
     skipped: int = 0  # records of kinds this version does not know
@@ -78,14 +79,17 @@ class Recording:
         return self.damage.warning(self.path.name) if self.damage else None
 
     def scenario_starts(self) -> list[tuple[float, str]]:
-        """When each scenario began: the scenario records, else the slice changes that name one."""
-        if self.scenarios:
-            return list(self.scenarios)
+        """When each scenario began: requests, and slice changes naming one (another process's).
+
+        A request and the slice change it causes name the same scenario; the request counts.
+        """
+        changes = [
+            (e.ts, e.scenario) for e in self.events if isinstance(e, SliceChanged) and e.scenario
+        ]
         starts: list[tuple[float, str]] = []
-        for event in self.events:
-            if isinstance(event, SliceChanged) and event.scenario:
-                if not starts or starts[-1][1] != event.scenario:
-                    starts.append((event.ts, event.scenario))
+        for ts, name in sorted([*self.scenarios, *changes], key=lambda entry: entry[0]):
+            if not starts or starts[-1][1] != name:
+                starts.append((ts, name))
         return starts
 
 
@@ -186,6 +190,8 @@ def _dispatch(recording: Recording, record: dict[str, Any]) -> None:
         recording.facts.append((ts, [dict(f) for f in record["facts"]]))
     elif kind == "scenario":
         recording.scenarios.append((ts, str(record["name"])))
+    elif kind == "title":
+        recording.title = str(record["title"])
     elif kind == "start":
         recording.started = recording.started if recording.started is not None else ts
     elif kind == "key":

@@ -96,6 +96,10 @@ class Recorder:
         """The moment the stream starts: the +0.000s of the plain output."""
         self._queue.put({"rec": "start", "ts": ts})
 
+    def record_title(self, title: str, ts: float) -> None:
+        """The session's title once started (the header is written before it is known)."""
+        self._queue.put({"rec": "title", "ts": ts, "title": title})
+
     def record_key(self, key: str, ts: float) -> None:
         self._queue.put({"rec": "key", "ts": ts, "key": key})
 

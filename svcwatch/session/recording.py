@@ -3,7 +3,8 @@
 The wrapper sits where the dashboard meets the backend, so it records exactly what was shown:
 the event stream (the recorder is one more sink), and each value the dashboard pulled (chain
 snapshots with counters, Service and slice, endpoint facts), plus scenario requests and key
-presses. Pulled values are recorded only when they changed, so polling costs nothing on disk.
+presses. Pulled values are recorded only when they changed, so polling costs nothing on disk;
+when nothing pulls (a headless `svcwatch run --record`), the session pulls once a second itself.
 """
 
 from __future__ import annotations
@@ -11,21 +12,48 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
+from svcwatch.model.events import Event, RulesSynced, SliceChanged
 from svcwatch.model.service import Service
 from svcwatch.record.writer import Recorder
 from svcwatch.session.base import EndpointFacts, Session
 from svcwatch.sinks import EventSink, FanoutSink
 
+POLL_INTERVAL = 1.0  # seconds; the dashboard reads the chain this often too
+
+
+class _ChangeTap:
+    """A sink that wakes the poller when the slice or the rules changed."""
+
+    def __init__(self, changed: threading.Event) -> None:
+        self.changed = changed
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, (SliceChanged, RulesSynced)):
+            self.changed.set()
+
+    def emit_many(self, events: Sequence[Event]) -> None:
+        if any(isinstance(e, (SliceChanged, RulesSynced)) for e in events):
+            self.changed.set()
+
 
 class RecordingSession:
     """Proxies every method of `inner` and records what it returns (see the module docstring)."""
 
-    def __init__(self, inner: Session, path: Path, *, meta: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        inner: Session,
+        path: Path,
+        *,
+        meta: dict[str, Any] | None = None,
+        t0: float | None = None,
+    ) -> None:
+        """`t0` is the stream's +0.000s (default: now, as `svcwatch run` takes it just before)."""
         self.inner = inner
         self.recorder = Recorder(
             Path(path), backend=inner.kind, meta={"title": inner.title, **(meta or {})}
@@ -34,6 +62,11 @@ class RecordingSession:
         self._last_objects: tuple[Service, EndpointSlice] | None = None
         self._last_facts: list[dict[str, Any]] | None = None
         self._last_service: Service | None = None
+        self._last_chain_read = 0.0  # monotonic time of the last read_chain (any caller)
+        self._changed = threading.Event()  # set by slice and rule changes: pull at once
+        self._stopping = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="svcwatch-record-poll", daemon=True)
+        self.recorder.record_start(time.time() if t0 is None else t0)
 
     @property
     def kind(self) -> str:
@@ -47,20 +80,44 @@ class RecordingSession:
         # Anything beyond the Session protocol (a lab's extra controls) goes straight through.
         return getattr(self.inner, name)
 
-    def start(self, sink: EventSink, *, t0: float | None = None) -> None:
-        """Start the inner session; `t0` is the stream's +0.000s if the caller prints one."""
-        self.recorder.record_start(time.time() if t0 is None else t0)
-        self.inner.start(FanoutSink([sink, self.recorder]))
+    def start(self, sink: EventSink) -> None:
+        self.inner.start(FanoutSink([sink, self.recorder, _ChangeTap(self._changed)]))
+        self.recorder.record_title(self.inner.title, time.time())
         scenario = self.inner.current_scenario()
         if scenario:
             self.recorder.record_scenario(scenario, time.time())
         self.current_slice()  # the objects at the start, even if the dashboard never asks
+        self._poller.start()
 
     def stop(self) -> None:
+        self._stopping.set()
+        self._changed.set()
+        if self._poller.is_alive():
+            self._poller.join()
         try:
             self.inner.stop()
         finally:
             self.recorder.close()
+
+    def _poll(self) -> None:
+        """Pull chain, objects and facts when nobody did for a second, or right after a change.
+
+        Headless runs (`svcwatch run --record`) have no dashboard pulling, and a recording without
+        chain snapshots would replay an empty chain pane.
+        """
+        while not self._stopping.is_set():
+            self._changed.wait(POLL_INTERVAL)
+            self._changed.clear()
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - self._last_chain_read < POLL_INTERVAL / 2:
+                continue  # the dashboard is pulling: its reads are recorded already
+            try:
+                self.read_chain()
+                self.current_slice()
+                self.endpoint_facts()
+            except Exception:  # noqa: BLE001 - a failed pull (lab going down) must not end recording
+                continue
 
     def service(self) -> Service:
         service = self.inner.service()
@@ -90,6 +147,7 @@ class RecordingSession:
         self.current_slice()
 
     def read_chain(self) -> ChainTree:
+        self._last_chain_read = time.monotonic()
         tree = self.inner.read_chain()
         self.recorder.record_chain(tree, time.time())
         return tree

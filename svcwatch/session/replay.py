@@ -46,7 +46,9 @@ class ReplaySession:
         created = time.strftime(
             "%Y-%m-%d %H:%M", time.localtime(float(self.recording.header.get("created", 0)))
         )
-        original = self.recording.meta.get("title") or self.recording.backend
+        original = (
+            self.recording.title or self.recording.meta.get("title") or self.recording.backend
+        )
         self.title = f"replay of {original} ({self.recording.path.name}, recorded {created})"
 
     # --- Session ----------------------------------------------------------------------------
@@ -145,6 +147,10 @@ class ReplaySession:
     def slower(self) -> float:
         self.set_speed(next((s for s in reversed(SPEEDS) if s < self.speed), SPEEDS[0]))
         return self.speed
+
+    def now(self) -> float:
+        """The replay time (recording time): the dashboard's clock while it shows a replay."""
+        return self.clock.now()
 
     def elapsed_text(self, ts: float | None = None) -> str:
         """Recording time as the plain stream prints it: "+12.345s"."""

@@ -14,7 +14,7 @@ from record_samples import T0, chain_tree, seed_objects, wrong_port_exchange
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError
-from svcwatch.model.events import Event, Notice
+from svcwatch.model.events import Event, Notice, RulesSynced
 from svcwatch.model.service import Service
 from svcwatch.record.reader import load_recording
 from svcwatch.record.replay import ReplayClock
@@ -66,6 +66,7 @@ class ScriptedSession:
         self.chain = chain_tree(0)
         self.switches = 0
         self.stopped = False
+        self.chain_read = threading.Event()
 
     def start(self, sink: EventSink) -> None:
         self.sink = sink
@@ -97,6 +98,7 @@ class ScriptedSession:
         raise InputError("not here")
 
     def read_chain(self) -> ChainTree:
+        self.chain_read.set()
         return self.chain
 
     def endpoint_facts(self) -> list[EndpointFacts]:
@@ -108,9 +110,9 @@ class ScriptedSession:
 
 def record_scripted(path: Path) -> tuple[list[Event], list[ChainTree]]:
     inner = ScriptedSession()
-    session = RecordingSession(inner, path)
+    session = RecordingSession(inner, path, t0=T0)  # the caller's +0.000s
     shown = CollectingSink()
-    session.start(shown, t0=T0)  # the caller's +0.000s
+    session.start(shown)
     chains = [session.read_chain()]
     session.endpoint_facts()
     for name in ("wrong-port", "wrong-ip", "mixed"):
@@ -142,6 +144,19 @@ def test_recording_session_records_what_the_dashboard_was_shown(tmp_path: Path) 
     assert [name for _, name in rec.scenarios] == ["happy", "wrong-port", "wrong-ip", "mixed"]
     assert [key for _, key in rec.keys] == ["2", "3", "4"]
     assert rec.start_ts == T0 and rec.objects[0][1:] == seed_objects() and len(rec.facts) == 1
+
+
+def test_a_headless_recording_pulls_the_chain_itself_after_a_rules_change(tmp_path: Path) -> None:
+    inner = ScriptedSession()
+    session = RecordingSession(inner, tmp_path / "headless.svcrec")
+    session.start(CollectingSink())  # nobody calls read_chain, as in `svcwatch run --record`
+    assert inner.sink is not None
+    inner.sink.emit(RulesSynced(ts=time.time(), service="default/socat", added=("KUBE-SEP-X",)))
+    assert inner.chain_read.wait(WAIT)
+    session.stop()
+    rec = load_recording(tmp_path / "headless.svcrec")
+    assert [tree for _, tree in rec.chains] == [inner.chain]
+    assert rec.title == "lab test" and len(rec.facts) == 1
 
 
 def test_headless_replay_emits_the_recorded_stream(tmp_path: Path) -> None:
