@@ -14,10 +14,10 @@ endpoint gets an equal share although the written numbers differ (0.3333333333, 
 then the catch-all for n=3). The kernel stores each probability as round(p * 2^31) in a u32,
 which is why `iptables-save` prints 0.33333333349 (see `syntax.saved_probability`).
 
-Endpoint conditions follow `pkg/proxy/topology.go` CategorizeEndpoints: ready endpoints serve;
-if none is ready, serving-and-terminating ones do; anything else gets no KUBE-SEP chain. A port
-with no usable endpoint gets no nat chains at all, only filter-table REJECT rules, which is why
-such a Service answers "connection refused" at once.
+Which endpoints count is `endpoints.py` (ready, else serving+terminating). A port with no usable
+endpoint gets no nat chains at all, only filter-table REJECT rules, which is why such a Service
+answers "connection refused" at once. The one-time jump rules from the built-in chains are
+`hook_rules` (see `hooks.py`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from svcwatch.kubeproxy import chains as names
+from svcwatch.kubeproxy.endpoints import Categorized, ProxyEndpoint, categorize, port_endpoints
+from svcwatch.kubeproxy.hooks import jump_rules
 from svcwatch.kubeproxy.rules import Rule, RuleSet, Table
 from svcwatch.kubeproxy.syntax import make_rule
 from svcwatch.model.endpointslice import EndpointSlice
@@ -33,8 +35,13 @@ from svcwatch.model.service import Service, ServicePort
 
 NODEPORTS_COMMENT = '"kubernetes service nodeports; NOTE: this must be the last rule in this chain"'
 LOCALHOST_NFACCT = "localhost_nps_accepted_pkts"
-FILTER_CHAINS = ("KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD", "KUBE-NODEPORTS",
-                 "KUBE-PROXY-FIREWALL")
+FILTER_CHAINS = (
+    "KUBE-SERVICES",
+    "KUBE-EXTERNAL-SERVICES",
+    "KUBE-FORWARD",
+    "KUBE-NODEPORTS",
+    "KUBE-PROXY-FIREWALL",
+)
 NAT_CHAINS = ("KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ")
 
 
@@ -55,22 +62,6 @@ class ProxyConfig:
     def masquerade_mark(self) -> str:
         """`1 << bit` formatted like Go's `%#08x`: 0x00004000."""
         return f"0x{1 << self.masquerade_bit:08x}"
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyEndpoint:
-    """One endpoint of one Service port, as kube-proxy's endpoint cache keeps it."""
-
-    ip: str
-    port: int
-    is_local: bool = False
-    ready: bool = True
-    serving: bool = True
-    terminating: bool = False
-
-    @property
-    def key(self) -> str:
-        return names.join_host_port(self.ip, self.port)
 
 
 @dataclass(slots=True)
@@ -94,67 +85,14 @@ class _Buffers:
         self.active.add(chain)
 
 
+def _comment(text: str) -> str:
+    """`-m comment --comment "text"`, quoted as kube-proxy writes its formatted comments."""
+    return f"-m comment --comment {_q(text)}"
+
+
 def _q(text: str) -> str:
     """A comment kube-proxy formats with `"%s ..."`: the quotes are part of what it writes."""
     return f'"{text}"'
-
-
-def port_endpoints(
-    service: Service, port: ServicePort, slices: Sequence[EndpointSlice], config: ProxyConfig = ProxyConfig()
-) -> list[ProxyEndpoint]:
-    """The endpoints kube-proxy knows for one Service port, sorted as "ip:port" strings.
-
-    Slice ports match by name and protocol; ports with no name or no/zero port are skipped; only
-    `addresses[0]` counts; non-IPv4 slices are ignored (this is the IPv4 proxier); duplicates
-    across slices collapse into one, a local copy winning.
-    """
-    found: dict[str, ProxyEndpoint] = {}
-    for slice_ in slices:
-        if slice_.address_type != "IPv4" or slice_.namespace != service.namespace:
-            continue
-        if slice_.service_name is not None and slice_.service_name != service.name:
-            continue
-        for slice_port in slice_.ports:
-            if slice_port.name is None or not slice_port.port:
-                continue
-            if slice_port.name != port.name or slice_port.protocol != port.protocol:
-                continue
-            for ep in slice_.endpoints:
-                if ep.address is None or ":" in ep.address:
-                    continue
-                local = ep.node_name is not None and ep.node_name == config.node_name
-                info = ProxyEndpoint(ep.address, slice_port.port, local, ep.conditions.is_ready,
-                                     ep.conditions.is_serving, ep.conditions.is_terminating)
-                if info.key not in found or local:
-                    found[info.key] = info
-    return [found[key] for key in sorted(found)]
-
-
-@dataclass(frozen=True, slots=True)
-class Categorized:
-    """CategorizeEndpoints' answer: which endpoints each policy chain uses."""
-
-    cluster: list[ProxyEndpoint]
-    local: list[ProxyEndpoint]
-    reachable: list[ProxyEndpoint]  # the ones that get KUBE-SEP chains
-    has_any: bool
-
-
-def categorize(endpoints: Sequence[ProxyEndpoint], uses_local: bool) -> Categorized:
-    """Ready endpoints, else serving+terminating ones; for Local policy, the same on this node."""
-    cluster = [e for e in endpoints if e.ready] or [e for e in endpoints if e.serving and e.terminating]
-    if not uses_local:
-        return Categorized(cluster, [], cluster, bool(cluster))
-    local = [e for e in endpoints if e.is_local and e.ready]
-    fallback = not local
-    if fallback:
-        local = [e for e in endpoints if e.is_local and e.serving and e.terminating]
-    has_any = bool(cluster) or any(e.ready or (e.serving and e.terminating) for e in endpoints)
-    if not fallback or not local:
-        return Categorized(cluster, local, cluster, has_any)
-    merged = {e.key: e for e in [*cluster, *local]}
-    return Categorized(cluster, local, [merged[k] for k in sorted(merged)], has_any)
-
 
 
 def _has_cluster_ip(service: Service) -> bool:
@@ -200,64 +138,109 @@ class _Port:
         return self.endpoints.has_any and (not self.external_local or bool(self.endpoints.local))
 
     def cluster_ip_match(self) -> str:
-        return (f"-m comment --comment {_q(self.spn + ' cluster IP')} -m {self.proto} -p {self.proto} "
-                f"-d {self.cluster_ip} --dport {self.port}")
+        return (
+            f"-m comment --comment {_q(self.spn + ' cluster IP')} -m {self.proto} -p {self.proto} "
+            f"-d {self.cluster_ip} --dport {self.port}"
+        )
 
 
-def _plan(service: Service, port: ServicePort, slices: Sequence[EndpointSlice], config: ProxyConfig) -> _Port:
+def _plan(
+    service: Service, port: ServicePort, slices: Sequence[EndpointSlice], config: ProxyConfig
+) -> _Port:
     node_port = _node_port(service, port)
     external_local = node_port is not None and service.external_traffic_policy == "Local"
-    endpoints = categorize(port_endpoints(service, port, slices, config), external_local)
-    return _Port(names.service_port_name(service, port), names.proto_of(port), str(service.cluster_ip),
-                 port.port, node_port, external_local, endpoints)
+    endpoints = categorize(port_endpoints(service, port, slices, config.node_name), external_local)
+    return _Port(
+        names.service_port_name(service, port),
+        names.proto_of(port),
+        str(service.cluster_ip),
+        port.port,
+        node_port,
+        external_local,
+        endpoints,
+    )
 
 
 def _entry_rules(buf: _Buffers, p: _Port, config: ProxyConfig) -> None:
-    """KUBE-SERVICES / KUBE-NODEPORTS jumps, or the filter REJECT/DROP rules standing in for them."""
+    """KUBE-SERVICES / KUBE-NODEPORTS jumps, or the filter REJECT/DROP rules instead."""
     if p.endpoints.has_any:
         buf.nat("KUBE-SERVICES", p.cluster_ip_match(), "-j", p.svc)
     else:
-        buf.filter("KUBE-SERVICES", f"-m comment --comment {_q(p.spn + ' has no endpoints')}",
-                   f"-m {p.proto} -p {p.proto} -d {p.cluster_ip} --dport {p.port} -j REJECT")
+        buf.filter(
+            "KUBE-SERVICES",
+            f"-m comment --comment {_q(p.spn + ' has no endpoints')}",
+            f"-m {p.proto} -p {p.proto} -d {p.cluster_ip} --dport {p.port} -j REJECT",
+        )
     if p.node_port is None:
         return
     by_port = f"-m {p.proto} -p {p.proto}"
     if p.endpoints.has_any:
         if config.localhost_nodeports and config.localhost_nodeports_nfacct:
-            buf.nat("KUBE-NODEPORTS", f"-m comment --comment {p.spn} {by_port} -d 127.0.0.0/8",
-                    f"--dport {p.node_port} -m nfacct --nfacct-name {LOCALHOST_NFACCT} -j {p.ext}")
-        buf.nat("KUBE-NODEPORTS", f"-m comment --comment {p.spn} {by_port} --dport {p.node_port} -j {p.ext}")
+            buf.nat(
+                "KUBE-NODEPORTS",
+                f"-m comment --comment {p.spn} {by_port} -d 127.0.0.0/8",
+                f"--dport {p.node_port} -m nfacct --nfacct-name {LOCALHOST_NFACCT} -j {p.ext}",
+            )
+        buf.nat(
+            "KUBE-NODEPORTS",
+            f"-m comment --comment {p.spn} {by_port} --dport {p.node_port} -j {p.ext}",
+        )
     if not p.has_external:
-        why, target = ("has no endpoints", "REJECT") if not p.endpoints.has_any else ("has no local endpoints", "DROP")
-        buf.filter("KUBE-EXTERNAL-SERVICES", f"-m comment --comment {_q(p.spn + ' ' + why)}",
-                   f"-m addrtype --dst-type LOCAL {by_port} --dport {p.node_port} -j {target}")
+        why, target = (
+            ("has no endpoints", "REJECT")
+            if not p.endpoints.has_any
+            else ("has no local endpoints", "DROP")
+        )
+        buf.filter(
+            "KUBE-EXTERNAL-SERVICES",
+            f"-m comment --comment {_q(p.spn + ' ' + why)}",
+            f"-m addrtype --dst-type LOCAL {by_port} --dport {p.node_port} -j {target}",
+        )
 
 
 def _external_chain(buf: _Buffers, p: _Port, config: ProxyConfig) -> None:
-    """KUBE-EXT-: masquerade (Cluster policy) or keep the source IP (Local), then the policy chain."""
+    """KUBE-EXT-: masquerade (Cluster) or keep the source IP (Local), then the policy chain."""
     buf.declare(p.ext)
     if not p.external_local:
-        buf.nat(p.ext, f"-m comment --comment {_q(f'masquerade traffic for {p.spn} external destinations')}",
-                "-j KUBE-MARK-MASQ")
+        buf.nat(
+            p.ext,
+            _comment(f"masquerade traffic for {p.spn} external destinations"),
+            "-j KUBE-MARK-MASQ",
+        )
     else:
         if config.cluster_cidr:
-            buf.nat(p.ext, f"-m comment --comment {_q(f'pod traffic for {p.spn} external destinations')}",
-                    f"-s {config.cluster_cidr} -j {p.svc}")
-        buf.nat(p.ext, f"-m comment --comment {_q(f'masquerade LOCAL traffic for {p.spn} external destinations')}",
-                "-m addrtype --src-type LOCAL -j KUBE-MARK-MASQ")
-        buf.nat(p.ext, f"-m comment --comment {_q(f'route LOCAL traffic for {p.spn} external destinations')}",
-                f"-m addrtype --src-type LOCAL -j {p.svc}")
+            buf.nat(
+                p.ext,
+                _comment(f"pod traffic for {p.spn} external destinations"),
+                f"-s {config.cluster_cidr} -j {p.svc}",
+            )
+        buf.nat(
+            p.ext,
+            _comment(f"masquerade LOCAL traffic for {p.spn} external destinations"),
+            "-m addrtype --src-type LOCAL -j KUBE-MARK-MASQ",
+        )
+        buf.nat(
+            p.ext,
+            _comment(f"route LOCAL traffic for {p.spn} external destinations"),
+            f"-m addrtype --src-type LOCAL -j {p.svc}",
+        )
     if p.has_external:
         buf.nat(p.ext, f"-j {p.svl if p.external_local else p.svc}")
 
 
-def _endpoint_rules(buf: _Buffers, p: _Port, chain: str, endpoints: Sequence[ProxyEndpoint]) -> None:
+def _endpoint_rules(
+    buf: _Buffers, p: _Port, chain: str, endpoints: Sequence[ProxyEndpoint]
+) -> None:
     """The probability chain: rule i of n matches 1/(n-i); the last one catches the rest."""
     buf.declare(chain)
     n = len(endpoints)
     for i, ep in enumerate(endpoints):
-        statistic = f" -m statistic --mode random --probability {1.0 / (n - i):0.10f}" if i < n - 1 else ""
-        buf.nat(chain, f"-m comment --comment {_q(f'{p.spn} -> {ep.key}')}{statistic} -j {p.sep(ep)}")
+        statistic = (
+            f" -m statistic --mode random --probability {1.0 / (n - i):0.10f}" if i < n - 1 else ""
+        )
+        buf.nat(
+            chain, f"-m comment --comment {_q(f'{p.spn} -> {ep.key}')}{statistic} -j {p.sep(ep)}"
+        )
 
 
 def _render_port(buf: _Buffers, p: _Port, config: ProxyConfig) -> None:
@@ -277,8 +260,11 @@ def _render_port(buf: _Buffers, p: _Port, config: ProxyConfig) -> None:
     for ep in p.endpoints.reachable:
         buf.declare(p.sep(ep))
         buf.nat(p.sep(ep), f"-m comment --comment {p.spn} -s {ep.ip} -j KUBE-MARK-MASQ")
-        buf.nat(p.sep(ep), f"-m comment --comment {p.spn} -m {p.proto} -p {p.proto}",
-                f"-j DNAT --to-destination {ep.key}")
+        buf.nat(
+            p.sep(ep),
+            f"-m comment --comment {p.spn} -m {p.proto} -p {p.proto}",
+            f"-j DNAT --to-destination {ep.key}",
+        )
 
 
 def _fixed_rules(buf: _Buffers, config: ProxyConfig) -> None:
@@ -288,33 +274,49 @@ def _fixed_rules(buf: _Buffers, config: ProxyConfig) -> None:
     mark = config.masquerade_mark
     buf.nat("KUBE-POSTROUTING", f"-m mark ! --mark {mark}/{mark} -j RETURN")
     buf.nat("KUBE-POSTROUTING", f"-j MARK --xor-mark {mark}")
-    buf.nat("KUBE-POSTROUTING", f"-m comment --comment {_q('kubernetes service traffic requiring SNAT')}",
-            "-j MASQUERADE" + (" --random-fully" if config.random_fully else ""))
+    buf.nat(
+        "KUBE-POSTROUTING",
+        _comment("kubernetes service traffic requiring SNAT"),
+        "-j MASQUERADE" + (" --random-fully" if config.random_fully else ""),
+    )
     buf.nat("KUBE-MARK-MASQ", f"-j MARK --or-mark {mark}")
     if config.localhost_nodeports:
         buf.filter_chains.append("KUBE-FIREWALL")
-        buf.filter("KUBE-FIREWALL", f"-m comment --comment {_q('block incoming localnet connections')}",
-                   "-d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP")
+        buf.filter(
+            "KUBE-FIREWALL",
+            _comment("block incoming localnet connections"),
+            "-d 127.0.0.0/8 ! -s 127.0.0.0/8",
+            "-m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP",
+        )
 
 
 def _closing_rules(buf: _Buffers, config: ProxyConfig) -> None:
     """The last KUBE-SERVICES rule (to KUBE-NODEPORTS) and the KUBE-FORWARD accept rules."""
     not_localhost = "" if config.localhost_nodeports else " ! -d 127.0.0.0/8"
-    buf.nat("KUBE-SERVICES", f"-m comment --comment {NODEPORTS_COMMENT} -m addrtype --dst-type LOCAL"
-            f"{not_localhost} -j KUBE-NODEPORTS")
+    buf.nat(
+        "KUBE-SERVICES",
+        f"-m comment --comment {NODEPORTS_COMMENT} -m addrtype --dst-type LOCAL"
+        f"{not_localhost} -j KUBE-NODEPORTS",
+    )
     if not config.conntrack_tcp_liberal:
         buf.filter("KUBE-FORWARD", "-m conntrack --ctstate INVALID -j DROP")
     mark = config.masquerade_mark
-    buf.filter("KUBE-FORWARD", f"-m comment --comment {_q('kubernetes forwarding rules')}",
-               f"-m mark --mark {mark}/{mark} -j ACCEPT")
-    buf.filter("KUBE-FORWARD", f"-m comment --comment {_q('kubernetes forwarding conntrack rule')}",
-               "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
+    buf.filter(
+        "KUBE-FORWARD",
+        _comment("kubernetes forwarding rules"),
+        f"-m mark --mark {mark}/{mark} -j ACCEPT",
+    )
+    buf.filter(
+        "KUBE-FORWARD",
+        _comment("kubernetes forwarding conntrack rule"),
+        "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+    )
 
 
 def render(
     service: Service,
     slices: Sequence[EndpointSlice],
-    config: ProxyConfig = ProxyConfig(),
+    config: ProxyConfig = ProxyConfig(),  # noqa: B008 (frozen, so one shared default is safe)
     stale_chains: Iterable[str] = (),
 ) -> RuleSet:
     """The restore input of a full kube-proxy sync for a node whose only Service is `service`.
@@ -334,64 +336,26 @@ def render(
     if _has_cluster_ip(service):
         for port in service.ports:
             _render_port(buf, _plan(service, port, slices, config), config)
-    stale = [c for c in dict.fromkeys(stale_chains) if names.is_service_chain(c) and c not in buf.active]
+    stale = [
+        c for c in dict.fromkeys(stale_chains) if names.is_service_chain(c) and c not in buf.active
+    ]
     buf.nat_chains.extend(stale)
     deletions_at = len(buf.nat_rules)
     _closing_rules(buf, config)
-    return RuleSet([
-        Table("filter", buf.filter_chains, buf.filter_rules),
-        Table("nat", buf.nat_chains, buf.nat_rules, deleted=stale, deleted_after=deletions_at),
-    ])
+    return RuleSet(
+        [
+            Table("filter", buf.filter_chains, buf.filter_rules),
+            Table("nat", buf.nat_chains, buf.nat_rules, deleted=stale, deleted_after=deletions_at),
+        ]
+    )
 
 
-# kube-proxy's iptablesJumpChains, in its order: (table, source chain, extra matches, comment, target).
-_JUMPS: tuple[tuple[str, str, str, str, str], ...] = (
-    ("filter", "INPUT", "-m conntrack --ctstate NEW", "kubernetes externally-visible service portals",
-     "KUBE-EXTERNAL-SERVICES"),
-    ("filter", "FORWARD", "-m conntrack --ctstate NEW", "kubernetes externally-visible service portals",
-     "KUBE-EXTERNAL-SERVICES"),
-    ("filter", "INPUT", "", "kubernetes health check service ports", "KUBE-NODEPORTS"),
-    ("filter", "FORWARD", "-m conntrack --ctstate NEW", "kubernetes service portals", "KUBE-SERVICES"),
-    ("filter", "OUTPUT", "-m conntrack --ctstate NEW", "kubernetes service portals", "KUBE-SERVICES"),
-    ("filter", "FORWARD", "", "kubernetes forwarding rules", "KUBE-FORWARD"),
-    ("filter", "INPUT", "-m conntrack --ctstate NEW", "kubernetes load balancer firewall", "KUBE-PROXY-FIREWALL"),
-    ("filter", "OUTPUT", "-m conntrack --ctstate NEW", "kubernetes load balancer firewall", "KUBE-PROXY-FIREWALL"),
-    ("filter", "FORWARD", "-m conntrack --ctstate NEW", "kubernetes load balancer firewall", "KUBE-PROXY-FIREWALL"),
-    ("nat", "OUTPUT", "", "kubernetes service portals", "KUBE-SERVICES"),
-    ("nat", "PREROUTING", "", "kubernetes service portals", "KUBE-SERVICES"),
-    ("nat", "POSTROUTING", "", "kubernetes postrouting rules", "KUBE-POSTROUTING"),
-)
-# kubelet's own jumps to KUBE-FIREWALL, already present when kube-proxy starts on a k3s node.
-_KUBELET_JUMPS = (("filter", "INPUT", "KUBE-FIREWALL"), ("filter", "OUTPUT", "KUBE-FIREWALL"))
-CANARY_CHAIN = "KUBE-PROXY-CANARY"
-CANARY_TABLES = ("mangle", "nat", "filter")
+def hook_rules(config: ProxyConfig = ProxyConfig()) -> RuleSet:  # noqa: B008 (frozen default)
+    """The jump rules kube-proxy installs once (PREROUTING/OUTPUT -> KUBE-SERVICES, ...).
 
-
-def hook_rules(config: ProxyConfig = ProxyConfig()) -> RuleSet:
-    """The jump rules kube-proxy installs once, as restore input for a fresh node.
-
-    kube-proxy `iptables -I`s each jump (skipping ones that exist) after kubelet made its
-    KUBE-FIREWALL jumps, so each built-in chain ends up holding them in reverse list order with
-    kubelet's last. The result declares (and so, under --noflush, empties) every KUBE- chain it
-    jumps to: apply it once, before the first `render`. `config` is accepted for symmetry with
-    `render`; the jump rules do not depend on it.
+    Restore input for a fresh node. It declares, and so under --noflush empties, every KUBE-
+    chain it jumps to: apply it once, before the first `render`, not after. The jumps do not
+    depend on `config`; it is accepted so callers pass the same settings everywhere.
     """
     del config
-    ruleset = RuleSet()
-    order: dict[tuple[str, str], list[str]] = {}
-    for table, source, target in _KUBELET_JUMPS:
-        order.setdefault((table, source), []).append(f"-j {target}")
-    for table, source, extra, comment, target in _JUMPS:
-        spec = " ".join(part for part in (extra, f"-m comment --comment {_q(comment)}", f"-j {target}") if part)
-        order.setdefault((table, source), []).insert(0, spec)
-        declared = ruleset.table(table).chains
-        if target not in declared:
-            declared.append(target)
-    for table, _source, target in _KUBELET_JUMPS:
-        if target not in ruleset.table(table).chains:
-            ruleset.table(table).chains.append(target)
-    for name in CANARY_TABLES:
-        ruleset.table(name).chains.append(CANARY_CHAIN)
-    for (table, source), specs in order.items():
-        ruleset.table(table).rules.extend(make_rule(source, spec) for spec in specs)
-    return ruleset
+    return jump_rules()

@@ -18,18 +18,28 @@ from svcwatch.model.errors import InputError
 from svcwatch.model.service import Service
 
 __all__ = [
-    "detect_backend", "parse_save", "saved_form", "saved_probability", "service_tree", "share_of",
+    "detect_backend",
+    "parse_save",
+    "saved_form",
+    "saved_probability",
+    "service_tree",
+    "share_of",
     "to_restore_text",
 ]
 
 _COUNTED_RULE = re.compile(r"^\[(\d+):(\d+)\] (-A \S+ .*)$")
 _VERSION = re.compile(r"iptables v(\d+)\.(\d+)\.(\d+)(?: \((nf_tables|legacy)\))?")
-_FILTER_CHAINS = ("KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL")
+_FILTER_CHAINS = (
+    "KUBE-SERVICES",
+    "KUBE-EXTERNAL-SERVICES",
+    "KUBE-NODEPORTS",
+    "KUBE-PROXY-FIREWALL",
+)
 _ENTRY_CHAINS = ("KUBE-SERVICES", "KUBE-NODEPORTS")
 
 
 def to_restore_text(rules: RuleSet) -> str:
-    """iptables-restore input: per table `*name`, `:CHAIN - [0:0]` lines, `-A` lines, `-X`, COMMIT."""
+    """iptables-restore input: per table `*name`, `:CHAIN - [0:0]`, `-A` and `-X` lines, COMMIT."""
     lines: list[str] = []
     for table in rules.tables:
         lines.append(f"*{table.name}")
@@ -54,7 +64,9 @@ def parse_save(text: str) -> RuleSet:
             table = ruleset.table(line[1:])
             continue
         if table is None:
-            raise InputError(f"line {number}: {line[:40]!r} before any *table line", field="iptables-save")
+            raise InputError(
+                f"line {number}: {line[:40]!r} before any *table line", field="iptables-save"
+            )
         _parse_line(table, line, number)
     return ruleset
 
@@ -80,10 +92,14 @@ def _parse_line(table: Table, line: str, number: int) -> None:
 
 def saved_form(rules: RuleSet) -> RuleSet:
     """`rules` as iptables-save would print them once loaded (see `syntax`); deletions dropped."""
-    return RuleSet([
-        Table(t.name, list(t.chains), [saved_rule(r) for r in t.rules], policies=dict(t.policies))
-        for t in rules.tables
-    ])
+    return RuleSet(
+        [
+            Table(
+                t.name, list(t.chains), [saved_rule(r) for r in t.rules], policies=dict(t.policies)
+            )
+            for t in rules.tables
+        ]
+    )
 
 
 def _port_chains(service: Service) -> list[tuple[str, list[str]]]:
@@ -91,8 +107,17 @@ def _port_chains(service: Service) -> list[tuple[str, list[str]]]:
     out = []
     for port in service.ports:
         spn, proto = names.service_port_name(service, port), names.proto_of(port)
-        out.append((spn, [names.fw_chain(spn, proto), names.ext_chain(spn, proto),
-                          names.svc_chain(spn, proto), names.svl_chain(spn, proto)]))
+        out.append(
+            (
+                spn,
+                [
+                    names.fw_chain(spn, proto),
+                    names.ext_chain(spn, proto),
+                    names.svc_chain(spn, proto),
+                    names.svl_chain(spn, proto),
+                ],
+            )
+        )
     return out
 
 
@@ -136,12 +161,18 @@ def service_tree(saved: RuleSet, service: Service, backend: str = "") -> ChainTr
     nat = next((t for t in saved.tables if t.name == "nat"), Table("nat"))
     per_port = _port_chains(service)
     own = {chain for _, chains in per_port for chain in chains}
-    tree.entry = [r for r in nat.rules if r.chain in _ENTRY_CHAINS and r.target in own]
+    # KUBE-SERVICES before KUBE-NODEPORTS (the order packets meet them), whatever the dump's order.
+    tree.entry = [r for chain in _ENTRY_CHAINS for r in nat.rules_of(chain) if r.target in own]
     for _, chains in per_port:
         tree.chains.update(_walk(nat, chains))
     filt = next((t for t in saved.tables if t.name == "filter"), Table("filter"))
     spns = [spn for spn, _ in per_port]
-    tree.filter_rules = [r for r in filt.rules if _filter_rule_matches(r, spns, service)]
+    tree.filter_rules = [
+        r
+        for chain in _FILTER_CHAINS
+        for r in filt.rules_of(chain)
+        if _filter_rule_matches(r, spns, service)
+    ]
     return tree
 
 
@@ -152,9 +183,11 @@ def share_of(tree: ChainTree) -> dict[str, float]:
     (KUBE-SVL-) chains count only for ports that have no KUBE-SVC- chain.
     """
     shares: dict[str, float] = {}
-    svc_hashes = {c[len(names.SVC_PREFIX):] for c in tree.chains if c.startswith(names.SVC_PREFIX)}
+    svc_hashes = {c[len(names.SVC_PREFIX) :] for c in tree.chains if c.startswith(names.SVC_PREFIX)}
     for chain, rules in tree.chains.items():
-        local_only = chain.startswith(names.SVL_PREFIX) and chain[len(names.SVL_PREFIX):] not in svc_hashes
+        local_only = (
+            chain.startswith(names.SVL_PREFIX) and chain[len(names.SVL_PREFIX) :] not in svc_hashes
+        )
         if not (chain.startswith(names.SVC_PREFIX) or local_only):
             continue
         remaining = 1.0

@@ -40,7 +40,9 @@ class Table:
     rules: list[Rule] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     policies: dict[str, str] = field(default_factory=dict)  # built-in chains: name -> ACCEPT/DROP
-    deleted_after: int | None = None  # kube-proxy writes its -X lines after this many rules (None: last)
+    deleted_after: int | None = (
+        None  # kube-proxy writes its -X lines after this many rules (None: last)
+    )
 
     def rules_of(self, chain: str) -> list[Rule]:
         return [r for r in self.rules if r.chain == chain]
@@ -78,7 +80,11 @@ class ChainTree:
     backend: str = ""
 
     def all_rules(self) -> list[Rule]:
-        return [*self.entry, *(r for rules in self.chains.values() for r in rules), *self.filter_rules]
+        return [
+            *self.entry,
+            *(r for rules in self.chains.values() for r in rules),
+            *self.filter_rules,
+        ]
 
     def chain_names(self) -> list[str]:
         return list(self.chains)

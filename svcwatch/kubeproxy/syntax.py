@@ -25,9 +25,20 @@ from svcwatch.kubeproxy.rules import Rule
 
 _NO_QUOTE = set("_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 # Front options in iptables-save's order, with the long spellings iptables also accepts.
-_FRONT = {"-s": "-s", "--source": "-s", "--src": "-s", "-d": "-d", "--destination": "-d",
-          "--dst": "-d", "-i": "-i", "--in-interface": "-i", "-o": "-o", "--out-interface": "-o",
-          "-p": "-p", "--protocol": "-p"}
+_FRONT = {
+    "-s": "-s",
+    "--source": "-s",
+    "--src": "-s",
+    "-d": "-d",
+    "--destination": "-d",
+    "--dst": "-d",
+    "-i": "-i",
+    "--in-interface": "-i",
+    "-o": "-o",
+    "--out-interface": "-o",
+    "-p": "-p",
+    "--protocol": "-p",
+}
 _FRONT_ORDER = ("-s", "-d", "-i", "-o", "-p")
 _U32_ONE = 0x80000000
 
@@ -129,7 +140,13 @@ def _saved_option(option: str, value: str, target: str | None) -> str:
         return f"--mark {_mark(value)}"
     if option == "--nfacct-name":
         return f"--nfacct-name  {value}"  # iptables-save really prints two spaces here
-    if target == "MARK" and option in ("--set-xmark", "--set-mark", "--or-mark", "--xor-mark", "--and-mark"):
+    if target == "MARK" and option in (
+        "--set-xmark",
+        "--set-mark",
+        "--or-mark",
+        "--xor-mark",
+        "--and-mark",
+    ):
         return _set_xmark(option, value)
     return f"{option} {value}"
 
@@ -145,7 +162,9 @@ def _split_front(tokens: list[str]) -> tuple[dict[str, str], list[str]]:
         if tokens[j] in _FRONT and j + 1 < len(tokens):
             key = _FRONT[tokens[j]]
             value = tokens[j + 1]
-            value = value.lower() if key == "-p" else _address(value) if key in ("-s", "-d") else value
+            value = (
+                value.lower() if key == "-p" else _address(value) if key in ("-s", "-d") else value
+            )
             front[key] = ("! " if negated else "") + f"{key} {value}"
             i = j + 2
         else:
@@ -163,7 +182,12 @@ def saved_spec(spec: str) -> str:
     while i < len(rest):
         token = rest[i]
         value = rest[i + 1] if i + 1 < len(rest) else None
-        if token.startswith("--") and value is not None and value != "!" and not value.startswith("-"):
+        if (
+            token.startswith("--")
+            and value is not None
+            and value != "!"
+            and not value.startswith("-")
+        ):
             out.append(_saved_option(token, value, target))
             i += 2
         elif token in ("-m", "-j", "-g") and value is not None:

@@ -66,5 +66,11 @@ def test_service_port_name_appends_only_a_real_port_name() -> None:
 
 
 def test_service_chain_prefixes() -> None:
-    assert all(is_service_chain(c) for c in ("KUBE-SVC-X", "KUBE-SVL-X", "KUBE-EXT-X", "KUBE-FW-X", "KUBE-SEP-X"))
-    assert not any(is_service_chain(c) for c in ("KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-MARK-MASQ", "FLANNEL-FWD"))
+    assert all(
+        is_service_chain(c)
+        for c in ("KUBE-SVC-X", "KUBE-SVL-X", "KUBE-EXT-X", "KUBE-FW-X", "KUBE-SEP-X")
+    )
+    assert not any(
+        is_service_chain(c)
+        for c in ("KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-MARK-MASQ", "FLANNEL-FWD")
+    )
