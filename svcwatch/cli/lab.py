@@ -63,10 +63,21 @@ def up(manifests: tuple[str, ...], lab_name: str, pods: int, as_json: bool) -> N
     progress = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     node = LabNode.up(spec, found, _state_root(), progress=progress)
     echo = node.echo_pod
-    summary = f"lab {spec.name} is up: curl from `svcwatch lab exec client` to {spec.node_ip}:" \
-              f"{_node_port(node)} reaches {echo.name} at {echo.ip}:{echo.port}"
-    _emit({"name": spec.name, "node_ip": spec.node_ip, "echo_pod": echo.name, "echo_ip": echo.ip,
-           "namespaces": [spec.node_ns, spec.client_ns, *(p.netns for p in node.pods)]}, as_json, summary)
+    summary = (
+        f"lab {spec.name} is up: curl from `svcwatch lab exec client` to {spec.node_ip}:"
+        f"{_node_port(node)} reaches {echo.name} at {echo.ip}:{echo.port}"
+    )
+    _emit(
+        {
+            "name": spec.name,
+            "node_ip": spec.node_ip,
+            "echo_pod": echo.name,
+            "echo_ip": echo.ip,
+            "namespaces": [spec.node_ns, spec.client_ns, *(p.netns for p in node.pods)],
+        },
+        as_json,
+        summary,
+    )
 
 
 def _node_port(node: Any) -> str:
@@ -104,7 +115,7 @@ def list_(as_json: bool) -> None:
 @lab_name_option
 @json_option
 def status(lab_name: str, as_json: bool) -> None:
-    """Namespaces, interfaces and addresses, the scenario, the Service's chain from the kernel, drift."""
+    """Namespaces, interfaces, addresses, scenario, the Service's chain from the kernel, drift."""
     from svcwatch.lab import LabNode, require_lab_privileges
     from svcwatch.lab.status import describe, render_text
 
@@ -130,8 +141,14 @@ def scenario(scenario_name: str, lab_name: str) -> None:
 
 
 @lab.command(name="apply")
-@click.option("-f", "--filename", "slice_file", required=True, type=click.Path(dir_okay=False),
-              help="An EndpointSlice YAML file for the lab's Service.")
+@click.option(
+    "-f",
+    "--filename",
+    "slice_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="An EndpointSlice YAML file for the lab's Service.",
+)
 @lab_name_option
 def apply_(slice_file: str, lab_name: str) -> None:
     """Replace the lab's EndpointSlice with the one in a file (kubectl apply -f, for the lab)."""

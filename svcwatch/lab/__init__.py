@@ -9,10 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from svcwatch.lab.instances import claim_controller, controller_of, release_controller
-    from svcwatch.lab.node import LabNode, PodInfo
-    from svcwatch.lab.privileges import require_lab_privileges
-    from svcwatch.lab.topology import LabSpec
+    from svcwatch.lab.instances import claim_controller as claim_controller
+    from svcwatch.lab.instances import controller_of as controller_of
+    from svcwatch.lab.instances import release_controller as release_controller
+    from svcwatch.lab.node import LabNode as LabNode
+    from svcwatch.lab.node import PodInfo as PodInfo
+    from svcwatch.lab.privileges import require_lab_privileges as require_lab_privileges
+    from svcwatch.lab.topology import LabSpec as LabSpec
 
 _EXPORTS = {
     "LabSpec": "svcwatch.lab.topology",

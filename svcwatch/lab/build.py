@@ -41,7 +41,10 @@ def build(spec: LabSpec, record: LabRecord, progress: Progress | None = None) ->
     node_ipr = pods.iproute_in(spec.node_ns)
     try:
         _wire_client(node_ipr, spec)
-        say(f"eth0 {spec.node_ip}/{spec.prefix} (node) <-> eth0 {spec.client_ip}/{spec.prefix} (client)")
+        say(
+            f"eth0 {spec.node_ip}/{spec.prefix} (node) <-> "
+            f"eth0 {spec.client_ip}/{spec.prefix} (client)"
+        )
         bridge = _add_bridge(node_ipr, spec)
         say(f"bridge cni0 {spec.bridge_ip}/{spec.pod_prefix}")
         starting = _add_pods(node_ipr, bridge, spec, record, say)
@@ -57,7 +60,9 @@ def build(spec: LabSpec, record: LabRecord, progress: Progress | None = None) ->
 
 
 def _wire_client(node_ipr: Any, spec: LabSpec) -> None:
-    node_ipr.link("add", ifname="eth0", kind="veth", peer={"ifname": "eth0", "net_ns_fd": spec.client_ns})
+    node_ipr.link(
+        "add", ifname="eth0", kind="veth", peer={"ifname": "eth0", "net_ns_fd": spec.client_ns}
+    )
     lo, eth0 = node_ipr.link_lookup(ifname="lo")[0], node_ipr.link_lookup(ifname="eth0")[0]
     node_ipr.link("set", index=lo, state="up")
     node_ipr.addr("add", index=eth0, address=spec.node_ip, prefixlen=spec.prefix)
@@ -97,8 +102,14 @@ def record_of(plan: PodPlan, generation: int = 0) -> PodRecord:
 def is_healthy(record: LabRecord) -> list[str]:
     """What is broken in a built lab (empty: healthy): a namespace gone, the echo process dead."""
     spec = record.spec
-    problems = [f"namespace {n} is missing" for n in (spec.node_ns, spec.client_ns) if not netns.exists(n)]
-    problems += [f"namespace {p.netns} of pod {p.name} is missing" for p in record.pods if not netns.exists(p.netns)]
+    problems = [
+        f"namespace {n} is missing" for n in (spec.node_ns, spec.client_ns) if not netns.exists(n)
+    ]
+    problems += [
+        f"namespace {p.netns} of pod {p.name} is missing"
+        for p in record.pods
+        if not netns.exists(p.netns)
+    ]
     if record.status != "ready":
         problems.append("the build did not finish")
     return problems
@@ -158,4 +169,3 @@ def _belongs(pid: int, inodes: set[tuple[int, int]], tag: bytes) -> bool:
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return False
     return ECHO_MARK in cmdline and tag in cmdline
-

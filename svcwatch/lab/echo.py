@@ -32,7 +32,9 @@ def serve(listener: socket.socket) -> None:
                 _echo(sock, sel, pending)
 
 
-def _accept(listener: socket.socket, sel: selectors.BaseSelector, pending: dict[socket.socket, bytes]) -> None:
+def _accept(
+    listener: socket.socket, sel: selectors.BaseSelector, pending: dict[socket.socket, bytes]
+) -> None:
     try:
         conn, _ = listener.accept()
     except (BlockingIOError, ConnectionAbortedError):
@@ -42,7 +44,9 @@ def _accept(listener: socket.socket, sel: selectors.BaseSelector, pending: dict[
     sel.register(conn, selectors.EVENT_READ)
 
 
-def _echo(sock: socket.socket, sel: selectors.BaseSelector, pending: dict[socket.socket, bytes]) -> None:
+def _echo(
+    sock: socket.socket, sel: selectors.BaseSelector, pending: dict[socket.socket, bytes]
+) -> None:
     try:
         data = pending[sock] or sock.recv(65536)
         if not data:

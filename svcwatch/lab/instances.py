@@ -133,7 +133,7 @@ def remove_state(state_root: Path, name: str) -> bool:
 
 @contextmanager
 def locked(state_root: Path, name: str, what: str = "lab") -> Iterator[None]:
-    """Hold an exclusive lock on one of the lab's lock files (`lab` for up/down, `sync` for rules)."""
+    """Hold an exclusive lock on one of the lab's lock files (`lab`: up/down, `sync`: rules)."""
     path = lab_dir(state_root, name)
     path.mkdir(parents=True, exist_ok=True)
     with open(path / f".{what}.lock", "a") as fh:
@@ -161,7 +161,7 @@ def _is_zombie(pid: int) -> bool:
 
 
 def claim_controller(name: str, state_root: Path, pid: int | None = None) -> bool:
-    """Record `pid` (default: this process) as the lab's controller; False if another live one is."""
+    """Record `pid` (default: this process) as the lab's controller: False if another live one is"""
     with locked(state_root, name, "controller"):
         holder = controller_of(name, state_root)
         me = ProcessRef.of(pid or os.getpid())

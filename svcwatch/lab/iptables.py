@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +28,8 @@ MISSING = "{tool} not found: install the Debian package 'iptables' (apt-get inst
 
 
 def iptables_tool(tool: str) -> str:
-    """The full path of `iptables-restore`/`iptables-save`/`iptables`, or a SetupError naming the package."""
-    path = shutil.which(tool) or next(
+    """The full path of an iptables tool, or a SetupError naming the Debian package."""
+    path: str | None = shutil.which(tool) or next(
         (str(Path(d) / tool) for d in SBIN_DIRS if (Path(d) / tool).exists()), None
     )
     if path is None:
@@ -43,7 +42,7 @@ def _run(node_ns: str, argv: list[str], stdin: str | None = None) -> str:
     if proc.returncode != 0:
         first = (proc.stderr.strip().splitlines() or ["(no message)"])[0]
         raise SetupError(f"{Path(argv[0]).name} failed in namespace {node_ns}: {first}")
-    return proc.stdout
+    return str(proc.stdout)
 
 
 def restore(node_ns: str, text: str) -> float:
@@ -63,7 +62,7 @@ def save(node_ns: str, *, counters: bool = False, table: str | None = None) -> s
 
 
 def backend(node_ns: str) -> str:
-    """Which iptables the node uses: `iptables-nft` or `iptables-legacy` (from `iptables --version`)."""
+    """Which iptables the node uses: `iptables-nft` or `iptables-legacy` (`iptables --version`)."""
     from svcwatch.kubeproxy.restore import detect_backend
 
     return str(detect_backend(_run(node_ns, [iptables_tool("iptables"), "--version"])))
@@ -89,14 +88,18 @@ class SyncResult:
     text: str
 
 
-def sync_service(node_ns: str, service: Service, slice_: EndpointSlice, cluster_cidr: str) -> SyncResult:
-    """Render the Service from its slice and write it into the node, deleting chains that went away."""
+def sync_service(
+    node_ns: str, service: Service, slice_: EndpointSlice, cluster_cidr: str
+) -> SyncResult:
+    """Render the Service from its slice into the node, deleting chains that went away."""
     from svcwatch.kubeproxy.render import ProxyConfig, render  # pure, but only a sync needs it
     from svcwatch.kubeproxy.restore import parse_save, to_restore_text
 
     existing = service_chains(parse_save(save(node_ns, table="nat")))
     # Given what is in the kernel, the renderer also flushes and deletes what this sync drops.
-    desired = render(service, [slice_], config=ProxyConfig(cluster_cidr=cluster_cidr), stale_chains=existing)
+    desired = render(
+        service, [slice_], config=ProxyConfig(cluster_cidr=cluster_cidr), stale_chains=existing
+    )
     stale = tuple(sorted(c for t in desired.tables for c in t.deleted))
     wanted = service_chains(desired) - set(stale)
     text = to_restore_text(desired)
@@ -135,7 +138,7 @@ def rule_facts(rule: Rule) -> tuple[str, str | None, str | None, str | None, flo
 
 
 def tree_differences(desired: ChainTree, actual: ChainTree) -> list[str]:
-    """Human-readable differences between the desired and the kernel's chain tree (empty: in sync)."""
+    """Human-readable differences between the desired and the kernel's tree (empty: in sync)."""
     out: list[str] = []
     for chain in desired.chains.keys() - actual.chains.keys():
         out.append(f"chain {chain} is missing from the kernel")

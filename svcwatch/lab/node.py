@@ -68,8 +68,13 @@ class LabNode:
     # --- lifecycle -------------------------------------------------------------------------
 
     @classmethod
-    def up(cls, spec: LabSpec, manifests: ManifestSet, state_root: Path,
-           progress: Callable[[str], None] | None = None) -> LabNode:
+    def up(
+        cls,
+        spec: LabSpec,
+        manifests: ManifestSet,
+        state_root: Path,
+        progress: Callable[[str], None] | None = None,
+    ) -> LabNode:
         """Build the lab, or reuse it when it is healthy and the same; a broken one is rebuilt."""
         require_lab_privileges()
         iptables.iptables_tool("iptables-restore")
@@ -80,7 +85,9 @@ class LabNode:
                 say(f"lab {spec.name} is up and healthy: reusing it")
                 return cls(old, state_root)
             if old is not None or build.lab_namespaces(spec.name):
-                problems = build.is_healthy(old) if old and old.spec == spec else ["the spec changed"]
+                problems = (
+                    build.is_healthy(old) if old and old.spec == spec else ["the spec changed"]
+                )
                 say(f"rebuilding lab {spec.name}: {'; '.join(problems) or 'leftovers found'}")
                 build.teardown(spec.name, old)
             keep_objects = old is not None and old.spec == spec
@@ -137,8 +144,12 @@ class LabNode:
 
     def _write_objects(self, manifests: ManifestSet, keep_slice: bool) -> None:
         service = first_service(manifests)
-        self.store.write_service(yaml.safe_dump(service_manifest(service, self.spec.cluster_ip), sort_keys=False))
-        atomic_write(self.store.root / BASELINE_FILE, dump_slice(baseline_slice_of(manifests, service)))
+        self.store.write_service(
+            yaml.safe_dump(service_manifest(service, self.spec.cluster_ip), sort_keys=False)
+        )
+        atomic_write(
+            self.store.root / BASELINE_FILE, dump_slice(baseline_slice_of(manifests, service))
+        )
         if keep_slice and self.store.slice_path.exists():
             try:
                 self.store.read_slice()
@@ -153,10 +164,14 @@ class LabNode:
     def baseline_slice(self) -> EndpointSlice:
         """The manifests' slice, pointing at the current socat pod (a rollout moves it)."""
         text = (self.store.root / BASELINE_FILE).read_text()
-        baseline = next(o for o in parse_documents(text, BASELINE_FILE) if isinstance(o, EndpointSlice))
+        baseline = next(
+            o for o in parse_documents(text, BASELINE_FILE) if isinstance(o, EndpointSlice)
+        )
         echo = self.echo_record()
         moved = tuple(
-            replace(e, addresses=(echo.ip, *e.addresses[1:])) if e.address == self.spec.echo_ip else e
+            replace(e, addresses=(echo.ip, *e.addresses[1:]))
+            if e.address == self.spec.echo_ip
+            else e
             for e in baseline.endpoints
         )
         return replace(baseline.with_endpoints(*moved), resource_version=None, annotations={})
@@ -191,7 +206,10 @@ class LabNode:
         if slice_.namespace != service.namespace or slice_.service_name != service.name:
             raise InputError(
                 f"the slice is for service {slice_.namespace}/{slice_.service_name}, "
-                f"the lab serves {service.key}", source=slice_.key, field="metadata.labels")
+                f"the lab serves {service.key}",
+                source=slice_.key,
+                field="metadata.labels",
+            )
         if slice_.address_type != "IPv4":
             raise InputError("the lab is IPv4-only", source=slice_.key, field="addressType")
         return self.store.write_slice(replace(slice_, resource_version=None), scenario=scenario)
@@ -202,10 +220,17 @@ class LabNode:
         """Render the stored Service and slice and write them into the node, as kube-proxy syncs."""
         with locked(self.state_root, self.spec.name, "sync"):
             service = self.service()
-            result = iptables.sync_service(self.spec.node_ns, service, self.store.read_slice(),
-                                           self.spec.cluster_cidr)
-        return RulesSynced(ts=time.time(), service=service.key, added=result.added,
-                           removed=result.removed, backend=self.iptables_backend(), took_ms=result.took_ms)
+            result = iptables.sync_service(
+                self.spec.node_ns, service, self.store.read_slice(), self.spec.cluster_cidr
+            )
+        return RulesSynced(
+            ts=time.time(),
+            service=service.key,
+            added=result.added,
+            removed=result.removed,
+            backend=self.iptables_backend(),
+            took_ms=result.took_ms,
+        )
 
     def read_chain(self) -> ChainTree:
         return iptables.read_tree(self.spec.node_ns, self.service(), self.iptables_backend())
@@ -223,9 +248,13 @@ class LabNode:
         if pods.read_sysctl(self.spec.node_ns, "net.ipv4.ip_forward") != "1":
             out.append("ip_forward is off in the node")
         echo = self.echo_record()
-        if self.current_scenario() != "pod-down" and echo.port not in pods.listening_ports(echo.netns):
+        if self.current_scenario() != "pod-down" and echo.port not in pods.listening_ports(
+            echo.netns
+        ):
             out.append(f"nothing listens on {echo.ip}:{echo.port} in pod {echo.name}")
-        desired = iptables.desired_tree(self.service(), self.store.read_slice(), self.spec.cluster_cidr)
+        desired = iptables.desired_tree(
+            self.service(), self.store.read_slice(), self.spec.cluster_cidr
+        )
         return out + iptables.tree_differences(desired, self.read_chain())
 
     def endpoint_facts(self) -> list[EndpointFacts]:
@@ -238,8 +267,15 @@ class LabNode:
             pod = by_ip.get(endpoint.address or "")
             listening = pods.listening_ports(pod.netns) if pod else set()
             for port in ports:
-                facts.append(EndpointFacts(endpoint.address or "", port, pod.name if pod else None,
-                                           (port in listening) if pod and port else None, self.spec.node_ns))
+                facts.append(
+                    EndpointFacts(
+                        endpoint.address or "",
+                        port,
+                        pod.name if pod else None,
+                        (port in listening) if pod and port else None,
+                        self.spec.node_ns,
+                    )
+                )
         return facts
 
     # --- pods ------------------------------------------------------------------------------
@@ -255,7 +291,10 @@ class LabNode:
     def echo_record(self) -> PodRecord:
         pod = self.record.pod(self.record.echo_pod)
         if pod is None:
-            raise InputError(f"lab {self.spec.name} has no echo pod (run: svcwatch lab up --name {self.spec.name})")
+            raise InputError(
+                f"lab {self.spec.name} has no echo pod "
+                f"(run: svcwatch lab up --name {self.spec.name})"
+            )
         return pod
 
     def _info(self, pod: PodRecord) -> PodInfo:

@@ -38,9 +38,35 @@ def iproute_in(name: str) -> Any:
 
 
 def create_netns(name: str) -> None:
+    """Create a named namespace (like `ip netns add`) without forking.
+
+    pyroute2's `netns.create` forks a helper, which is unsafe once the dashboard runs threads
+    (a rollout happens mid-session). Instead a short-lived thread unshares its own network
+    namespace and bind-mounts it under /run/netns with pyroute2's `attach`; setns(2) and unshare(2)
+    with CLONE_NEWNET act on the calling thread only, so the rest of the process stays where it is.
+    """
+    import ctypes
+    import threading
+
     from pyroute2 import netns as pr_netns  # heavy: only the lab needs it
 
-    pr_netns.create(name)
+    failure: list[BaseException] = []
+
+    def _in_thread() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.unshare(netns.CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
+            pr_netns.attach(name, f"self/task/{threading.get_native_id()}")
+        except BaseException as exc:  # noqa: BLE001 -- re-raised in the caller
+            failure.append(exc)
+
+    worker = threading.Thread(target=_in_thread, name=f"netns-create-{name}")
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
 
 
 def remove_netns(name: str) -> bool:
@@ -68,7 +94,7 @@ def read_sysctl(name: str, key: str) -> str:
 
 
 def quiet_ipv6(name: str) -> None:
-    """No IPv6 in the lab: router solicitations and MLD reports would only be noise on the bridge."""
+    """No IPv6 in the lab: router solicitations and MLD reports are only noise on the bridge."""
     for scope in ("all", "default"):
         write_sysctl(name, f"net.ipv6.conf.{scope}.disable_ipv6", "1")
 
@@ -77,7 +103,9 @@ def add_pod(node_ipr: Any, bridge_index: int, spec: LabSpec, plan: PodPlan) -> N
     """Create the pod's namespace, its veth pair on `cni0`, its address and default route."""
     create_netns(plan.netns)
     quiet_ipv6(plan.netns)
-    node_ipr.link("add", ifname=plan.veth, kind="veth", peer={"ifname": "eth0", "net_ns_fd": plan.netns})
+    node_ipr.link(
+        "add", ifname=plan.veth, kind="veth", peer={"ifname": "eth0", "net_ns_fd": plan.netns}
+    )
     index = node_ipr.link_lookup(ifname=plan.veth)[0]
     node_ipr.link("set", index=index, master=bridge_index, state="up")
     configure_inside(plan.netns, plan.ip, spec.pod_prefix, spec.bridge_ip)
@@ -95,6 +123,7 @@ def configure_inside(name: str, address: str, prefixlen: int, gateway: str) -> N
     finally:
         ipr.close()
 
+
 def remove_pod(node_ipr: Any | None, pod: PodRecord) -> None:
     """Stop the pod's process and remove its namespace (its veth pair goes with it)."""
     if pod.echo is not None:
@@ -107,11 +136,26 @@ def remove_pod(node_ipr: Any | None, pod: PodRecord) -> None:
 
 def start_echo(spec: LabSpec, pod: PodPlan | PodRecord) -> subprocess.Popen[bytes]:
     """Start the echo listener inside the pod (detached); call `wait_ready` before relying on it."""
-    argv = [sys.executable, "-m", ECHO_MODULE, "--port", str(pod.port),
-            "--lab", spec.name, "--pod", pod.name]
+    argv = [
+        sys.executable,
+        "-m",
+        ECHO_MODULE,
+        "--port",
+        str(pod.port),
+        "--lab",
+        spec.name,
+        "--pod",
+        pod.name,
+    ]
     return netns.popen_in(
-        pod.netns, argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True, close_fds=True, env=_echo_env(),
+        pod.netns,
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        close_fds=True,
+        env=_echo_env(),
     )
 
 
@@ -122,7 +166,9 @@ def _echo_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root}
 
 
-def wait_ready(proc: subprocess.Popen[bytes], pod_name: str, timeout: float = ECHO_READY_TIMEOUT) -> ProcessRef:
+def wait_ready(
+    proc: subprocess.Popen[bytes], pod_name: str, timeout: float = ECHO_READY_TIMEOUT
+) -> ProcessRef:
     """Block until the echo process says `ready`; SetupError with its stderr if it dies first."""
     assert proc.stdout is not None and proc.stderr is not None
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
@@ -130,7 +176,9 @@ def wait_ready(proc: subprocess.Popen[bytes], pod_name: str, timeout: float = EC
     if line.strip() != b"ready":
         proc.kill()
         err = proc.stderr.read().decode(errors="replace").strip().splitlines()
-        raise SetupError(f"the echo process of pod {pod_name} did not start: {err[-1] if err else 'timed out'}")
+        raise SetupError(
+            f"the echo process of pod {pod_name} did not start: {err[-1] if err else 'timed out'}"
+        )
     proc.stdout.close()
     proc.stderr.close()
     ref = ProcessRef.of(proc.pid)

@@ -28,9 +28,14 @@ def effective_caps() -> int:
 def require_lab_privileges() -> None:
     """SetupError unless the lab can be built here."""
     if not sys.platform.startswith("linux"):
-        raise SetupError(f"the lab needs Linux network namespaces (this is {sys.platform}): {ALTERNATIVES}")
+        raise SetupError(
+            f"the lab needs Linux network namespaces (this is {sys.platform}): {ALTERNATIVES}"
+        )
     if os.geteuid() == 0:
         return
     caps = effective_caps()
     if not (caps >> CAP_NET_ADMIN) & 1 or not (caps >> CAP_SYS_ADMIN) & 1:
-        raise SetupError(f"the lab needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN): run it with sudo, {ALTERNATIVES}")
+        raise SetupError(
+            "the lab needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN): "
+            f"run it with sudo, {ALTERNATIVES}"
+        )

@@ -28,7 +28,9 @@ def replace_echo_pod(record: LabRecord, retire_old: bool = True) -> PodRecord:
     spec = record.spec
     old = record.pod(record.echo_pod)
     record.generation += 1
-    plan = spec.echo_pod(record.generation, next_pod_index(record), spec.next_free_ip({p.ip for p in record.pods}))
+    plan = spec.echo_pod(
+        record.generation, next_pod_index(record), spec.next_free_ip({p.ip for p in record.pods})
+    )
     node_ipr = pods.iproute_in(spec.node_ns)
     try:
         pods.add_pod(node_ipr, node_ipr.link_lookup(ifname="cni0")[0], spec, plan)

@@ -41,5 +41,7 @@ def read_slice_file(path: str) -> ManifestSet:
         raise InputError(f"no such file: {path}", field="-f")
     found = collect(parse_documents(file.read_text(), path))
     if len(found.slices) != 1:
-        raise InputError(f"expected exactly one EndpointSlice, found {len(found.slices)}", source=path)
+        raise InputError(
+            f"expected exactly one EndpointSlice, found {len(found.slices)}", source=path
+        )
     return found

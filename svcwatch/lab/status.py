@@ -26,7 +26,9 @@ def interfaces(namespace: str) -> list[dict[str, Any]]:
         names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
         addrs: dict[int, list[str]] = {}
         for addr in ipr.get_addr(family=2):
-            addrs.setdefault(addr["index"], []).append(f"{addr.get_attr('IFA_ADDRESS')}/{addr['prefixlen']}")
+            addrs.setdefault(addr["index"], []).append(
+                f"{addr.get_attr('IFA_ADDRESS')}/{addr['prefixlen']}"
+            )
         return [
             {
                 "name": names[link["index"]],
@@ -47,14 +49,18 @@ def describe(node: LabNode) -> dict[str, Any]:
     data: dict[str, Any] = {
         "name": spec.name,
         "scenario": node.current_scenario(),
-        "namespaces": {ns: {"exists": netns.exists(ns), "interfaces": interfaces(ns)} for ns in namespaces},
+        "namespaces": {
+            ns: {"exists": netns.exists(ns), "interfaces": interfaces(ns)} for ns in namespaces
+        },
         "pods": [vars(p) | {"echo": p.name == node.record.echo_pod} for p in _pods(node)],
         "problems": node.problems(),
     }
     try:
         tree = node.read_chain()
         data["backend"] = tree.backend
-        data["chain"] = [{"line": r.line(), "packets": r.packets, "bytes": r.bytes} for r in tree.all_rules()]
+        data["chain"] = [
+            {"line": r.line(), "packets": r.packets, "bytes": r.bytes} for r in tree.all_rules()
+        ]
         data["drift"] = node.drift()
     except (InputError, SetupError) as exc:
         data["chain"], data["drift"] = [], [str(exc)]
@@ -69,15 +75,24 @@ def _pods(node: LabNode) -> list[Any]:
 
 
 def render_text(data: dict[str, Any]) -> str:
-    lines = [f"lab {data['name']}  scenario: {data['scenario'] or '-'}  iptables: {data.get('backend') or '-'}"]
+    lines = [
+        f"lab {data['name']}  scenario: {data['scenario'] or '-'}  "
+        f"iptables: {data.get('backend') or '-'}"
+    ]
     for ns, info in data["namespaces"].items():
         lines.append(f"  {ns}{'' if info['exists'] else '  (MISSING)'}")
         for link in info["interfaces"]:
             master = f" master {link['master']}" if link["master"] else ""
-            lines.append(f"    {link['name']:<14} {link['state']:<5} {' '.join(link['addresses'])}{master}")
+            lines.append(
+                f"    {link['name']:<14} {link['state']:<5} {' '.join(link['addresses'])}{master}"
+            )
     lines.append("pods:")
     for pod in data["pods"]:
-        port = f":{pod['port']} {'listening' if pod['listening'] else 'NOT listening'}" if pod["port"] else ""
+        port = (
+            f":{pod['port']} {'listening' if pod['listening'] else 'NOT listening'}"
+            if pod["port"]
+            else ""
+        )
         lines.append(f"  {pod['name']:<44} {pod['ip']}{port}  {pod['veth']}  {pod['netns']}")
     lines.append("chain (from the kernel, [packets:bytes]):")
     lines.extend(f"  [{r['packets']}:{r['bytes']}] {r['line']}" for r in data["chain"])
@@ -101,6 +116,8 @@ def resolve_target(node: LabNode, target: str) -> str:
         if len(matches) == 1:
             return matches[0].netns
         known = ", ".join(p.name for p in node.record.pods)
-        raise InputError(f"pod {wanted!r} {'is ambiguous' if matches else 'not found'} in lab "
-                         f"{node.spec.name} (pods: {known})")
+        raise InputError(
+            f"pod {wanted!r} {'is ambiguous' if matches else 'not found'} in lab "
+            f"{node.spec.name} (pods: {known})"
+        )
     raise InputError(f"bad target {target!r}: use node, client or pod/NAME")

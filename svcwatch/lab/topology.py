@@ -60,12 +60,12 @@ def k8s_suffix(length: int, *seed: str) -> str:
 
 
 def veth_name(lab: str, pod: str) -> str:
-    """The node end of a pod's veth pair: `veth` + 8 hex digits, as the bridge CNI plugin names it."""
+    """The node end of a pod's veth pair: `veth` + 8 hex digits, as the bridge CNI names it."""
     return "veth" + _digest("veth", lab, pod).hex()[:8]
 
 
 def pod_name(lab: str, owner: str, generation: int = 0, replica: int = 0) -> str:
-    """`owner-<replicaset hash>-<pod suffix>`; a rollout (`generation`) gets a new ReplicaSet hash."""
+    """`owner-<replicaset hash>-<pod suffix>`; each rollout `generation` has its own hash."""
     rs_hash = k8s_suffix(10, lab, owner, str(generation))
     return f"{owner}-{rs_hash}-{k8s_suffix(5, lab, owner, str(generation), str(replica))}"
 
@@ -117,8 +117,11 @@ class LabSpec:
         slice_ = baseline_slice_of(manifests, service)
         echo_ip = next((e.address for e in slice_.endpoints if e.address), None)
         if echo_ip is None:
-            raise InputError("the EndpointSlice lists no endpoint address for the echo pod",
-                             source=slice_.key, field="endpoints")
+            raise InputError(
+                "the EndpointSlice lists no endpoint address for the echo pod",
+                source=slice_.key,
+                field="endpoints",
+            )
         pod_net = ipaddress.ip_network(f"{echo_ip}/24", strict=False)
         cluster_net = ipaddress.ip_network(f"{echo_ip}/16", strict=False)
         deployment = next(iter(manifests.deployments), None)
@@ -155,8 +158,9 @@ class LabSpec:
     def echo_pod(self, generation: int = 0, index: int = 0, ip: str | None = None) -> PodPlan:
         """The socat pod of rollout `generation` (a new generation gets a new name and veth)."""
         name = pod_name(self.name, self.app_name, generation)
-        return PodPlan(name, ip or self.echo_ip, self.pod_ns(index), veth_name(self.name, name),
-                       self.echo_port)
+        return PodPlan(
+            name, ip or self.echo_ip, self.pod_ns(index), veth_name(self.name, name), self.echo_port
+        )
 
     def idle_pod_plans(self) -> list[PodPlan]:
         """The idle pods: k3s's system pods first, then `idle-N`, on addresses from .2 upwards."""
@@ -166,7 +170,9 @@ class LabSpec:
         for i in range(self.idle_pods):
             owner = K3S_SYSTEM_PODS[i] if i < len(K3S_SYSTEM_PODS) else f"idle-{i}"
             name = pod_name(self.name, owner)
-            plans.append(PodPlan(name, next(addresses), self.pod_ns(i + 1), veth_name(self.name, name), None))
+            plans.append(
+                PodPlan(name, next(addresses), self.pod_ns(i + 1), veth_name(self.name, name), None)
+            )
         return plans
 
     def pod_plans(self) -> list[PodPlan]:
@@ -174,10 +180,10 @@ class LabSpec:
 
     def unused_ip(self, used: frozenset[str] | set[str] = frozenset()) -> str:
         """An address in the pod CIDR no pod has: the one after the echo pod's, as in the seed."""
-        echo = ipaddress.ip_address(self.echo_ip)
+        echo = ipaddress.IPv4Address(self.echo_ip)
         taken = {self.bridge_ip, self.echo_ip, *used}
-        candidates = [a for a in self._host_addresses() if ipaddress.ip_address(a) > echo]
-        candidates += [a for a in self._host_addresses() if ipaddress.ip_address(a) < echo]
+        candidates = [a for a in self._host_addresses() if ipaddress.IPv4Address(a) > echo]
+        candidates += [a for a in self._host_addresses() if ipaddress.IPv4Address(a) < echo]
         return next(a for a in candidates if a not in taken)
 
     def next_free_ip(self, used: set[str]) -> str:
@@ -186,7 +192,7 @@ class LabSpec:
         return self.unused_ip(used | reserved)
 
     def _host_addresses(self) -> list[str]:
-        return [str(a) for a in ipaddress.ip_network(self.pod_cidr).hosts()]
+        return [str(a) for a in ipaddress.IPv4Network(self.pod_cidr).hosts()]
 
     def netns_pattern(self) -> re.Pattern[str]:
         return netns_pattern(self.name)
@@ -223,8 +229,10 @@ def first_service(manifests: ManifestSet) -> Service:
 def baseline_slice_of(manifests: ManifestSet, service: Service) -> EndpointSlice:
     slices = manifests.slices_for(service)
     if not slices:
-        raise InputError(f"no EndpointSlice labelled kubernetes.io/service-name={service.name} "
-                         f"in namespace {service.namespace}")
+        raise InputError(
+            f"no EndpointSlice labelled kubernetes.io/service-name={service.name} "
+            f"in namespace {service.namespace}"
+        )
     return slices[0]
 
 

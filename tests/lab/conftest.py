@@ -1,5 +1,5 @@
-"""Lab test fixtures: a unique lab name, a private state directory, a lab torn down whatever happens,
-and a snapshot of the host's network configuration to prove the lab never touched it."""
+"""Lab test fixtures: a unique lab name, a private state directory, a lab torn down whatever
+happens, and a snapshot of the host's network configuration to prove the lab never touched it."""
 
 from __future__ import annotations
 

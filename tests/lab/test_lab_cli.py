@@ -32,7 +32,9 @@ ports:
 
 def run(state_root: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SVCWATCH_STATE_DIR": str(state_root)}
-    return subprocess.run([SVCWATCH, *args], capture_output=True, text=True, env=env, input=stdin, timeout=60)
+    return subprocess.run(
+        [SVCWATCH, *args], capture_output=True, text=True, env=env, input=stdin, timeout=60
+    )
 
 
 @pytest.fixture
@@ -56,10 +58,24 @@ def test_cli_session(cli_lab: str, state_root: Path, tmp_path: Path) -> None:
     slice_file = tmp_path / "slice.yaml"
     slice_file.write_text(SLICE.format(ip="10.42.0.142", port=12345))
     assert run(state_root, "lab", "apply", "-f", str(slice_file), "--name", cli_lab).returncode == 0
-    saved = run(state_root, "lab", "exec", "node", "--name", cli_lab, "--", "iptables-save", "-t", "nat")
+    saved = run(
+        state_root, "lab", "exec", "node", "--name", cli_lab, "--", "iptables-save", "-t", "nat"
+    )
     assert "--to-destination 10.42.0.142:12345" in saved.stdout
-    echoed = run(state_root, "lab", "exec", "client", "--name", cli_lab, "--",
-                 "socat", "-t1", "-", "TCP:192.168.97.3:31234", stdin="hello\n")
+    echoed = run(
+        state_root,
+        "lab",
+        "exec",
+        "client",
+        "--name",
+        cli_lab,
+        "--",
+        "socat",
+        "-t1",
+        "-",
+        "TCP:192.168.97.3:31234",
+        stdin="hello\n",
+    )
     assert echoed.returncode == 0 and echoed.stdout == "hello\n"
     failed = run(state_root, "lab", "exec", "client", "--name", cli_lab, "--", "sh", "-c", "exit 7")
     assert failed.returncode == 7
@@ -74,10 +90,19 @@ def test_cli_session(cli_lab: str, state_root: Path, tmp_path: Path) -> None:
         ("malformed", None, None, "malformed YAML"),
     ],
 )
-def test_bad_slice_is_one_line(case: str, ip: str | None, port: int | None, needle: str,
-                               cli_lab: str, state_root: Path, tmp_path: Path) -> None:
+def test_bad_slice_is_one_line(
+    case: str,
+    ip: str | None,
+    port: int | None,
+    needle: str,
+    cli_lab: str,
+    state_root: Path,
+    tmp_path: Path,
+) -> None:
     slice_file = tmp_path / f"{case}.yaml"
-    slice_file.write_text(SLICE.format(ip=ip, port=port) if ip else "kind: EndpointSlice\n  bad: [\n")
+    slice_file.write_text(
+        SLICE.format(ip=ip, port=port) if ip else "kind: EndpointSlice\n  bad: [\n"
+    )
     result = run(state_root, "lab", "apply", "-f", str(slice_file), "--name", cli_lab)
     assert_one_line_error(result, needle)
     status = json.loads(run(state_root, "lab", "status", "--json", "--name", cli_lab).stdout)
@@ -99,10 +124,14 @@ def test_bad_arguments_are_one_line(args: list[str], needle: str, state_root: Pa
     assert_one_line_error(run(state_root, *args), needle)
 
 
-def test_malformed_manifest_for_up_is_one_line(tmp_path: Path, lab_name: str, state_root: Path) -> None:
+def test_malformed_manifest_for_up_is_one_line(
+    tmp_path: Path, lab_name: str, state_root: Path
+) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: x\n")
-    assert_one_line_error(run(state_root, "lab", "up", "-f", str(bad), "--name", lab_name), "malformed YAML")
+    assert_one_line_error(
+        run(state_root, "lab", "up", "-f", str(bad), "--name", lab_name), "malformed YAML"
+    )
     assert lab_namespaces(lab_name) == []
 
 

@@ -23,7 +23,9 @@ def cli(*args: str, state_root: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([SVCWATCH, *args], capture_output=True, text=True, env=env, timeout=60)
 
 
-def test_up_and_down_leave_the_host_untouched(spec: LabSpec, manifests: ManifestSet, state_root: Path) -> None:
+def test_up_and_down_leave_the_host_untouched(
+    spec: LabSpec, manifests: ManifestSet, state_root: Path
+) -> None:
     before = host_network()
     try:
         LabNode.up(spec, manifests, state_root)
@@ -38,8 +40,12 @@ def test_up_and_down_leave_the_host_untouched(spec: LabSpec, manifests: Manifest
 def test_down_after_sigkill_of_the_builder(when: str, lab_name: str, state_root: Path) -> None:
     before = host_network()
     env = {**os.environ, "SVCWATCH_STATE_DIR": str(state_root)}
-    builder = subprocess.Popen([SVCWATCH, "lab", "up", "--name", lab_name], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    builder = subprocess.Popen(
+        [SVCWATCH, "lab", "up", "--name", lab_name],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         if when == "mid-build":
             deadline = time.monotonic() + 20

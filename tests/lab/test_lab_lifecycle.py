@@ -1,4 +1,4 @@
-"""`lab up` builds the node the seed describes, reuses or repairs it, and `lab down` removes it all."""
+"""`lab up` builds the seed's node, reuses or repairs it, and `lab down` removes it all."""
 
 from __future__ import annotations
 
@@ -43,7 +43,9 @@ def test_up_builds_the_seed_topology(lab: LabNode) -> None:
     assert lab.drift() == []
 
 
-def test_up_is_idempotent_and_repairs(lab: LabNode, manifests: ManifestSet, state_root: Path) -> None:
+def test_up_is_idempotent_and_repairs(
+    lab: LabNode, manifests: ManifestSet, state_root: Path
+) -> None:
     again = LabNode.up(lab.spec, manifests, state_root)
     assert again.record.pods[0].echo == lab.record.pods[0].echo  # same process: reused, not rebuilt
     remove_netns(lab.spec.pod_ns(3))

@@ -31,7 +31,11 @@ def connect_outcome(lab: LabNode, timeout: float) -> str:
         except TimeoutError:
             return "timeout"
         except OSError as exc:
-            return "refused" if exc.errno == errno.ECONNREFUSED else errno.errorcode.get(exc.errno or 0, "?")
+            return (
+                "refused"
+                if exc.errno == errno.ECONNREFUSED
+                else errno.errorcode.get(exc.errno or 0, "?")
+            )
         sock.sendall(b"ping\n")
         return "ok" if sock.recv(16) == b"ping\n" else "bad-echo"
 
@@ -81,7 +85,11 @@ def test_mixed_sends_connections_both_ways(lab: LabNode) -> None:
     outcome = parallel_connects(lab, 48, wait=1.0)
     assert outcome["connected"] > 0 and outcome["failed"] > 0
     tree = lab.read_chain()
-    seps = {name: sum(r.packets for r in rules) for name, rules in tree.chains.items() if name.startswith("KUBE-SEP-")}
+    seps = {
+        name: sum(r.packets for r in rules)
+        for name, rules in tree.chains.items()
+        if name.startswith("KUBE-SEP-")
+    }
     assert len(seps) == 2 and all(packets > 0 for packets in seps.values()), seps
 
 
@@ -89,7 +97,9 @@ def test_rules_round_trip_through_the_kernel(lab: LabNode) -> None:
     for scenario in ("happy", "mixed", "wrong-port", "empty"):
         switch(lab, scenario)
         service = lab.service()
-        rendered = render(service, [lab.current_slice()], ProxyConfig(cluster_cidr=lab.spec.cluster_cidr))
+        rendered = render(
+            service, [lab.current_slice()], ProxyConfig(cluster_cidr=lab.spec.cluster_cidr)
+        )
         want = service_tree(saved_form(rendered), service)
         have = lab.read_chain()
         assert tree_lines(have) == tree_lines(want), scenario
@@ -97,7 +107,7 @@ def test_rules_round_trip_through_the_kernel(lab: LabNode) -> None:
 
 
 def tree_lines(tree: ChainTree) -> tuple[list[str], dict[str, list[str]], list[str]]:
-    """A chain tree as text; entry and filter rules sorted (iptables-save lists chains alphabetically)."""
+    """A chain tree as text; entry and filter rules sorted (iptables-save sorts chains)."""
     return (
         sorted(r.line() for r in tree.entry),
         {chain: [r.line() for r in rules] for chain, rules in tree.chains.items()},
@@ -115,7 +125,9 @@ def test_pod_down_resets_and_comes_back(lab: LabNode) -> None:
     switch(lab, "pod-down")
     assert connect_outcome(lab, 1.0) == "refused"
     facts = lab.endpoint_facts()
-    assert [(f.address, f.pod, f.listening) for f in facts] == [("10.42.0.142", lab.echo_pod.name, False)]
+    assert [(f.address, f.pod, f.listening) for f in facts] == [
+        ("10.42.0.142", lab.echo_pod.name, False)
+    ]
     assert lab.drift() == []  # a stopped listener is what pod-down asks for
     switch(lab, "happy")
     assert connect_outcome(lab, 3) == "ok" and lab.endpoint_facts()[0].listening is True

@@ -21,17 +21,30 @@ def spec() -> LabSpec:
 
 
 def test_spec_from_the_seed_manifests(spec: LabSpec) -> None:
-    assert (spec.node_ip, spec.client_ip, spec.bridge_ip) == ("192.168.97.3", "192.168.97.2", "10.42.0.1")
+    assert (spec.node_ip, spec.client_ip, spec.bridge_ip) == (
+        "192.168.97.3",
+        "192.168.97.2",
+        "10.42.0.1",
+    )
     assert (spec.echo_ip, spec.echo_port, spec.pod_cidr, spec.cluster_cidr) == (
-        "10.42.0.142", 12345, "10.42.0.0/24", "10.42.0.0/16")
+        "10.42.0.142",
+        12345,
+        "10.42.0.0/24",
+        "10.42.0.0/16",
+    )
     assert (spec.node_ns, spec.client_ns, spec.pod_ns(3)) == (
-        "svcwatch-demo-node", "svcwatch-demo-client", "svcwatch-demo-pod3")
+        "svcwatch-demo-node",
+        "svcwatch-demo-client",
+        "svcwatch-demo-pod3",
+    )
 
 
 def test_pods_look_like_a_k3s_node(spec: LabSpec) -> None:
     plans = spec.pod_plans()
     assert len(plans) == 8 and plans[0].port == 12345 and all(p.port is None for p in plans[1:])
-    assert re.fullmatch(r"socat-[bcdfghjklmnpqrstvwxz2456789]{10}-[bcdfghjklmnpqrstvwxz2456789]{5}", plans[0].name)
+    assert re.fullmatch(
+        r"socat-[bcdfghjklmnpqrstvwxz2456789]{10}-[bcdfghjklmnpqrstvwxz2456789]{5}", plans[0].name
+    )
     assert plans[1].name.startswith("coredns-")
     assert all(re.fullmatch(r"veth[0-9a-f]{8}", p.veth) for p in plans)
     assert len({p.veth for p in plans}) == len({p.ip for p in plans}) == 8
@@ -50,7 +63,10 @@ def test_rollout_gets_a_new_name_and_address(spec: LabSpec) -> None:
 def test_scenarios_use_the_free_address(spec: LabSpec) -> None:
     baseline = load_manifests().slices[0]
     ctx = ScenarioContext(baseline, unused_ip=spec.unused_ip({p.ip for p in spec.pod_plans()}))
-    assert [e.address for e in apply_scenario("mixed", ctx).endpoints] == ["10.42.0.143", "10.42.0.142"]
+    assert [e.address for e in apply_scenario("mixed", ctx).endpoints] == [
+        "10.42.0.143",
+        "10.42.0.142",
+    ]
 
 
 def test_namespace_patterns_keep_labs_apart() -> None:
@@ -73,14 +89,25 @@ def test_pod_count_and_addresses_are_checked() -> None:
 
 
 def test_tree_differences_ignore_spelling_but_not_meaning() -> None:
-    dnat = Rule("KUBE-SEP-A", "-p tcp -j DNAT --to-destination 10.42.0.142:12345", target="DNAT",
-                dnat_to="10.42.0.142:12345")
+    dnat = Rule(
+        "KUBE-SEP-A",
+        "-p tcp -j DNAT --to-destination 10.42.0.142:12345",
+        target="DNAT",
+        dnat_to="10.42.0.142:12345",
+    )
     want = ChainTree("default/socat", chains={"KUBE-SEP-A": [dnat]})
-    respelled = ChainTree("default/socat", chains={"KUBE-SEP-A": [replace(dnat, spec="-p tcp -m tcp -j DNAT", packets=3)]})
+    respelled = ChainTree(
+        "default/socat",
+        chains={"KUBE-SEP-A": [replace(dnat, spec="-p tcp -m tcp -j DNAT", packets=3)]},
+    )
     assert tree_differences(want, respelled) == []
-    moved = ChainTree("default/socat", chains={"KUBE-SEP-A": [replace(dnat, dnat_to="10.42.0.142:12346")]})
+    moved = ChainTree(
+        "default/socat", chains={"KUBE-SEP-A": [replace(dnat, dnat_to="10.42.0.142:12346")]}
+    )
     assert tree_differences(want, moved) == [
         "rule missing: KUBE-SEP-A -j DNAT --to-destination 10.42.0.142:12345",
         "unexpected rule: KUBE-SEP-A -j DNAT --to-destination 10.42.0.142:12346",
     ]
-    assert tree_differences(want, ChainTree("default/socat")) == ["chain KUBE-SEP-A is missing from the kernel"]
+    assert tree_differences(want, ChainTree("default/socat")) == [
+        "chain KUBE-SEP-A is missing from the kernel"
+    ]
