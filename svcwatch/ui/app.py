@@ -270,6 +270,6 @@ class SvcwatchApp(App[None]):
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         for spec in actions.DASHBOARD_ACTIONS:
-            yield SystemCommand(spec.description, f"[{spec.display_key}] {spec.help}",
+            yield SystemCommand(spec.description, f"key {spec.display_key} · {spec.help}",
                                 partial(self.call_later, self.run_action, spec.action))
         yield from (c for c in super().get_system_commands(screen) if c.title not in ("Quit", "Theme"))

@@ -91,7 +91,7 @@ class ChainPane(VerticalScroll):
         for chain, rules in tree.chains.items():
             self._section(out, chain, rules, shares if chain.startswith(("KUBE-SVC-", "KUBE-SVL-")) else {})
         if tree.filter_rules:
-            self._section(out, "filter table", tree.filter_rules)
+            self._section(out, "filter table", tree.filter_rules, {})
         out.rstrip()
         return out
 

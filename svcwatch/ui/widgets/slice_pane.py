@@ -76,7 +76,7 @@ class SlicePane(Static):
     def render_table(self, slice_: EndpointSlice) -> Table | Text:
         if not slice_.endpoints:
             return Text("no endpoints: kube-proxy writes only a REJECT rule", self._style("slice--bad"))
-        table = Table(box=None, expand=True, pad_edge=False, show_edge=False)
+        table = Table(box=None, expand=True, pad_edge=False, show_edge=False, padding=(0, 1, 0, 0))
         table.add_column("endpoint", no_wrap=True, min_width=11)
         table.add_column("port", no_wrap=True, min_width=5)
         table.add_column("conditions", no_wrap=True, overflow="ellipsis")
