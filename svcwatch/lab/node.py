@@ -23,6 +23,7 @@ from svcwatch.lab.instances import (
     LabRecord,
     PodRecord,
     ProcessRef,
+    controller_of,
     lab_dir,
     load_record,
     locked,
@@ -81,21 +82,45 @@ class LabNode:
         say = progress or (lambda _: None)
         with locked(state_root, spec.name):
             old = load_record(state_root, spec.name)
-            if old is not None and old.spec == spec and not build.is_healthy(old):
-                say(f"lab {spec.name} is up and healthy: reusing it")
-                return cls(old, state_root)
-            if old is not None or build.lab_namespaces(spec.name):
-                problems = (
-                    build.is_healthy(old) if old and old.spec == spec else ["the spec changed"]
-                )
-                say(f"rebuilding lab {spec.name}: {'; '.join(problems) or 'leftovers found'}")
-                build.teardown(spec.name, old)
-            keep_objects = old is not None and old.spec == spec
-            node = cls._build(spec, state_root, say)
-            node._write_objects(manifests, keep_slice=keep_objects)
-            synced = node.reconcile()
-            say(f"rules synced: {synced.text()}")
-            return node
+            reuse = old is not None and old.spec == spec and not build.is_healthy(old)
+            if not reuse:
+                return cls._rebuild(spec, old, manifests, state_root, say)
+        assert old is not None
+        say(f"lab {spec.name} is up and healthy: reusing it")
+        node = cls(old, state_root)
+        node._refresh()
+        return node
+
+    def _refresh(self) -> None:
+        """On reuse: restart a dead echo process (pod-down wants it dead), re-assert the rules."""
+        if self.current_scenario() != "pod-down":
+            self.start_listener()
+        if controller_of(self.spec.name, self.state_root) is None:
+            self.reconcile()
+
+    @classmethod
+    def _rebuild(
+        cls,
+        spec: LabSpec,
+        old: LabRecord | None,
+        manifests: ManifestSet,
+        state_root: Path,
+        say: Callable[[str], None],
+    ) -> LabNode:
+        """Tear down whatever is there (stale, broken or a different spec) and build afresh."""
+        if old is not None or build.lab_namespaces(spec.name):
+            if old is None:
+                problems = ["namespaces left by an earlier build"]
+            else:
+                problems = build.is_healthy(old) if old.spec == spec else ["the spec changed"]
+            say(f"rebuilding lab {spec.name}: {'; '.join(problems)}")
+            build.teardown(spec.name, old)
+        keep_objects = old is not None and old.spec == spec
+        node = cls._build(spec, state_root, say)
+        node._write_objects(manifests, keep_slice=keep_objects)
+        synced = node.reconcile()
+        say(f"rules synced: {synced.text()}")
+        return node
 
     @classmethod
     def _build(cls, spec: LabSpec, state_root: Path, say: Callable[[str], None]) -> LabNode:

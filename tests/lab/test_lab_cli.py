@@ -140,3 +140,23 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], needle: str)
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and needle in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_controller_lease_leaves_syncing_to_its_holder(cli_lab: str, state_root: Path) -> None:
+    from svcwatch.lab import claim_controller, release_controller
+
+    holder = subprocess.Popen(["sleep", "60"])
+    try:
+        assert claim_controller(cli_lab, state_root, pid=holder.pid)
+        assert not claim_controller(cli_lab, state_root)  # a second controller is refused
+        changed = run(state_root, "lab", "scenario", "wrong-port", "--name", cli_lab)
+        assert changed.returncode == 0 and f"pid {holder.pid}" in changed.stdout
+        saved = run(state_root, "lab", "exec", "node", "--name", cli_lab, "--", "iptables-save")
+        assert "10.42.0.142:12345" in saved.stdout  # the store changed, the kernel not yet
+    finally:
+        holder.kill()
+        holder.wait()
+    assert claim_controller(cli_lab, state_root)  # a dead holder's lease is free
+    release_controller(cli_lab, state_root)
+    changed = run(state_root, "lab", "scenario", "wrong-port", "--name", cli_lab)
+    assert "synced" in changed.stdout

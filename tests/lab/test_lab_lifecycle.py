@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
 from pathlib import Path
 
@@ -75,3 +77,30 @@ def test_two_labs_coexist(lab: LabNode, manifests: ManifestSet, state_root: Path
     finally:
         LabNode.down(other.name, state_root)
     assert lab_namespaces(other.name) == [] and echo_roundtrip(lab.spec) == b"hello\n"
+
+
+def test_reuse_restarts_a_crashed_echo_process(
+    lab: LabNode, manifests: ManifestSet, state_root: Path
+) -> None:
+    old = lab.record.pods[0].echo
+    assert old is not None
+    os.kill(old.pid, signal.SIGKILL)
+    again = LabNode.up(lab.spec, manifests, state_root)
+    assert again.echo_pod.listening and again.record.pods[0].echo != old
+    assert echo_roundtrip(lab.spec) == b"hello\n"
+
+
+def test_echo_serves_many_connections_at_once(lab: LabNode) -> None:
+    socks = [
+        netns.socket_in(lab.spec.client_ns, socket.AF_INET, socket.SOCK_STREAM) for _ in range(20)
+    ]
+    try:
+        for sock in socks:
+            sock.settimeout(3)
+            sock.connect((lab.spec.node_ip, 31234))
+        for i, sock in enumerate(socks):  # all open at once, answered in any order
+            sock.sendall(f"conn {i}\n".encode())
+        assert [s.recv(64) for s in socks] == [f"conn {i}\n".encode() for i in range(20)]
+    finally:
+        for sock in socks:
+            sock.close()
