@@ -49,7 +49,7 @@ def _scenario_actions() -> list[ActionSpec]:
                 display_key=scenario.key,
                 action=f"scenario('{scenario.name}')",
                 description=scenario.title,
-                help=f"{scenario.title}: {scenario.caption}",
+                help=scenario.caption,
                 # 5-8 stay off the footer so it fits 80 columns; help and palette list them.
                 show=int(scenario.key) <= 4,
             )

@@ -90,11 +90,12 @@ class SvcwatchApp(App[None]):
         for failure in self.theme_result.failures:
             self.notify(failure, title="Theme not loaded", severity="warning", timeout=8)
         wanted = self.requested_theme or DEFAULT_THEME
-        if wanted in self.available_themes:
-            self.theme = wanted
-        elif self.requested_theme:
+        if wanted not in self.available_themes:
             self.notify(f"unknown theme {wanted!r}; known: {', '.join(self.theme_names)}",
                         severity="warning", timeout=8)
+            wanted = DEFAULT_THEME
+        if wanted in self.available_themes:
+            self.theme = wanted
 
     @property
     def theme_names(self) -> list[str]:
