@@ -51,7 +51,7 @@ class PacketEvent:
         if self.kind == "arp-reply":
             return f"{where} arp reply {self.src} is-at {self.detail}"
         if self.kind == "icmp":
-            quoted = f" (for {self.dst}:{self.dport})" if self.dport else ""
+            quoted = f" (for port {self.sport} -> {self.dport})" if self.dport else ""
             return f"{where} {self.src} -> {self.dst} icmp {self.detail}{quoted}"
         line = f"{where} {self.src}:{self.sport} -> {self.dst}:{self.dport}"
         if self.flags:

@@ -89,6 +89,7 @@ def test_icmp_unreachable_quotes_the_ports_of_the_packet_it_answers(code: int, w
     event = decode(pkt, pkttype=4)
     assert (event.kind, event.detail, event.sport, event.dport) == ("icmp", words, 47514, 31234)
     assert (event.src, event.dst) == ("192.168.97.3", "192.168.97.2")
+    assert event.text() == f"[eth0] 192.168.97.3 -> 192.168.97.2 icmp {words} (for port 47514 -> 31234)"
 
 
 def test_icmp_with_a_cut_quote_still_decodes() -> None:
