@@ -4,6 +4,7 @@ happens, and a snapshot of the host's network configuration to prove the lab nev
 from __future__ import annotations
 
 import secrets
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,6 +82,8 @@ def host_network() -> dict[str, str]:
     """The host namespace's links, addresses, routes, rules and firewall rulesets, as text."""
     out = {}
     for argv in HOST_COMMANDS:
+        if shutil.which(argv[0]) is None:  # e.g. nft without the nftables package
+            continue
         proc = subprocess.run(argv, capture_output=True, text=True)
         lines = [line for line in proc.stdout.splitlines() if not line.startswith("#")]
         out[" ".join(argv)] = "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,19 +63,13 @@ def test_cli_session(cli_lab: str, state_root: Path, tmp_path: Path) -> None:
         state_root, "lab", "exec", "node", "--name", cli_lab, "--", "iptables-save", "-t", "nat"
     )
     assert "--to-destination 10.42.0.142:12345" in saved.stdout
+    # A client inside the client namespace, as `telnet 127.0.0.1 31234` was in the seed.
+    client = (
+        "import socket; s = socket.create_connection(('192.168.97.3', 31234), 3); "
+        "s.sendall(b'hello\\n'); print(s.recv(64).decode(), end='')"
+    )
     echoed = run(
-        state_root,
-        "lab",
-        "exec",
-        "client",
-        "--name",
-        cli_lab,
-        "--",
-        "socat",
-        "-t1",
-        "-",
-        "TCP:192.168.97.3:31234",
-        stdin="hello\n",
+        state_root, "lab", "exec", "client", "--name", cli_lab, "--", sys.executable, "-c", client
     )
     assert echoed.returncode == 0 and echoed.stdout == "hello\n"
     failed = run(state_root, "lab", "exec", "client", "--name", cli_lab, "--", "sh", "-c", "exit 7")
