@@ -62,7 +62,7 @@ class RecordingSession:
         self._last_objects: tuple[Service, EndpointSlice] | None = None
         self._last_facts: list[dict[str, Any]] | None = None
         self._last_service: Service | None = None
-        self._last_chain_read = 0.0  # monotonic time of the last read_chain (any caller)
+        self._last_chain_read = 0.0  # monotonic time the dashboard last called read_chain
         self._changed = threading.Event()  # set by slice and rule changes: pull at once
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="svcwatch-record-poll", daemon=True)
@@ -110,11 +110,10 @@ class RecordingSession:
             self._changed.clear()
             if self._stopping.is_set():
                 return
-            if time.monotonic() - self._last_chain_read < POLL_INTERVAL / 2:
-                continue  # the dashboard is pulling: its reads are recorded already
             try:
-                self.read_chain()
-                self.current_slice()
+                if time.monotonic() - self._last_chain_read >= POLL_INTERVAL / 2:
+                    self._read_and_record_chain()  # else the dashboard pulls it: already recorded
+                self.current_slice()  # cheap, and recorded only when it changed
                 self.endpoint_facts()
             except Exception:  # noqa: BLE001 - a failed pull (lab going down) must not end recording
                 continue
@@ -147,7 +146,10 @@ class RecordingSession:
         self.current_slice()
 
     def read_chain(self) -> ChainTree:
-        self._last_chain_read = time.monotonic()
+        self._last_chain_read = time.monotonic()  # the dashboard pulls: the poller can rest
+        return self._read_and_record_chain()
+
+    def _read_and_record_chain(self) -> ChainTree:
         tree = self.inner.read_chain()
         self.recorder.record_chain(tree, time.time())
         return tree

@@ -107,3 +107,15 @@ def test_export_writes_a_pcapng_that_tshark_reads(recording: Path, tmp_path: Pat
         ["tshark", "-r", str(out), "-Y", "tcp.flags.reset==1"], capture_output=True, text=True
     )
     assert len(rsts.stdout.splitlines()) == 6
+
+
+def test_the_bundled_demo_replays_all_four_scenarios_without_damage() -> None:
+    result = svcwatch("replay", "--demo", "--plain", "--speed", "max")
+    assert result.returncode == 0 and result.stderr == ""
+    lines = result.stdout.splitlines()
+    scenarios = [line.split("scenario=")[1].split()[0] for line in lines if "endpointslice" in line]
+    assert scenarios == ["happy", "wrong-port", "wrong-ip", "mixed"]
+    assert any("ACK,RST" in line for line in lines) and any(
+        "connection refused" in line for line in lines
+    )
+    assert any("arp who-has 10.42.0.143" in line for line in lines)  # the wrong IP nobody answers
