@@ -90,13 +90,18 @@ class Result:
         us = (self.svcwatch_cpu / self.svcwatch_frames * 1e6) if self.svcwatch_frames else 0.0
         td_us = (self.tcpdump_cpu / self.tcpdump_frames * 1e6) if self.tcpdump_frames else 0.0
         rss = f"{min(self.rss_mib):.0f}-{max(self.rss_mib):.0f}" if self.rss_mib else "?"
-        return (f"{self.label:>14} {self.sent:>8} {self.sent / self.seconds:>9.0f} {self.svcwatch_frames:>9} "
-                f"{self.svcwatch_drops:>6} {us:>7.2f} {self.tcpdump_frames:>9} {self.tcpdump_drops:>6} "
-                f"{td_us:>6.2f} {ratio:>6.3f} {rss:>9}")
+        return (
+            f"{self.label:>14} {self.sent:>8} {self.sent / self.seconds:>9.0f} "
+            f"{self.svcwatch_frames:>9} "
+            f"{self.svcwatch_drops:>6} {us:>7.2f} {self.tcpdump_frames:>9} {self.tcpdump_drops:>6} "
+            f"{td_us:>6.2f} {ratio:>6.3f} {rss:>9}"
+        )
 
 
-HEADER = (f"{'run':>14} {'sent':>8} {'pkt/s':>9} {'svc frames':>9} {'drops':>6} {'us/frm':>7} "
-          f"{'tcpdump':>9} {'drops':>6} {'us/frm':>6} {'ratio':>6} {'RSS MiB':>9}")
+HEADER = (
+    f"{'run':>14} {'sent':>8} {'pkt/s':>9} {'svc frames':>9} {'drops':>6} {'us/frm':>7} "
+    f"{'tcpdump':>9} {'drops':>6} {'us/frm':>6} {'ratio':>6} {'RSS MiB':>9}"
+)
 
 
 def rss_mib() -> float:
@@ -107,8 +112,13 @@ def rss_mib() -> float:
 
 
 def start_tcpdump(node_ns: str, bpf: str) -> subprocess.Popen[str]:
-    proc = netns.popen_in(node_ns, ["tcpdump", "-i", "any", "-n", "-w", "/dev/null", bpf],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = netns.popen_in(
+        node_ns,
+        ["tcpdump", "-i", "any", "-n", "-w", "/dev/null", bpf],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stderr is not None
     proc.stderr.readline()  # "tcpdump: listening on any ...": it is capturing from here on
     return proc
@@ -136,8 +146,13 @@ def thread_cpu(thread: threading.Thread | None) -> float:
 
 def capture_filter(node: LabNode) -> str:
     spec = node.spec
-    return filter_for(node.service(), node.current_slice(), node_ip=spec.node_ip, pod_cidr=spec.pod_cidr,
-                      client_ip=spec.client_ip)
+    return filter_for(
+        node.service(),
+        node.current_slice(),
+        node_ip=spec.node_ip,
+        pod_cidr=spec.pod_cidr,
+        client_ip=spec.client_ip,
+    )
 
 
 def flood(node: LabNode, label: str, rate: float, count: int) -> Result:
@@ -149,8 +164,12 @@ def flood(node: LabNode, label: str, rate: float, count: int) -> Result:
     capture.start(bpf)
     tcpdump = start_tcpdump(spec.node_ns, bpf)
     rss: list[float] = []
-    sender = netns.popen_in(spec.client_ns, [sys.executable, "-c", SENDER, spec.node_ip, "31234", str(rate), str(count)],
-                            stdout=subprocess.PIPE, text=True)
+    sender = netns.popen_in(
+        spec.client_ns,
+        [sys.executable, "-c", SENDER, spec.node_ip, "31234", str(rate), str(count)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     while sender.poll() is None:
         rss.append(rss_mib())
         time.sleep(0.25)
@@ -161,22 +180,56 @@ def flood(node: LabNode, label: str, rate: float, count: int) -> Result:
     capture.stop()
     td_frames, td_drops, td_cpu = stop_tcpdump(tcpdump)
     rss.append(rss_mib())
-    return Result(label, int(sent), max(float(seconds), 1e-6), stats["frames"], stats["drops"], cpu,
-                  td_frames, td_drops, td_cpu, rss)
+    return Result(
+        label,
+        int(sent),
+        max(float(seconds), 1e-6),
+        stats["frames"],
+        stats["drops"],
+        cpu,
+        td_frames,
+        td_drops,
+        td_cpu,
+        rss,
+    )
 
 
 def prepare_dnat(spec: LabSpec) -> None:
-    """UDP to the NodePort goes to the pod, which drops it silently: 3 frames per packet, no replies."""
-    rule = ["iptables", "-w", "-t", "nat", "-I", "PREROUTING", "-p", "udp", "-d", spec.node_ip, "--dport", "31234",
-            "-j", "DNAT", "--to-destination", f"{spec.echo_ip}:{spec.echo_port}"]
+    """UDP to the NodePort is DNATed to the pod, which drops it: 3 frames a packet, no replies."""
+    rule = [
+        "iptables",
+        "-w",
+        "-t",
+        "nat",
+        "-I",
+        "PREROUTING",
+        "-p",
+        "udp",
+        "-d",
+        spec.node_ip,
+        "--dport",
+        "31234",
+        "-j",
+        "DNAT",
+        "--to-destination",
+        f"{spec.echo_ip}:{spec.echo_port}",
+    ]
     netns.run_in(spec.node_ns, rule, check=True)
-    netns.run_in(spec.echo_pod().netns, ["iptables", "-w", "-A", "INPUT", "-p", "udp", "-j", "DROP"], check=True)
+    netns.run_in(
+        spec.echo_pod().netns,
+        ["iptables", "-w", "-A", "INPUT", "-p", "udp", "-j", "DROP"],
+        check=True,
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each paced run")
-    parser.add_argument("--rates", default="1000,5000,10000", help="packets per second, comma-separated")
+    parser.add_argument(
+        "--rates", default="1000,5000,10000", help="packets per second, comma-separated"
+    )
     parser.add_argument("--burst", type=int, default=20000, help="packets in the unpaced burst")
     parser.add_argument("--long", action="store_true", help="also 10k pkt/s for 60 s")
     args = parser.parse_args()
@@ -186,8 +239,14 @@ def main() -> None:
     node = LabNode.up(spec, manifests, state)
     try:
         prepare_dnat(spec)
-        print(f"each packet = 3 frames (eth0, cni0, veth); filter: {capture_filter(node)}\n{HEADER}", flush=True)
-        runs = [(f"{int(r)}/s x{args.seconds:g}s", float(r), int(float(r) * args.seconds)) for r in args.rates.split(",")]
+        print(
+            f"each packet = 3 frames (eth0, cni0, veth); filter: {capture_filter(node)}\n{HEADER}",
+            flush=True,
+        )
+        runs = [
+            (f"{int(r)}/s x{args.seconds:g}s", float(r), int(float(r) * args.seconds))
+            for r in args.rates.split(",")
+        ]
         runs.append((f"burst {args.burst}", 0.0, args.burst))
         if args.long:
             runs.append(("10000/s x60s", 10000.0, 600000))

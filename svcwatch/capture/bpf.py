@@ -89,7 +89,9 @@ def compile_filter(text: str, linktype: int = DLT_EN10MB) -> bytes:
     except ImportError:
         pass
     if shutil.which("tcpdump") is None:
-        raise SetupError("cannot compile a BPF filter: install libpcap0.8 or tcpdump (apt-get install libpcap0.8)")
+        raise SetupError(
+            "cannot compile a BPF filter: install libpcap (apt-get install libpcap0.8) or tcpdump"
+        )
     return _compile_with_tcpdump(text, linktype)
 
 

@@ -20,7 +20,11 @@ from svcwatch.model.events import PacketEvent
 LINKTYPE_ETHERNET = 1
 LINKTYPE_LINUX_SLL = 113
 LINKTYPE_LINUX_SLL2 = 276
-LINK_NAMES = {LINKTYPE_ETHERNET: "Ethernet", LINKTYPE_LINUX_SLL: "Linux SLL", LINKTYPE_LINUX_SLL2: "Linux SLL2"}
+LINK_NAMES = {
+    LINKTYPE_ETHERNET: "Ethernet",
+    LINKTYPE_LINUX_SLL: "Linux SLL",
+    LINKTYPE_LINUX_SLL2: "Linux SLL2",
+}
 
 ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
@@ -41,15 +45,28 @@ _SLL2 = struct.Struct("!HHiHBB8s")  # protocol, reserved, ifindex, hatype, pktty
 _inet_ntoa = socket.inet_ntoa
 
 # tcpdump's flag order, which the seed follows ("ACK,RST", not "RST,ACK").
-_FLAG_ORDER = ((0x01, "FIN"), (0x02, "SYN"), (0x08, "PSH"), (0x10, "ACK"), (0x04, "RST"),
-               (0x20, "URG"), (0x40, "ECE"), (0x80, "CWR"))
+_FLAG_ORDER = (
+    (0x01, "FIN"),
+    (0x02, "SYN"),
+    (0x08, "PSH"),
+    (0x10, "ACK"),
+    (0x04, "RST"),
+    (0x20, "URG"),
+    (0x40, "ECE"),
+    (0x80, "CWR"),
+)
 TCP_FLAG_WORDS: tuple[str, ...] = tuple(
     ",".join(word for bit, word in _FLAG_ORDER if value & bit) for value in range(256)
 )
 
 ICMP_UNREACHABLE_WORDS = {
-    0: "net unreachable", 1: "host unreachable", 2: "protocol unreachable", 3: "port unreachable",
-    4: "fragmentation needed", 9: "net prohibited", 10: "host prohibited",
+    0: "net unreachable",
+    1: "host unreachable",
+    2: "protocol unreachable",
+    3: "port unreachable",
+    4: "fragmentation needed",
+    9: "net prohibited",
+    10: "host prohibited",
     13: "communication prohibited",
 }
 ICMP_TYPE_WORDS = {0: "echo reply", 5: "redirect", 8: "echo request", 11: "time exceeded"}
@@ -116,8 +133,14 @@ def decode_frame(
 
 
 def _decode_ipv4(
-    frame: bytes, offset: int, iface: str, direction: str, ts: float, node: str | None,
-    raw: bytes | None, linktype: int,
+    frame: bytes,
+    offset: int,
+    iface: str,
+    direction: str,
+    ts: float,
+    node: str | None,
+    raw: bytes | None,
+    linktype: int,
 ) -> PacketEvent | None:
     ver_ihl, total_len, proto, src_b, dst_b = _IPV4.unpack_from(frame, offset)
     if ver_ihl >> 4 != 4:
@@ -128,20 +151,56 @@ def _decode_ipv4(
     if proto == 6:
         sport, dport, doff, flags = _TCP.unpack_from(frame, l4)
         payload = total_len - ihl - (doff >> 4) * 4
-        return PacketEvent(ts, "tcp-packet", iface, direction, src, dst, sport, dport,
-                           TCP_FLAG_WORDS[flags], max(payload, 0), "", node, raw, linktype)
+        return PacketEvent(
+            ts,
+            "tcp-packet",
+            iface,
+            direction,
+            src,
+            dst,
+            sport,
+            dport,
+            TCP_FLAG_WORDS[flags],
+            max(payload, 0),
+            "",
+            node,
+            raw,
+            linktype,
+        )
     if proto == 17:
         sport, dport = _PORTS.unpack_from(frame, l4)
-        return PacketEvent(ts, "udp-packet", iface, direction, src, dst, sport, dport, "",
-                           max(total_len - ihl - 8, 0), "", node, raw, linktype)
+        return PacketEvent(
+            ts,
+            "udp-packet",
+            iface,
+            direction,
+            src,
+            dst,
+            sport,
+            dport,
+            "",
+            max(total_len - ihl - 8, 0),
+            "",
+            node,
+            raw,
+            linktype,
+        )
     if proto == 1:
         return _decode_icmp(frame, l4, iface, direction, ts, node, raw, linktype, src, dst)
     return None
 
 
 def _decode_icmp(
-    frame: bytes, l4: int, iface: str, direction: str, ts: float, node: str | None,
-    raw: bytes | None, linktype: int, src: str, dst: str,
+    frame: bytes,
+    l4: int,
+    iface: str,
+    direction: str,
+    ts: float,
+    node: str | None,
+    raw: bytes | None,
+    linktype: int,
+    src: str,
+    dst: str,
 ) -> PacketEvent:
     icmp_type, code = frame[l4], frame[l4 + 1]
     sport = dport = None
@@ -153,22 +212,70 @@ def _decode_icmp(
                 sport, dport = _PORTS.unpack_from(frame, inner + (ver_ihl & 0x0F) * 4)
         except struct.error:  # quoted packet cut short: the error itself is still worth showing
             pass
-    return PacketEvent(ts, "icmp", iface, direction, src, dst, sport, dport, "", 0,
-                       icmp_words(icmp_type, code), node, raw, linktype)
+    return PacketEvent(
+        ts,
+        "icmp",
+        iface,
+        direction,
+        src,
+        dst,
+        sport,
+        dport,
+        "",
+        0,
+        icmp_words(icmp_type, code),
+        node,
+        raw,
+        linktype,
+    )
 
 
 def _decode_arp(
-    frame: bytes, offset: int, iface: str, direction: str, ts: float, node: str | None,
-    raw: bytes | None, linktype: int,
+    frame: bytes,
+    offset: int,
+    iface: str,
+    direction: str,
+    ts: float,
+    node: str | None,
+    raw: bytes | None,
+    linktype: int,
 ) -> PacketEvent | None:
     htype, ptype, hlen, plen, op, sha, spa, _, tpa = _ARP.unpack_from(frame, offset)
     if ptype != ETH_P_IP or hlen != 6 or plen != 4:
         return None
     src, dst = _inet_ntoa(spa), _inet_ntoa(tpa)
     if op == 1:
-        return PacketEvent(ts, "arp-request", iface, direction, src, dst, None, None, "", 0, "",
-                           node, raw, linktype)
+        return PacketEvent(
+            ts,
+            "arp-request",
+            iface,
+            direction,
+            src,
+            dst,
+            None,
+            None,
+            "",
+            0,
+            "",
+            node,
+            raw,
+            linktype,
+        )
     if op == 2:
-        return PacketEvent(ts, "arp-reply", iface, direction, src, dst, None, None, "", 0,
-                           mac_text(sha), node, raw, linktype)
+        return PacketEvent(
+            ts,
+            "arp-reply",
+            iface,
+            direction,
+            src,
+            dst,
+            None,
+            None,
+            "",
+            0,
+            mac_text(sha),
+            node,
+            raw,
+            linktype,
+        )
     return None

@@ -59,7 +59,9 @@ def read_pcap_header(stream: BinaryIO) -> tuple[str, float, int]:
     order, divisor = _MAGICS[magic]
     linktype = struct.unpack_from(order + "I", header, 20)[0] & 0x0FFFFFFF
     if linktype not in SUPPORTED_LINKTYPES:
-        raise InputError(f"unsupported pcap link type {linktype} (expected Ethernet, Linux SLL or SLL2)")
+        raise InputError(
+            f"unsupported pcap link type {linktype} (expected Ethernet, Linux SLL or SLL2)"
+        )
     return order, divisor, linktype
 
 
@@ -91,7 +93,14 @@ def iter_pcap_events(
         frame = _read_exact(stream, caplen)
         if frame is None:
             return
-        event = decode_frame(frame, _iface_of(frame, linktype, ifnames), 0, seconds + fraction / divisor,
-                             linktype, node, keep_raw)
+        event = decode_frame(
+            frame,
+            _iface_of(frame, linktype, ifnames),
+            0,
+            seconds + fraction / divisor,
+            linktype,
+            node,
+            keep_raw,
+        )
         if event is not None:
             yield event

@@ -23,8 +23,8 @@ from collections import deque
 from svcwatch import netns
 from svcwatch.capture.bpf import compile_filter
 from svcwatch.capture.decode import LINK_NAMES, LINKTYPE_ETHERNET, decode_frame
-from svcwatch.model.events import CaptureStarted, Event, Notice, PacketEvent
 from svcwatch.model.errors import SetupError
+from svcwatch.model.events import CaptureStarted, Event, Notice, PacketEvent
 from svcwatch.sinks import EventSink
 
 ETH_P_ALL = 0x0003
@@ -47,7 +47,7 @@ def attach_filter(sock: socket.socket, program: bytes) -> None:
     """Attach compiled classic BPF to `sock` (replaces any previous filter atomically)."""
     buffer = ctypes.create_string_buffer(program, len(program))
     fprog = _SockFprog(len(program) // 8, ctypes.addressof(buffer))
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))  # type: ignore[call-overload]
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))
 
 
 def interfaces_in(netns_name: str) -> tuple[str, ...]:
@@ -94,11 +94,15 @@ class NodeCapture:
         if self._thread is not None:
             raise RuntimeError("capture already started")
         try:
-            sock = netns.socket_in(self.netns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            sock = netns.socket_in(
+                self.netns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)
+            )
         except PermissionError:
             raise SetupError("packet capture needs root (run with sudo)") from None
         except FileNotFoundError:
-            raise SetupError(f"network namespace {self.netns} does not exist (is the lab up?)") from None
+            raise SetupError(
+                f"network namespace {self.netns} does not exist (is the lab up?)"
+            ) from None
         sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER_BYTES)
         sock.setblocking(False)
         self._sock = sock
@@ -115,7 +119,10 @@ class NodeCapture:
         self.bpf = bpf
         self.sink.emit(
             CaptureStarted(
-                time.time(), self.service_key, bpf, link=LINK_NAMES[LINKTYPE_ETHERNET],
+                time.time(),
+                self.service_key,
+                bpf,
+                link=LINK_NAMES[LINKTYPE_ETHERNET],
                 interfaces=interfaces_in(self.netns),
             )
         )
@@ -132,11 +139,15 @@ class NodeCapture:
             self._sock = None
 
     def stats(self) -> dict[str, int]:
-        """frames read, kernel drops (PACKET_STATISTICS), events decoded, events shed by the ring."""
+        """Frames read; kernel drops (PACKET_STATISTICS); events decoded; events shed."""
         self._read_kernel_stats()
         with self._stats_lock:
-            return {"frames": self._frames, "drops": self._kernel_drops, "decoded": self._decoded,
-                    "shed": self._shed}
+            return {
+                "frames": self._frames,
+                "drops": self._kernel_drops,
+                "decoded": self._decoded,
+                "shed": self._shed,
+            }
 
     def _read_kernel_stats(self) -> None:
         # Reading PACKET_STATISTICS resets the kernel's counters, so accumulate.
@@ -152,7 +163,7 @@ class NodeCapture:
             self._kernel_drops += drops
 
     def _discard_queued(self) -> None:
-        """Drop frames that arrived between socket() and the filter attach (they were unfiltered)."""
+        """Drop the unfiltered frames that arrived between socket() and attaching the filter."""
         assert self._sock is not None
         while True:
             try:
@@ -179,12 +190,14 @@ class NodeCapture:
             self._drain(sock)
         except OSError as exc:  # the namespace vanished under us: say so, do not die silently
             if exc.errno != errno.EBADF:
-                self.sink.emit(Notice(time.time(), "error", f"capture stopped: {exc}", origin="pktcap"))
+                self.sink.emit(
+                    Notice(time.time(), "error", f"capture stopped: {exc}", origin="pktcap")
+                )
         finally:
             self._flush()
 
     def _drain(self, sock: socket.socket) -> None:
-        """Read everything queued now (up to a cap), decode it, keep the events for the next flush."""
+        """Read what is queued now (up to a cap), decode it, keep the events for the next flush."""
         recvfrom = sock.recvfrom
         pending = self._pending
         node, keep_raw = self.node, self.keep_raw
@@ -196,7 +209,9 @@ class NodeCapture:
             except BlockingIOError:
                 break
             frames += 1
-            event = decode_frame(frame, addr[0], addr[2], time.time(), LINKTYPE_ETHERNET, node, keep_raw)
+            event = decode_frame(
+                frame, addr[0], addr[2], time.time(), LINKTYPE_ETHERNET, node, keep_raw
+            )
             if event is not None:
                 decoded += 1
                 pending.append(event)

@@ -30,7 +30,7 @@ REORDER_SECONDS = 0.25  # longer than the capture's flush period, short enough t
 
 
 class StreamPrinter:
-    """Holds events for REORDER_SECONDS and writes them in timestamp order, one flushed line each."""
+    """Holds events for REORDER_SECONDS, then writes them by timestamp, a flushed line each."""
 
     def __init__(self, out: TextIO, *, as_json: bool, t0: float) -> None:
         self.out, self.as_json, self.t0 = out, as_json, t0
@@ -101,22 +101,46 @@ def stream(session: Any, printer: StreamPrinter, duration: float | None) -> None
             printer.release()
 
 
-@click.command(help="Print the merged stream (packets, probes, slice and rule changes) until "
-               "--duration ends or Ctrl-C; the lab is built or reused and torn down at the end "
-               "unless --keep.")
-@click.option("--plain", "as_json", flag_value=False,
-              help="The seed's line format: +3.519s  [pktcap]  tcp-packet  [eth0] ... (default).")
-@click.option("--json", "as_json", flag_value=True, default=False,
-              help="JSON Lines, one event per line, explicit fields.")
-@click.option("-d", "--duration", type=click.FloatRange(min=0), default=None,
-              help="Stop after this many seconds of streaming (default: until Ctrl-C).")
+@click.command(
+    help="Print the merged stream (packets, probes, slice and rule changes) until "
+    "--duration ends or Ctrl-C; the lab is built or reused and torn down at the end "
+    "unless --keep."
+)
+@click.option(
+    "--plain",
+    "as_json",
+    flag_value=False,
+    help="The seed's line format: +3.519s  [pktcap]  tcp-packet  [eth0] ... (default).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    flag_value=True,
+    default=False,
+    help="JSON Lines, one event per line, explicit fields.",
+)
+@click.option(
+    "-d",
+    "--duration",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Stop after this many seconds of streaming (default: until Ctrl-C).",
+)
 @options.lab_options
 @options.probe_options
 @options.cluster_options
-@click.option("--record", type=click.Path(dir_okay=False), default=None,
-              help="Record the stream to this file (replay with `svcwatch replay FILE`).")
-@click.option("--pcap", type=click.Path(dir_okay=False), default=None,
-              help="Also write every captured packet to this pcapng file.")
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Record the stream to this file (replay with `svcwatch replay FILE`).",
+)
+@click.option(
+    "--pcap",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write every captured packet to this pcapng file.",
+)
 def run(as_json: bool, duration: float | None, **kwargs: Any) -> None:
     from svcwatch.session.factory import make_session  # backends are heavy: import on use
 

@@ -1,4 +1,4 @@
-"""TCP echo probes: connect, send a payload, expect it back, and say what went wrong in the OS's words.
+"""TCP echo probes: connect, send a payload, expect it back, and name failures in the OS's words.
 
 This is what a client of the Service experiences. Each probe's socket is created inside the client
 namespace (setns only around socket(), never across an await), so its packets enter the node on
@@ -61,8 +61,13 @@ async def _connect(sock: socket.socket, target: tuple[str, int], timeout: float)
     if code not in (0, errno.EINPROGRESS):
         raise _os_failure("connect", OSError(code, errno.errorcode.get(code, "")))
     if code == errno.EINPROGRESS:
-        writable = loop.create_future()
-        loop.add_writer(sock.fileno(), lambda: writable.done() or writable.set_result(None))
+        writable: asyncio.Future[None] = loop.create_future()
+
+        def _writable() -> None:
+            if not writable.done():
+                writable.set_result(None)
+
+        loop.add_writer(sock.fileno(), _writable)
         try:
             await asyncio.wait_for(writable, timeout)
         except TimeoutError:
@@ -87,7 +92,9 @@ async def _echo(sock: socket.socket, payload: bytes, timeout: float) -> bytes:
     deadline = loop.time() + timeout
     while len(received) < len(payload):
         try:
-            chunk = await asyncio.wait_for(loop.sock_recv(sock, 65536), max(0.0, deadline - loop.time()))
+            chunk = await asyncio.wait_for(
+                loop.sock_recv(sock, 65536), max(0.0, deadline - loop.time())
+            )
         except TimeoutError:
             raise ProbeFailed("read", "i/o timeout", "ETIMEDOUT") from None
         except OSError as exc:
@@ -127,14 +134,33 @@ async def probe_once(
         _check_echo(payload, received)
         phase_ms["echo"] = (time.perf_counter() - begin) * 1000
     except ProbeFailed as failure:
-        return ProbeEvent(time.time(), "io-error", src, sport, target[0], target[1],
-                          connect_ms=phase_ms.get("connect"), phase=failure.phase,
-                          error=failure.words, errno=failure.errno_name, started=started)
+        return ProbeEvent(
+            time.time(),
+            "io-error",
+            src,
+            sport,
+            target[0],
+            target[1],
+            connect_ms=phase_ms.get("connect"),
+            phase=failure.phase,
+            error=failure.words,
+            errno=failure.errno_name,
+            started=started,
+        )
     finally:
         sock.close()
-    return ProbeEvent(time.time(), "echo-ok", src, sport, target[0], target[1],
-                      connect_ms=phase_ms["connect"], echo_ms=phase_ms["echo"],
-                      nbytes=len(received), started=started)
+    return ProbeEvent(
+        time.time(),
+        "echo-ok",
+        src,
+        sport,
+        target[0],
+        target[1],
+        connect_ms=phase_ms["connect"],
+        echo_ms=phase_ms["echo"],
+        nbytes=len(received),
+        started=started,
+    )
 
 
 def _local_address(sock: socket.socket) -> tuple[str, int | None]:
@@ -214,8 +240,14 @@ class ProbeLoop:
 
     async def _probe_and_emit(self) -> None:
         try:
-            event = await probe_once(self.target, netns=self.netns, timeout=self.timeout, payload=self.payload)
+            event = await probe_once(
+                self.target, netns=self.netns, timeout=self.timeout, payload=self.payload
+            )
         except OSError as exc:  # no socket at all (the client namespace is gone): tell, keep going
-            self.sink.emit(Notice(time.time(), "error", f"probe: cannot open a socket: {exc}", origin="tcp-probe"))
+            self.sink.emit(
+                Notice(
+                    time.time(), "error", f"probe: cannot open a socket: {exc}", origin="tcp-probe"
+                )
+            )
             return
         self.sink.emit(event)

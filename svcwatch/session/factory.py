@@ -9,7 +9,7 @@ chosen, so the lab's netlink code never loads for a cluster session and vice ver
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from svcwatch.model.errors import SetupError
 from svcwatch.session.base import Session
@@ -57,20 +57,21 @@ def make_session(**cli_kwargs: Any) -> Session:
     shared flags of svcwatch.cli.options, passed through to the backend.
     """
     record, pcap = cli_kwargs.pop("record", None), cli_kwargs.pop("pcap", None)
+    # cast: the protocol declares `kind`/`title` as plain attributes, the sessions as properties.
     session: Session
     if cli_kwargs.get("cluster"):
         try:
-            from svcwatch.session.cluster import ClusterSession
+            from svcwatch.session.cluster import ClusterSession  # type: ignore[import-untyped]
         except ImportError as exc:
             raise _missing("cluster mode", exc) from exc
-        session = ClusterSession(**cli_kwargs)
+        session = cast(Session, ClusterSession(**cli_kwargs))
     else:
         from svcwatch.session.lab import LabSession
 
-        session = LabSession(**cli_kwargs)
+        session = cast(Session, LabSession(**cli_kwargs))
     if pcap:
         try:
-            session = PcapTapSession(session, Path(pcap))
+            session = cast(Session, PcapTapSession(session, Path(pcap)))
         except ImportError as exc:
             raise _missing("--pcap", exc) from exc
     if record:
@@ -78,5 +79,5 @@ def make_session(**cli_kwargs: Any) -> Session:
             from svcwatch.session.recording import RecordingSession
         except ImportError as exc:
             raise _missing("--record", exc) from exc
-        session = RecordingSession(session, Path(record))
+        session = cast(Session, RecordingSession(session, Path(record)))
     return session

@@ -72,9 +72,20 @@ class LabSession:
     kind = "lab"
 
     def __init__(
-        self, *, lab_name: str, manifests: Sequence[str] | None, pods: int, scenario: str | None,
-        sync_delay: float, keep: bool, interval: float, timeout: float, payload: str | bytes,
-        probe_target: str | None, state_root: Path | None = None, **_ignored: Any,
+        self,
+        *,
+        lab_name: str,
+        manifests: Sequence[str] | None,
+        pods: int,
+        scenario: str | None,
+        sync_delay: float,
+        keep: bool,
+        interval: float,
+        timeout: float,
+        payload: str | bytes,
+        probe_target: str | None,
+        state_root: Path | None = None,
+        **_ignored: Any,
     ) -> None:
         if scenario is not None:
             get_scenario(scenario)  # unknown names fail before anything is built
@@ -113,18 +124,31 @@ class LabSession:
         spec = self.node.spec
         self.controller = claim_controller(spec.name, self.state_root)
         if not self.controller:
-            self._notice("warning", "another svcwatch reconciles this lab: this one watches, captures "
-                                    "and probes, and leaves the iptables rules to it")
+            self._notice(
+                "warning",
+                "another svcwatch reconciles this lab: this one watches, captures "
+                "and probes, and leaves the iptables rules to it",
+            )
         if self.start_scenario:
             self.node.set_scenario(self.start_scenario)
-        self._capture = NodeCapture(spec.node_ns, self._sink, service_key=self.node.service().key,
-                                    node=None)
+        self._capture = NodeCapture(
+            spec.node_ns, self._sink, service_key=self.node.service().key, node=None
+        )
         self._start_watcher()  # its first delivery reconciles and starts the capture
         target = self.probe_target or (spec.node_ip, self._node_port())
-        self._probes = ProbeLoop(self._sink, target=target, netns=spec.client_ns, interval=self.interval,
-                                 timeout=self.timeout, payload=self.payload)
+        self._probes = ProbeLoop(
+            self._sink,
+            target=target,
+            netns=spec.client_ns,
+            interval=self.interval,
+            timeout=self.timeout,
+            payload=self.payload,
+        )
         self._probes.start()
-        self._notice("info", f"probing {target[0]}:{target[1]} from {spec.client_ns} every {self.interval:g}s")
+        self._notice(
+            "info",
+            f"probing {target[0]}:{target[1]} from {spec.client_ns} every {self.interval:g}s",
+        )
 
     def _bring_up(self) -> LabNode:
         from svcwatch.lab.node import LabNode
@@ -134,14 +158,19 @@ class LabSession:
         manifests = load_manifests(self.manifest_paths or None)
         spec = LabSpec.from_manifests(manifests, self.lab_name, idle_pods=self.idle_pods)
         self._notice("info", f"lab {spec.name}: building or reusing (node {spec.node_ip})")
-        return LabNode.up(spec, manifests, self.state_root, progress=lambda m: self._notice("info", m))
+        return LabNode.up(
+            spec, manifests, self.state_root, progress=lambda m: self._notice("info", m)
+        )
 
     def _start_watcher(self) -> None:
         from svcwatch.watch.lab_source import LabSource  # watchfiles is a Rust extension
 
         assert self.node is not None
-        self._source = LabSource(self.node.store, self._on_watch_event,
-                                 on_error=lambda message: self._notice("warning", message))
+        self._source = LabSource(
+            self.node.store,
+            self._on_watch_event,
+            on_error=lambda message: self._notice("warning", message),
+        )
         self._source.start()
 
     def stop(self) -> None:
@@ -158,7 +187,10 @@ class LabSession:
         if self.controller:
             release_controller(self.node.spec.name, self.state_root)
         if self.keep:
-            self._notice("info", f"lab {self.lab_name} kept (svcwatch lab down --name {self.lab_name} removes it)")
+            self._notice(
+                "info",
+                f"lab {self.lab_name} kept (svcwatch lab down --name {self.lab_name} removes it)",
+            )
         else:
             LabNode.down(self.node.spec.name, self.state_root)
             self._notice("info", f"lab {self.lab_name} torn down")
@@ -172,7 +204,10 @@ class LabSession:
             if event.kind == "EndpointSlice":
                 self._on_slice_event(event)
             elif event.type != "ADDED":  # the initial Service comes with its slice, synced then
-                self._notice("info", f"service {event.key} {event.type.lower()}: " + "; ".join(event.describe()))
+                self._notice(
+                    "info",
+                    f"service {event.key} {event.type.lower()}: " + "; ".join(event.describe()),
+                )
                 self._sync_and_refilter(None)
         except Exception as exc:  # the watcher thread must survive a failed sync; the user sees why
             self._notice("error", f"sync failed: {' '.join(str(exc).split())}")
@@ -183,15 +218,27 @@ class LabSession:
         body = event.new or event.body
         slice_ = slice_from_body(body, "lab")
         scenario = slice_.annotations.get("svcwatch.dev/scenario")
-        self._emit(SliceChanged(event.seen_at, event.key, event.type, event.resource_version,
-                                event.describe(), scenario, manifest=dict(body)))
+        self._emit(
+            SliceChanged(
+                event.seen_at,
+                event.key,
+                event.type,
+                event.resource_version,
+                event.describe(),
+                scenario,
+                manifest=dict(body),
+            )
+        )
         if event.type == "DELETED":
-            self._notice("warning", f"EndpointSlice {event.key} deleted: the rules keep the last version")
+            self._notice(
+                "warning", f"EndpointSlice {event.key} deleted: the rules keep the last version"
+            )
             return
         if self._capture is not None and self._capture.running:  # a change, not the first state
             with self._tracker_lock:
-                self._tracker.written(event.resource_version, written_at(slice_) or event.seen_at,
-                                      slice_key=event.key)
+                self._tracker.written(
+                    event.resource_version, written_at(slice_) or event.seen_at, slice_key=event.key
+                )
             if self.sync_delay:
                 time.sleep(self.sync_delay)  # kube-proxy's minSyncPeriod: the rules lag the object
         self._sync_and_refilter(event.resource_version)
@@ -215,14 +262,21 @@ class LabSession:
         """The BPF text for the current Service and slice on this lab's node."""
         assert self.node is not None
         spec = self.node.spec
-        return filter_for(self.node.service(), self.node.current_slice(), node_ip=spec.node_ip,
-                          pod_cidr=spec.pod_cidr, client_ip=spec.client_ip)
+        return filter_for(
+            self.node.service(),
+            self.node.current_slice(),
+            node_ip=spec.node_ip,
+            pod_cidr=spec.pod_cidr,
+            client_ip=spec.client_ip,
+        )
 
     def _node_port(self) -> int:
         service = self.service()
         port = next((p.node_port for p in service.ports if p.node_port), None)
         if port is None:
-            raise InputError(f"service {service.key} has no nodePort to probe (pass --probe HOST:PORT)")
+            raise InputError(
+                f"service {service.key} has no nodePort to probe (pass --probe HOST:PORT)"
+            )
         return port
 
     def _emit(self, event: Event) -> None:

@@ -38,14 +38,32 @@ ports:
 CHANGE_KINDS = ("endpointslice", "iptables", "capture-started")
 
 
-def stream_with_changes(lab: Lab, tmp_path: Path, sync_delay: float) -> list[dict[str, Any]]:
-    """Run for a while; once probes succeed, `lab apply` the wrong port, then `lab scenario happy`."""
+def stream_with_changes(
+    lab: Lab,  # noqa: F811
+    tmp_path: Path,
+    sync_delay: float,
+) -> list[dict[str, Any]]:
+    """Run; once a probe succeeds `lab apply` the wrong port, then `lab scenario happy`."""
     slice_file = tmp_path / "wrong-port.yaml"
     slice_file.write_text(WRONG_PORT_SLICE)
-    changes = [lab.argv("lab", "apply", "-f", str(slice_file), "--name", lab.name),
-               lab.argv("lab", "scenario", "happy", "--name", lab.name)]
-    argv = lab.argv("run", "--json", "--name", lab.name, "--pods", str(IDLE_PODS), "-d", "7",
-                    "--interval", "0.3", "--sync-delay", str(sync_delay))
+    changes = [
+        lab.argv("lab", "apply", "-f", str(slice_file), "--name", lab.name),
+        lab.argv("lab", "scenario", "happy", "--name", lab.name),
+    ]
+    argv = lab.argv(
+        "run",
+        "--json",
+        "--name",
+        lab.name,
+        "--pods",
+        str(IDLE_PODS),
+        "-d",
+        "7",
+        "--interval",
+        "0.3",
+        "--sync-delay",
+        str(sync_delay),
+    )
     events: list[dict[str, Any]] = []
     with subprocess.Popen(argv, env=lab.env, stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
@@ -54,16 +72,25 @@ def stream_with_changes(lab: Lab, tmp_path: Path, sync_delay: float) -> list[dic
             oks = sum(e["kind"] == "echo-ok" for e in events)
             refused = sum(e.get("error") == "connection refused" for e in events)
             if changes and (oks == 1 if len(changes) == 2 else refused == 1):
-                done = subprocess.run(changes.pop(0), env=lab.env, capture_output=True, text=True, timeout=30)
+                done = subprocess.run(
+                    changes.pop(0), env=lab.env, capture_output=True, text=True, timeout=30
+                )
                 assert done.returncode == 0, done.stderr
         assert proc.wait(timeout=30) == 0
     assert not changes, "the stream ended before both changes were made"
     return events
 
 
-def test_lab_apply_from_another_process_flows_slice_rules_filter_in_order(lab: Lab, tmp_path: Path) -> None:
+def test_lab_apply_from_another_process_flows_slice_rules_filter_in_order(
+    lab: Lab,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     events = stream_with_changes(lab, tmp_path, sync_delay=0.3)
-    modified = [i for i, e in enumerate(events) if e["kind"] == "endpointslice" and e["change"] == "MODIFIED"]
+    modified = [
+        i
+        for i, e in enumerate(events)
+        if e["kind"] == "endpointslice" and e["change"] == "MODIFIED"
+    ]
     assert len(modified) == 2
     first, second = modified
 
@@ -76,7 +103,11 @@ def test_lab_apply_from_another_process_flows_slice_rules_filter_in_order(lab: L
     # --sync-delay holds the rules back after the slice is seen, as kube-proxy's minSyncPeriod does.
     assert rules["ts"] - slice_event["ts"] >= 0.3
 
-    timings = [e for e in events[first:second] if e["kind"] == "sync" and e["resource_version"] == slice_event["resource_version"]]
+    timings = [
+        e
+        for e in events[first:second]
+        if e["kind"] == "sync" and e["resource_version"] == slice_event["resource_version"]
+    ]
     assert timings[0]["rules_at"] is not None and timings[0]["effect_at"] is None
     closed = next(t for t in timings if t["effect_at"] is not None)
     assert closed["written_at"] <= closed["rules_at"] <= closed["effect_at"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,7 +26,13 @@ from svcwatch.lab.topology import LabSpec
 
 pytestmark = pytest.mark.lab
 
-CLIENT, NODE, BRIDGE, POD, WRONG_IP = "192.168.97.2", "192.168.97.3", "10.42.0.1", "10.42.0.142", "10.42.0.143"
+CLIENT, NODE, BRIDGE, POD, WRONG_IP = (
+    "192.168.97.2",
+    "192.168.97.3",
+    "10.42.0.1",
+    "10.42.0.142",
+    "10.42.0.143",
+)
 NODE_PORT, POD_PORT = 31234, 12345
 IDLE_PODS = 3
 
@@ -48,7 +55,11 @@ class Lab:
     def run_json(self, *args: str) -> list[Event]:
         done = subprocess.run(
             self.argv("run", "--json", "--name", self.name, "--pods", str(IDLE_PODS), *args),
-            env=self.env, capture_output=True, text=True, timeout=90, check=False,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
         )
         assert done.returncode == 0, done.stderr
         return [json.loads(line) for line in done.stdout.splitlines()]
@@ -70,8 +81,13 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     try:
         yield created
     finally:
-        subprocess.run(created.argv("lab", "down", "--name", name), env=created.env,
-                       capture_output=True, timeout=60, check=False)
+        subprocess.run(
+            created.argv("lab", "down", "--name", name),
+            env=created.env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
         assert not [n for n in netns.list_names() if spec.netns_pattern().match(n)]
 
 
@@ -88,11 +104,17 @@ def hop(e: Event) -> tuple[str, str, int, str, int, str]:
 
 
 def connection(events: list[Event], client_port: int) -> list[Event]:
-    """The frames of one probe's connection: the client's port on eth0, the masqueraded port inside."""
+    """One probe's frames: the client's port on eth0, the masqueraded port inside."""
     frames = tcp(events)
-    first = next(i for i, e in enumerate(frames) if e["iface"] == "eth0" and e["sport"] == client_port)
+    first = next(
+        i for i, e in enumerate(frames) if e["iface"] == "eth0" and e["sport"] == client_port
+    )
     inner = next(e["sport"] for e in frames[first:] if e["iface"] == "cni0" and e["dst"] == POD)
-    return [e for e in frames[first:] if client_port in (e["sport"], e["dport"]) or inner in (e["sport"], e["dport"])]
+    return [
+        e
+        for e in frames[first:]
+        if client_port in (e["sport"], e["dport"]) or inner in (e["sport"], e["dport"])
+    ]
 
 
 def test_happy_path_crosses_eth0_cni0_veth_and_back(lab: Lab) -> None:
@@ -118,7 +140,11 @@ def test_happy_path_crosses_eth0_cni0_veth_and_back(lab: Lab) -> None:
 def test_wrong_port_is_a_reset_from_the_pod_and_connection_refused(lab: Lab) -> None:
     events = lab.run_json("-s", "wrong-port", "-d", "2.5")
     refused = probes(events)[0]
-    assert (refused["kind"], refused["phase"], refused["error"]) == ("io-error", "connect", "connection refused")
+    assert (refused["kind"], refused["phase"], refused["error"]) == (
+        "io-error",
+        "connect",
+        "connection refused",
+    )
     p = refused["sport"]
     frames = connection(events, p)
     q = frames[1]["sport"]
@@ -134,7 +160,9 @@ def test_wrong_port_is_a_reset_from_the_pod_and_connection_refused(lab: Lab) -> 
 def test_wrong_ip_asks_every_veth_who_has_and_nobody_answers(lab: Lab) -> None:
     events = lab.run_json("-s", "wrong-ip", "-d", "3.5")
     who_has = [e for e in events if e["kind"] == "arp-request" and e["dst"] == WRONG_IP]
-    assert {e["text"] for e in who_has} >= {f"[{i}] arp who-has {WRONG_IP} tell {BRIDGE}" for i in {"cni0"} | lab.pod_veths}
+    assert {e["text"] for e in who_has} >= {
+        f"[{i}] arp who-has {WRONG_IP} tell {BRIDGE}" for i in {"cni0"} | lab.pod_veths
+    }
     assert not [e for e in events if e["kind"] == "arp-reply" and e["src"] == WRONG_IP]
     assert not [e for e in tcp(events) if e["iface"] != "eth0"], "no SYN may reach any pod"
     outcomes = {(p["kind"], p["error"]) for p in probes(events)}
@@ -152,13 +180,66 @@ def test_mixed_shows_both_patterns_within_twenty_probes(lab: Lab) -> None:
 
 
 def test_plain_output_is_the_seeds_line_format(lab: Lab) -> None:
-    done = subprocess.run(lab.argv("run", "--plain", "--name", lab.name, "--pods", "0", "-d", "1.5"),
-                          env=lab.env, capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        lab.argv("run", "--plain", "--name", lab.name, "--pods", "0", "-d", "1.5"),
+        env=lab.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert any(line.startswith("+") and "  [pktcap]           capture-started  default/socat bpf=\"(ip and ((host "
-               "10.43.161.224 and port 12345) or ((net 10.42.0.0/24) and port 12345) or ((host 192.168.97.3) and "
-               "port 31234))) or (arp and (host 10.42.0.142))" in line for line in lines)
-    assert any(f"[pktcap]           tcp-packet  [eth0] {CLIENT}:" in line and line.endswith(f" -> {NODE}:{NODE_PORT} SYN")
-               for line in lines)
+    assert any(
+        line.startswith("+")
+        and '  [pktcap]           capture-started  default/socat bpf="(ip and ((host '
+        "10.43.161.224 and port 12345) or ((net 10.42.0.0/24) and port 12345) or "
+        "((host 192.168.97.3) and port 31234))) or (arp and (host 10.42.0.142))"
+        in line
+        for line in lines
+    )
+    assert any(
+        f"[pktcap]           tcp-packet  [eth0] {CLIENT}:" in line
+        and line.endswith(f" -> {NODE}:{NODE_PORT} SYN")
+        for line in lines
+    )
     assert any("[tcp-probe]        echo-ok  " in line and line.endswith("(5B)") for line in lines)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_stops_the_stream_and_tears_the_lab_down(lab: Lab, sig: int) -> None:
+    argv = lab.argv("run", "--json", "--name", lab.name, "--pods", "0")
+    with subprocess.Popen(argv, env=lab.env, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if json.loads(line)["kind"] == "echo-ok":
+                proc.send_signal(sig)
+                break
+        rest = [json.loads(line) for line in proc.stdout]
+        assert proc.wait(timeout=30) == 0
+    assert rest[-1]["message"] == f"lab {lab.name} torn down"
+    assert not [n for n in netns.list_names() if lab.spec.netns_pattern().match(n)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-s", "nonsense"], "unknown scenario 'nonsense'"),
+        (["--probe", "192.168.97.3"], "--probe: expected HOST:PORT"),
+    ],
+)
+def test_bad_flags_are_one_line_errors_before_anything_is_built(
+    lab: Lab, args: list[str], message: str
+) -> None:
+    done = subprocess.run(
+        lab.argv("run", "--name", lab.name, *args),
+        env=lab.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("svcwatch: error: ") and message in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+    assert not lab.state.exists() or not any(lab.state.rglob("*.yaml"))

@@ -1,4 +1,4 @@
-"""NodeCapture and the probe on a throw-away pair of namespaces: real sockets, real kernel filter."""
+"""NodeCapture and the probe on a throw-away namespace pair: real sockets, real kernel filter."""
 
 from __future__ import annotations
 
@@ -35,7 +35,9 @@ class Pair:
     def add_veth(self, ifname: str, peer: str) -> None:
         """One more veth from the server namespace to the client, created while capturing."""
         with iproute(self.server) as ipr:
-            ipr.link("add", ifname=ifname, kind="veth", peer={"ifname": peer, "net_ns_fd": self.client})
+            ipr.link(
+                "add", ifname=ifname, kind="veth", peer={"ifname": peer, "net_ns_fd": self.client}
+            )
             ipr.link("set", index=ipr.link_lookup(ifname=ifname)[0], state="up")
         with iproute(self.client) as ipr:
             ipr.link("set", index=ipr.link_lookup(ifname=peer)[0], state="up")
@@ -58,14 +60,20 @@ def pair() -> Iterator[Pair]:
     try:
         pr_netns.create(client)
         with iproute(server) as ipr:
-            ipr.link("add", ifname="wire", kind="veth", peer={"ifname": "wire", "net_ns_fd": client})
+            ipr.link(
+                "add", ifname="wire", kind="veth", peer={"ifname": "wire", "net_ns_fd": client}
+            )
             for ifname in ("lo", "wire"):
                 ipr.link("set", index=ipr.link_lookup(ifname=ifname)[0], state="up")
-            ipr.addr("add", index=ipr.link_lookup(ifname="wire")[0], address=SERVER_IP, prefixlen=24)
+            ipr.addr(
+                "add", index=ipr.link_lookup(ifname="wire")[0], address=SERVER_IP, prefixlen=24
+            )
         with iproute(client) as ipr:
             for ifname in ("lo", "wire"):
                 ipr.link("set", index=ipr.link_lookup(ifname=ifname)[0], state="up")
-            ipr.addr("add", index=ipr.link_lookup(ifname="wire")[0], address=CLIENT_IP, prefixlen=24)
+            ipr.addr(
+                "add", index=ipr.link_lookup(ifname="wire")[0], address=CLIENT_IP, prefixlen=24
+            )
             ipr.route("add", dst="10.251.0.0/24", type="unreachable")
         yield Pair(server, client, prefix)
     finally:
@@ -102,7 +110,9 @@ def echo_server(pair: Pair) -> Iterator[int]:
     listener.close()
 
 
-def wait_for(sink: CollectingSink, predicate: Callable[[list[Event]], bool], limit: float = 5.0) -> list[Event]:
+def wait_for(
+    sink: CollectingSink, predicate: Callable[[list[Event]], bool], limit: float = 5.0
+) -> list[Event]:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         events = sink.snapshot()
@@ -120,7 +130,9 @@ def probe(pair: Pair, target: tuple[str, int], timeout: float = 1.0) -> ProbeEve
     return asyncio.run(probe_once(target, netns=pair.client, timeout=timeout, payload=b"hello"))
 
 
-def test_capture_sees_the_handshake_with_interface_and_direction(pair: Pair, echo_server: int) -> None:
+def test_capture_sees_the_handshake_with_interface_and_direction(
+    pair: Pair, echo_server: int
+) -> None:
     sink = CollectingSink()
     capture = NodeCapture(pair.server, sink, service_key="test/echo")
     capture.start(f"tcp port {echo_server} or arp")
@@ -142,7 +154,9 @@ def test_capture_sees_the_handshake_with_interface_and_direction(pair: Pair, ech
     assert stats["drops"] == 0 and stats["frames"] >= len(seen)
 
 
-def test_kernel_filter_keeps_other_traffic_out_and_refilter_announces_itself(pair: Pair, echo_server: int) -> None:
+def test_kernel_filter_keeps_other_traffic_out_and_refilter_announces_itself(
+    pair: Pair, echo_server: int
+) -> None:
     sink = CollectingSink()
     capture = NodeCapture(pair.server, sink, service_key="test/echo")
     capture.start("tcp port 9")
@@ -155,7 +169,10 @@ def test_kernel_filter_keeps_other_traffic_out_and_refilter_announces_itself(pai
         events = wait_for(sink, lambda ev: len(packets(ev)) >= 3)
     finally:
         capture.stop()
-    assert [e.bpf for e in events if isinstance(e, CaptureStarted)] == ["tcp port 9", "tcp port 7000"]
+    assert [e.bpf for e in events if isinstance(e, CaptureStarted)] == [
+        "tcp port 9",
+        "tcp port 7000",
+    ]
     assert packets(events)[0].flags == "SYN"
 
 
@@ -166,7 +183,12 @@ def test_veths_made_after_the_capture_started_are_seen(pair: Pair) -> None:
     try:
         pair.add_veth("vethlate", "late")
         with iproute(pair.server) as ipr:
-            ipr.addr("add", index=ipr.link_lookup(ifname="vethlate")[0], address="10.252.0.1", prefixlen=24)
+            ipr.addr(
+                "add",
+                index=ipr.link_lookup(ifname="vethlate")[0],
+                address="10.252.0.1",
+                prefixlen=24,
+            )
         # Connecting to a silent address on the new link makes the server ask who-has on it.
         with netns.entered(pair.server):
             sock = socket.socket()
@@ -182,7 +204,11 @@ def test_veths_made_after_the_capture_started_are_seen(pair: Pair) -> None:
 
 def test_probe_words_for_a_silent_address_and_an_unreachable_route(pair: Pair) -> None:
     timed_out = probe(pair, (SILENT_IP, 7000), timeout=0.3)
-    assert (timed_out.phase, timed_out.error, timed_out.src) == ("connect", "i/o timeout", CLIENT_IP)
+    assert (timed_out.phase, timed_out.error, timed_out.src) == (
+        "connect",
+        "i/o timeout",
+        CLIENT_IP,
+    )
     unreachable = probe(pair, ("10.251.0.5", 7000))
     assert (unreachable.error, unreachable.errno) == ("no route to host", "EHOSTUNREACH")
 

@@ -19,14 +19,22 @@ MANIFESTS = Path(__file__).resolve().parents[2] / "manifests" / "socat.yaml"
 ICMP_CLAUSE = " or (icmp and icmp[icmptype] == icmp-unreach)"
 
 # The seed post's capture-started lines, verbatim.
-SEED_HAPPY = ("(ip and ((host 10.43.161.224 and port 12345) or ((net 10.42.0.0/24) and port 12345) or "
-              "((host 192.168.97.3) and port 31234))) or (arp and (host 10.42.0.142))")
-SEED_WRONG_PORT = ("(ip and ((host 10.43.161.224 and port 12345) or ((net 10.42.0.0/24) and port 12346) or "
-                   "((host 192.168.97.3) and port 31234))) or (arp and (host 10.42.0.142))")
-SEED_WRONG_IP = ("(ip and ((host 10.43.161.224 and port 12345) or ((net 10.42.0.0/24) and port 12345) or "
-                 "((host 192.168.97.3) and port 31234))) or (arp and (host 10.42.0.143))")
-MIXED = ("(ip and ((host 10.43.161.224 and port 12345) or ((net 10.42.0.0/24) and port 12345) or "
-         "((host 192.168.97.3) and port 31234))) or (arp and (host 10.42.0.143 or host 10.42.0.142))")
+SEED_HAPPY = (
+    "(ip and ((host 10.43.161.224 and port 12345) or ((net 10.42.0.0/24) and port 12345) or "
+    "((host 192.168.97.3) and port 31234))) or (arp and (host 10.42.0.142))"
+)
+SEED_WRONG_PORT = (
+    "(ip and ((host 10.43.161.224 and port 12345) or ((net 10.42.0.0/24) and port 12346) or "
+    "((host 192.168.97.3) and port 31234))) or (arp and (host 10.42.0.142))"
+)
+SEED_WRONG_IP = (
+    "(ip and ((host 10.43.161.224 and port 12345) or ((net 10.42.0.0/24) and port 12345) or "
+    "((host 192.168.97.3) and port 31234))) or (arp and (host 10.42.0.143))"
+)
+MIXED = (
+    "(ip and ((host 10.43.161.224 and port 12345) or ((net 10.42.0.0/24) and port 12345) or "
+    "((host 192.168.97.3) and port 31234))) or (arp and (host 10.42.0.143 or host 10.42.0.142))"
+)
 
 
 def seed_text(scenario: str) -> str:
@@ -38,7 +46,12 @@ def seed_text(scenario: str) -> str:
 
 @pytest.mark.parametrize(
     ("scenario", "expected"),
-    [("happy", SEED_HAPPY), ("wrong-port", SEED_WRONG_PORT), ("wrong-ip", SEED_WRONG_IP), ("mixed", MIXED)],
+    [
+        ("happy", SEED_HAPPY),
+        ("wrong-port", SEED_WRONG_PORT),
+        ("wrong-ip", SEED_WRONG_IP),
+        ("mixed", MIXED),
+    ],
 )
 def test_filter_is_the_seeds_text_plus_icmp_errors(scenario: str, expected: str) -> None:
     assert seed_text(scenario) == expected + ICMP_CLAUSE
@@ -52,12 +65,24 @@ def test_empty_slice_keeps_service_and_nodeport_clauses_without_arp() -> None:
 
 def test_client_ip_narrows_icmp_and_several_ports_are_grouped() -> None:
     objs = collect(parse_documents(MANIFESTS.read_text(), "socat.yaml"))
-    service = Service("default", "two", (ServicePort(80, node_port=30080), ServicePort(443, node_port=30443)),
-                      type="NodePort", cluster_ip=None)
-    text = filter_for(service, objs.slices[0], node_ip="192.168.97.3", pod_cidr="10.42.0.0/24",
-                      client_ip="192.168.97.2")
-    assert text.startswith("(ip and (((net 10.42.0.0/24) and port 12345) or ((host 192.168.97.3) and "
-                           "(port 30080 or port 30443))))")
+    service = Service(
+        "default",
+        "two",
+        (ServicePort(80, node_port=30080), ServicePort(443, node_port=30443)),
+        type="NodePort",
+        cluster_ip=None,
+    )
+    text = filter_for(
+        service,
+        objs.slices[0],
+        node_ip="192.168.97.3",
+        pod_cidr="10.42.0.0/24",
+        client_ip="192.168.97.2",
+    )
+    assert text.startswith(
+        "(ip and (((net 10.42.0.0/24) and port 12345) or ((host 192.168.97.3) and "
+        "(port 30080 or port 30443))))"
+    )
     assert text.endswith("(icmp and icmp[icmptype] == icmp-unreach and host 192.168.97.2)")
 
 

@@ -39,11 +39,18 @@ class Trickle(io.RawIOBase):
 
 def test_sll2_stream_names_interfaces_and_directions(tmp_path: Path) -> None:
     v2 = scapy_all.CookedLinuxV2
-    syn = scapy_all.IP(src="192.168.97.2", dst="192.168.97.3") / scapy_all.TCP(sport=54398, dport=31234, flags="S")
-    dnat = scapy_all.IP(src="10.42.0.1", dst="10.42.0.142") / scapy_all.TCP(sport=10639, dport=12345, flags="S")
+    syn = scapy_all.IP(src="192.168.97.2", dst="192.168.97.3") / scapy_all.TCP(
+        sport=54398, dport=31234, flags="S"
+    )
+    dnat = scapy_all.IP(src="10.42.0.1", dst="10.42.0.142") / scapy_all.TCP(
+        sport=10639, dport=12345, flags="S"
+    )
     arp = scapy_all.ARP(op=1, psrc="10.42.0.1", pdst="10.42.0.143")
-    packets = [v2(proto=0x0800, ifindex=2, pkttype=0) / syn, v2(proto=0x0800, ifindex=3, pkttype=4) / dnat,
-               v2(proto=0x0806, ifindex=7, pkttype=4) / arp]
+    packets = [
+        v2(proto=0x0800, ifindex=2, pkttype=0) / syn,
+        v2(proto=0x0800, ifindex=3, pkttype=4) / dnat,
+        v2(proto=0x0806, ifindex=7, pkttype=4) / arp,
+    ]
     for i, pkt in enumerate(packets):
         pkt.time = 1000 + i / 1000
     data = pcap_bytes(tmp_path, packets)
@@ -58,7 +65,11 @@ def test_sll2_stream_names_interfaces_and_directions(tmp_path: Path) -> None:
 
 
 def test_ethernet_stream_with_nanosecond_timestamps(tmp_path: Path) -> None:
-    pkt = scapy_all.Ether() / scapy_all.IP(src="10.42.0.142", dst="10.42.0.1") / scapy_all.TCP(flags="RA")
+    pkt = (
+        scapy_all.Ether()
+        / scapy_all.IP(src="10.42.0.142", dst="10.42.0.1")
+        / scapy_all.TCP(flags="RA")
+    )
     pkt.time = 5.25
     data = pcap_bytes(tmp_path, [pkt], nano=True)
     (event,) = iter_pcap_events(io.BytesIO(data), ifnames={0: "eth0"}, node=None)
@@ -73,8 +84,11 @@ def test_a_stream_cut_mid_record_ends_cleanly(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("data", "message"),
-    [(b"", "empty pcap stream"), (b"\x0a\x0d\x0d\x0a" + b"\x00" * 20, "pcapng"),
-     (b"GET / HTTP/1.1\r\n" + b"\x00" * 8, "not a pcap stream")],
+    [
+        (b"", "empty pcap stream"),
+        (b"\x0a\x0d\x0d\x0a" + b"\x00" * 20, "pcapng"),
+        (b"GET / HTTP/1.1\r\n" + b"\x00" * 8, "not a pcap stream"),
+    ],
 )
 def test_bad_streams_are_input_errors(data: bytes, message: str) -> None:
     with pytest.raises(InputError, match=message):

@@ -49,7 +49,12 @@ async def test_nothing_listening_is_connection_refused() -> None:
     server.close()
     await server.wait_closed()
     event = await probe_once(("127.0.0.1", port), netns=None, timeout=1.0, payload=b"hello")
-    assert (event.kind, event.phase, event.error, event.errno) == ("io-error", "connect", "connection refused", "ECONNREFUSED")
+    assert (event.kind, event.phase, event.error, event.errno) == (
+        "io-error",
+        "connect",
+        "connection refused",
+        "ECONNREFUSED",
+    )
     assert event.sport is not None
 
 
@@ -95,7 +100,11 @@ async def test_reset_by_peer() -> None:
         writer.transport.abort()
 
     event = await probe_against(reset)
-    assert (event.phase, event.error, event.errno) == ("read", "connection reset by peer", "ECONNRESET")
+    assert (event.phase, event.error, event.errno) == (
+        "read",
+        "connection reset by peer",
+        "ECONNRESET",
+    )
 
 
 @pytest.fixture
@@ -127,13 +136,17 @@ def silent_listener() -> Iterator[int]:
 
 def test_probes_overlap_so_a_slow_one_never_stalls_the_cadence(silent_listener: int) -> None:
     sink = CollectingSink()
-    loop = ProbeLoop(sink, target=("127.0.0.1", silent_listener), netns=None, interval=0.1, timeout=0.5)
+    loop = ProbeLoop(
+        sink, target=("127.0.0.1", silent_listener), netns=None, interval=0.1, timeout=0.5
+    )
     loop.start()
     deadline = time.monotonic() + 10
     while len(sink.snapshot()) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     loop.stop()
-    events = sorted((e for e in sink.snapshot() if isinstance(e, ProbeEvent)), key=lambda e: e.started or 0)
+    events = sorted(
+        (e for e in sink.snapshot() if isinstance(e, ProbeEvent)), key=lambda e: e.started or 0
+    )
     assert len(events) >= 3 and all(e.error == "i/o timeout" for e in events)
     # The second probe began while the first was still waiting for its echo.
     assert events[1].started is not None and events[1].started < events[0].ts
@@ -141,7 +154,9 @@ def test_probes_overlap_so_a_slow_one_never_stalls_the_cadence(silent_listener: 
 
 def test_stop_is_prompt_and_emits_nothing_after(silent_listener: int) -> None:
     sink = CollectingSink()
-    loop = ProbeLoop(sink, target=("127.0.0.1", silent_listener), netns=None, interval=0.05, timeout=5)
+    loop = ProbeLoop(
+        sink, target=("127.0.0.1", silent_listener), netns=None, interval=0.05, timeout=5
+    )
     loop.start()
     time.sleep(0.2)
     loop.stop()
