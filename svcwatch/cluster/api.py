@@ -172,3 +172,15 @@ def _status_message(exc: Any) -> str:
         message = None
     text = str(message or getattr(exc, "reason", "") or "")
     return " ".join(text.split())[:200]
+
+
+def connect(kubeconfig: str | None, context: str | None) -> tuple[Any, ClusterApi]:
+    """Resolve the kubeconfig and context and build the API wrapper (no request made yet).
+
+    Returns:
+        (ClusterTarget, ClusterApi); every failure is a one-line SetupError.
+    """
+    from svcwatch.cluster.kubeconfig import new_api_client, resolve
+
+    target = resolve(kubeconfig, context)
+    return target, ClusterApi(new_api_client(target), server=target.server, context=target.context)

@@ -79,14 +79,19 @@ def resolve(kubeconfig: str | None, context: str | None) -> ClusterTarget:
 
 def new_api_client(target: ClusterTarget) -> Any:
     """A `kubernetes.client.ApiClient` for the target (no request is made yet)."""
-    from kubernetes import config  # heavy: only cluster mode needs it
+    from kubernetes import client, config  # heavy: only cluster mode needs it
 
+    configuration = client.Configuration()
     try:
-        return config.new_client_from_config(config_file=target.kubeconfig, context=target.context)
+        config.load_kube_config(
+            config_file=target.kubeconfig, context=target.context, client_configuration=configuration
+        )
     except Exception as exc:  # ConfigException, bad certificates, an exec plugin that is missing
         raise SetupError(
             f"cannot use context {target.context!r} from {target.kubeconfig}: {_one_line(exc)}"
         ) from None
+    configuration.retries = 1  # a dead API server should fail in a second, not after four tries
+    return client.ApiClient(configuration=configuration)
 
 
 def _contexts(paths: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:

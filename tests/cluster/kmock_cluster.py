@@ -1,0 +1,146 @@
+"""A fresh kmock Kubernetes API server per test, on a real port, with a kubeconfig pointing at it.
+
+svcwatch's cluster code is synchronous (the `kubernetes` client), so the emulator runs on its own
+event loop in a background thread; the test talks to it over HTTP like any client and reads its
+request log for assertions. The server lives for one test only: kmock slows down with every
+request it has served (docs/feasibility.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import kmock
+import pytest
+import yaml
+
+from svcwatch.cluster.api import ClusterApi, connect
+
+CONTEXT = "kmock"
+
+
+class MockCluster:
+    """The running emulator: its URL, kubeconfig, request log and a test-side API client."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.handler: Any = None
+        self.url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="kmock", daemon=True)
+
+    def start(self, setup: Callable[[Any], None] | None = None) -> None:
+        self._setup = setup
+        self._thread.start()
+        if not self._ready.wait(timeout=20):
+            raise RuntimeError("kmock did not start")
+        self._write_kubeconfig()
+
+    def _serve(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with kmock.KubernetesEmulator() as handler, kmock.Server(handler) as server:
+            with warnings.catch_warnings():  # kmock 0.8 reads its bundle with a deprecated API
+                warnings.simplefilter("ignore", DeprecationWarning)
+                handler.resources.load_bundled()
+            if self._setup is not None:
+                self._setup(handler)
+            self.handler, self.url = handler, str(server.url).rstrip("/")
+            self._ready.set()
+            await self._stop.wait()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=10)
+
+    def on_loop(self, fn: Callable[[Any], None]) -> None:
+        """Run `fn(handler)` on the server's loop (to add reactions while it serves)."""
+        assert self._loop is not None
+        done: Future[None] = Future()
+
+        def call() -> None:
+            try:
+                fn(self.handler)
+                done.set_result(None)
+            except Exception as exc:  # surfaced in the test thread
+                done.set_exception(exc)
+
+        self._loop.call_soon_threadsafe(call)
+        done.result(timeout=10)
+
+    def _write_kubeconfig(self) -> None:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "kmock", "cluster": {"server": self.url}}],
+            "users": [{"name": "tester", "user": {"token": "test-token"}}],
+            "contexts": [{"name": CONTEXT, "context": {"cluster": "kmock", "user": "tester"}}],
+            "current-context": CONTEXT,
+        }
+        self.kubeconfig.write_text(yaml.safe_dump(config))
+
+    def api(self) -> ClusterApi:
+        """A client for the test's own "kubectl" and "kubelet" actions."""
+        return connect(str(self.kubeconfig), CONTEXT)[1]
+
+    def requests(self, method: str | None = None, path_part: str = "") -> list[Any]:
+        """The request log, filtered by HTTP method and a path fragment."""
+        return [
+            r for r in list(self.handler)
+            if (method is None or str(r.method.value) == method) and path_part in r.url.path
+        ]
+
+    def stored(self, plural_ref: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The emulator's current copy of an object (None when absent or deleted)."""
+        for (resource, ns, obj_name), obj in list(self.handler.objects.items()):
+            if resource.plural == plural_ref and ns == namespace and obj_name == name and not obj.deleted:
+                return dict(obj.raw)
+        return None
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MockCluster]:
+    """A kmock API server for this test, its kubeconfig, and a private svcwatch state dir."""
+    monkeypatch.setenv("SVCWATCH_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    mock = MockCluster(tmp_path / "kubeconfig")
+    mock.start()
+    try:
+        yield mock
+    finally:
+        mock.stop()
+
+
+def make_pod(api: ClusterApi, namespace: str, name: str, labels: dict[str, str], *, node: str = "node-1",
+             ip: str | None = None) -> None:
+    """Play the scheduler (and, with `ip`, the kubelet): a pod on `node`, Ready with that IP."""
+    api.create("Pod", namespace, {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels,
+                     "creationTimestamp": "2025-01-01T00:00:00Z"},
+        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "alpine/socat"}]},
+        "status": {"phase": "Pending"},
+    })
+    if ip is not None:
+        make_ready(api, namespace, name, ip)
+
+
+def make_ready(api: ClusterApi, namespace: str, name: str, ip: str, host_ip: str = "172.18.0.2") -> None:
+    """Play the kubelet: the pod runs, is Ready and has `ip`."""
+    api.merge_patch("Pod", namespace, name, {"status": {
+        "phase": "Running", "podIP": ip, "hostIP": host_ip,
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "containerStatuses": [{"name": "c", "ready": True, "state": {"running": {}}}],
+    }})
