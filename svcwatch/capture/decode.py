@@ -122,26 +122,51 @@ def decode_frame(
         else:
             return None
         direction = DIRECTIONS[pkttype] if 0 <= pkttype < 5 else "other"
-        raw = frame if keep_raw else None
+        seen: _Seen = (ts, iface, direction, node, frame if keep_raw else None, linktype)
         if ethertype == ETH_P_IP:
-            return _decode_ipv4(frame, offset, iface, direction, ts, node, raw, linktype)
+            return _decode_ipv4(frame, offset, seen)
         if ethertype == ETH_P_ARP:
-            return _decode_arp(frame, offset, iface, direction, ts, node, raw, linktype)
+            return _decode_arp(frame, offset, seen)
     except struct.error:  # cut short inside a header
         return None
     return None
 
 
-def _decode_ipv4(
-    frame: bytes,
-    offset: int,
-    iface: str,
-    direction: str,
-    ts: float,
-    node: str | None,
-    raw: bytes | None,
-    linktype: int,
-) -> PacketEvent | None:
+# Where and how a frame was seen: ts, iface, direction, node, raw, linktype.
+_Seen = tuple[float, str, str, str | None, bytes | None, int]
+
+
+def _event(
+    seen: _Seen,
+    kind: str,
+    src: str,
+    dst: str,
+    sport: int | None,
+    dport: int | None,
+    flags: str,
+    length: int,
+    detail: str,
+) -> PacketEvent:
+    ts, iface, direction, node, raw, linktype = seen
+    return PacketEvent(
+        ts,
+        kind,
+        iface,
+        direction,
+        src,
+        dst,
+        sport,
+        dport,
+        flags,
+        length,
+        detail,
+        node,
+        raw,
+        linktype,
+    )
+
+
+def _decode_ipv4(frame: bytes, offset: int, seen: _Seen) -> PacketEvent | None:
     ver_ihl, total_len, proto, src_b, dst_b = _IPV4.unpack_from(frame, offset)
     if ver_ihl >> 4 != 4:
         return None
@@ -150,58 +175,20 @@ def _decode_ipv4(
     src, dst = _inet_ntoa(src_b), _inet_ntoa(dst_b)
     if proto == 6:
         sport, dport, doff, flags = _TCP.unpack_from(frame, l4)
-        payload = total_len - ihl - (doff >> 4) * 4
-        return PacketEvent(
-            ts,
-            "tcp-packet",
-            iface,
-            direction,
-            src,
-            dst,
-            sport,
-            dport,
-            TCP_FLAG_WORDS[flags],
-            max(payload, 0),
-            "",
-            node,
-            raw,
-            linktype,
+        payload = max(total_len - ihl - (doff >> 4) * 4, 0)
+        return _event(
+            seen, "tcp-packet", src, dst, sport, dport, TCP_FLAG_WORDS[flags], payload, ""
         )
     if proto == 17:
         sport, dport = _PORTS.unpack_from(frame, l4)
-        return PacketEvent(
-            ts,
-            "udp-packet",
-            iface,
-            direction,
-            src,
-            dst,
-            sport,
-            dport,
-            "",
-            max(total_len - ihl - 8, 0),
-            "",
-            node,
-            raw,
-            linktype,
-        )
+        payload = max(total_len - ihl - 8, 0)
+        return _event(seen, "udp-packet", src, dst, sport, dport, "", payload, "")
     if proto == 1:
-        return _decode_icmp(frame, l4, iface, direction, ts, node, raw, linktype, src, dst)
+        return _decode_icmp(frame, l4, seen, src, dst)
     return None
 
 
-def _decode_icmp(
-    frame: bytes,
-    l4: int,
-    iface: str,
-    direction: str,
-    ts: float,
-    node: str | None,
-    raw: bytes | None,
-    linktype: int,
-    src: str,
-    dst: str,
-) -> PacketEvent:
+def _decode_icmp(frame: bytes, l4: int, seen: _Seen, src: str, dst: str) -> PacketEvent:
     icmp_type, code = frame[l4], frame[l4 + 1]
     sport = dport = None
     if icmp_type in (3, 11):  # errors quote the IP header and 8 bytes of the packet they answer
@@ -212,70 +199,16 @@ def _decode_icmp(
                 sport, dport = _PORTS.unpack_from(frame, inner + (ver_ihl & 0x0F) * 4)
         except struct.error:  # quoted packet cut short: the error itself is still worth showing
             pass
-    return PacketEvent(
-        ts,
-        "icmp",
-        iface,
-        direction,
-        src,
-        dst,
-        sport,
-        dport,
-        "",
-        0,
-        icmp_words(icmp_type, code),
-        node,
-        raw,
-        linktype,
-    )
+    return _event(seen, "icmp", src, dst, sport, dport, "", 0, icmp_words(icmp_type, code))
 
 
-def _decode_arp(
-    frame: bytes,
-    offset: int,
-    iface: str,
-    direction: str,
-    ts: float,
-    node: str | None,
-    raw: bytes | None,
-    linktype: int,
-) -> PacketEvent | None:
-    htype, ptype, hlen, plen, op, sha, spa, _, tpa = _ARP.unpack_from(frame, offset)
+def _decode_arp(frame: bytes, offset: int, seen: _Seen) -> PacketEvent | None:
+    _, ptype, hlen, plen, op, sha, spa, _, tpa = _ARP.unpack_from(frame, offset)
     if ptype != ETH_P_IP or hlen != 6 or plen != 4:
         return None
     src, dst = _inet_ntoa(spa), _inet_ntoa(tpa)
     if op == 1:
-        return PacketEvent(
-            ts,
-            "arp-request",
-            iface,
-            direction,
-            src,
-            dst,
-            None,
-            None,
-            "",
-            0,
-            "",
-            node,
-            raw,
-            linktype,
-        )
+        return _event(seen, "arp-request", src, dst, None, None, "", 0, "")
     if op == 2:
-        return PacketEvent(
-            ts,
-            "arp-reply",
-            iface,
-            direction,
-            src,
-            dst,
-            None,
-            None,
-            "",
-            0,
-            mac_text(sha),
-            node,
-            raw,
-            linktype,
-        )
+        return _event(seen, "arp-reply", src, dst, None, None, "", 0, mac_text(sha))
     return None
