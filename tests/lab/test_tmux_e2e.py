@@ -1,0 +1,96 @@
+"""The real program in a real terminal: tmux runs `svcwatch` on a real lab and we read the screen.
+
+This is the one test that covers the whole path a speaker uses: click entry point, make_session,
+LabSession (namespaces, iptables, capture, probes), the bridge and the panes, keys, and teardown.
+It polls the terminal until the expected words appear (or a generous deadline passes) and never
+asserts on how long anything took.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+SVCWATCH = Path(sys.executable).with_name("svcwatch")
+DEADLINE = 30.0  # seconds to wait for a screen to show something; a stuck UI fails, not hangs
+
+
+def lab_namespaces(lab: str) -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith(f"svcwatch-{lab}-")]
+
+
+class Terminal:
+    """A detached tmux session running one command, read with capture-pane."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def screen(self) -> str:
+        result = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True)
+        return result.stdout
+
+    def press(self, key: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, key], check=True)
+
+    def wait_for(self, *words: str) -> str:
+        """The screen once every word is on it; fails with the last screen after DEADLINE."""
+        end = time.monotonic() + DEADLINE
+        screen = ""
+        while time.monotonic() < end:
+            screen = self.screen()
+            if all(word in screen for word in words):
+                return screen
+            time.sleep(0.2)
+        pytest.fail(f"never saw {words!r} on screen; last screen:\n{screen}")
+
+
+@pytest.fixture
+def dashboard(tmp_path: Path) -> Iterator[tuple[Terminal, str, Path]]:
+    if not SVCWATCH.exists():
+        pytest.skip(f"{SVCWATCH} is not installed")
+    lab = "t" + secrets.token_hex(3)[:5]
+    session = f"svcwatch-e2e-{lab}"
+    # COLUMNS/LINES inherited from a test runner would override the real tmux window size.
+    env = f"env -u COLUMNS -u LINES SVCWATCH_STATE_DIR={shlex.quote(str(tmp_path))} TERM=xterm-256color"
+    command = f"{env} {SVCWATCH} --name {lab} --interval 0.5; echo SVCWATCH-EXITED=$?; sleep 600"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50", command], check=True)
+    # A tmux server started elsewhere may size detached windows itself; wide lines must fit.
+    subprocess.run(["tmux", "set-option", "-t", session, "window-size", "manual"], capture_output=True)
+    subprocess.run(["tmux", "resize-window", "-t", session, "-x", "200", "-y", "50"], capture_output=True)
+    try:
+        yield Terminal(session), lab, tmp_path
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        if lab_namespaces(lab):  # the test failed before `q`: tear down what it built
+            subprocess.run([str(SVCWATCH), "lab", "down", "--name", lab], capture_output=True,
+                           env={**os.environ, "SVCWATCH_STATE_DIR": str(tmp_path)}, timeout=60)
+        assert lab_namespaces(lab) == []
+
+
+def test_keys_2_and_3_show_refusal_and_timeout_and_q_tears_down(dashboard: tuple[Terminal, str, Path]) -> None:
+    terminal, lab, _state = dashboard
+    terminal.wait_for("scenario: Happy path (1)", "Healthy:", "echo-ok")
+
+    terminal.press("2")
+    screen = terminal.wait_for("scenario: Wrong port (2)", "answered with RST", "connection refused")
+    assert "ACK,RST" in screen
+    assert "10.42.0.142:12346" in screen
+
+    terminal.press("3")
+    screen = terminal.wait_for("scenario: Wrong IP (3)", "i/o timeout", "arp who-has")
+    assert "unanswered on cni0: no pod has that IP" in screen
+
+    terminal.press("q")
+    terminal.wait_for("SVCWATCH-EXITED=0")
+    assert lab_namespaces(lab) == []
