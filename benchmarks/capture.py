@@ -25,7 +25,8 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,6 +223,20 @@ def prepare_dnat(spec: LabSpec) -> None:
     )
 
 
+@contextmanager
+def flood_lab() -> Iterator[LabNode]:
+    """A throw-away lab (own name, own state dir) with the UDP DNAT path ready; always torn down."""
+    state = Path(tempfile.mkdtemp(prefix="svcwatch-bench-"))
+    manifests = load_manifests(None)
+    spec = LabSpec.from_manifests(manifests, f"bench{secrets.token_hex(2)}", idle_pods=2)
+    node = LabNode.up(spec, manifests, state)
+    try:
+        prepare_dnat(spec)
+        yield node
+    finally:
+        LabNode.down(spec.name, state)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -233,12 +248,7 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=20000, help="packets in the unpaced burst")
     parser.add_argument("--long", action="store_true", help="also 10k pkt/s for 60 s")
     args = parser.parse_args()
-    state = Path(tempfile.mkdtemp(prefix="svcwatch-bench-"))
-    manifests = load_manifests(None)
-    spec = LabSpec.from_manifests(manifests, f"bench{secrets.token_hex(2)}", idle_pods=2)
-    node = LabNode.up(spec, manifests, state)
-    try:
-        prepare_dnat(spec)
+    with flood_lab() as node:
         print(
             f"each packet = 3 frames (eth0, cni0, veth); filter: {capture_filter(node)}\n{HEADER}",
             flush=True,
@@ -252,8 +262,6 @@ def main() -> None:
             runs.append(("10000/s x60s", 10000.0, 600000))
         for label, rate, count in runs:
             print(flood(node, label, rate, count).row(), flush=True)
-    finally:
-        LabNode.down(spec.name, state)
 
 
 if __name__ == "__main__":
