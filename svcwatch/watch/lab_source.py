@@ -1,0 +1,145 @@
+"""The lab's watch: the object store's directory, followed through inotify.
+
+The lab's state directory is its "API server" (see svcwatch.store): every write replaces
+`service.yaml` or `endpointslice.yaml` by rename, from this process or another one (`svcwatch lab
+apply`, `lab scenario`, an editor). This source follows the directory with watchfiles' Rust
+notifier (inotify on Linux, no polling sleeps) in its own thread. Each batch of file events
+re-reads both files, so rapid writes coalesce into fewer events but the last write is always the
+state delivered. A file that does not parse or validate is reported through `on_error` (one line)
+and the previous state is kept; re-reading an unchanged object yields no event.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from svcwatch.model.errors import InputError
+from svcwatch.model.manifest import parse_documents
+from svcwatch.store import SERVICE_FILE, SLICE_FILE, ObjectStore
+from svcwatch.watch.convert import service_from_body, slice_from_body
+from svcwatch.watch.events import ENDPOINT_SLICE, SERVICE, Handler, ObjectTracker, WatchEvent
+
+# Group a burst of inotify events for at most this long; wait this long for quiet after the last.
+# Together they bound the added latency (~5 ms for one write, <= 40 ms under a burst).
+DEBOUNCE_MS = 40
+STEP_MS = 5
+# How often the thread wakes up without changes, to notice stop() (also passed as stop_event).
+IDLE_TIMEOUT_MS = 250
+
+_FILES = ((SERVICE, SERVICE_FILE), (ENDPOINT_SLICE, SLICE_FILE))
+
+
+class LabSource:
+    """Delivers the lab's Service and EndpointSlice changes to `handler`, from its own thread."""
+
+    def __init__(
+        self, store: ObjectStore, handler: Handler, *, on_error: Callable[[str], None]
+    ) -> None:
+        self.store = store
+        self.handler = handler
+        self.on_error = on_error
+        self.ready = threading.Event()
+        self.tracker = ObjectTracker()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._errors: dict[str, str] = {}  # file name -> the error last reported for it
+
+    def start(self, timeout: float = 5.0) -> None:
+        """Start watching; the current objects are delivered as ADDED before `ready` is set."""
+        # Imported here: watchfiles loads a Rust extension; `svcwatch --help` must not pay for it.
+        from watchfiles._rust_notify import RustNotify
+
+        self.store.root.mkdir(parents=True, exist_ok=True)
+        # The notifier watches from the moment it exists, so creating it before the first read
+        # means no write can fall between "read the current state" and "watch for changes".
+        notify = RustNotify([str(self.store.root)], False, False, 0, False, False)
+        self._thread = threading.Thread(
+            target=self._run, args=(notify,), name="svcwatch-lab-watch", daemon=True
+        )
+        self._thread.start()
+        self.ready.wait(timeout)
+
+    def stop(self) -> None:
+        """Stop the thread; returns once it has exited (within IDLE_TIMEOUT_MS)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self, notify: Any) -> None:
+        try:
+            self.rescan()
+            self.ready.set()
+            while not self._stopping.is_set():
+                changes = notify.watch(DEBOUNCE_MS, STEP_MS, IDLE_TIMEOUT_MS, self._stopping)
+                if isinstance(changes, set) and _touches_objects(changes):
+                    self.rescan()
+        except Exception as exc:  # the thread must not die silently; the UI shows why it stopped
+            self.on_error(f"lab watcher stopped: {exc}")
+        finally:
+            self.ready.set()
+            notify.close()
+
+    def rescan(self) -> list[WatchEvent]:
+        """Re-read both files and deliver what changed; returns the delivered events."""
+        delivered = []
+        for kind, name in _FILES:
+            event = self._read(kind, self.store.root / name)
+            if event is not None:
+                self.handler(event)
+                delivered.append(event)
+        return delivered
+
+    def _read(self, kind: str, path: Path) -> WatchEvent | None:
+        seen_at = time.time()
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return self._gone(kind, path, seen_at)
+        try:
+            body = _parse(kind, text, str(path))
+        except InputError as exc:
+            self._report(path.name, str(exc))
+            return (
+                None  # keep the previous state: an editor's half-done save must not break the lab
+            )
+        self._errors.pop(path.name, None)
+        return self.tracker.observe(kind, body, seen_at)
+
+    def _gone(self, kind: str, path: Path, seen_at: float) -> WatchEvent | None:
+        self._errors.pop(path.name, None)
+        known = self.tracker.current(kind)
+        return self.tracker.forget(kind, known[0], seen_at) if known else None
+
+    def _report(self, name: str, message: str) -> None:
+        # Once per distinct problem: an unrelated write must not repeat the same complaint.
+        if self._errors.get(name) != message:
+            self._errors[name] = message
+            self.on_error(f"{message} (keeping the previous version)")
+
+
+def _touches_objects(changes: set[tuple[int, str]]) -> bool:
+    names = {SERVICE_FILE, SLICE_FILE}
+    return any(Path(path).name in names for _, path in changes)
+
+
+def _parse(kind: str, text: str, source: str) -> Mapping[str, Any]:
+    """The file's single object as a body, validated like `lab apply -f` would."""
+    try:
+        body = yaml.safe_load(text)
+    except yaml.YAMLError:
+        parse_documents(text, source)  # raises the same one-line InputError `lab apply` prints
+        raise
+    if not isinstance(body, Mapping) or body.get("kind") != kind:
+        raise InputError(f"expected one {kind} object", source=source)
+    if kind == SERVICE:
+        service_from_body(body, source)
+    else:
+        slice_from_body(body, source)
+    return body
