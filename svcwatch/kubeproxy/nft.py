@@ -275,20 +275,10 @@ def _rules_of(chain: str, line: str) -> list[Rule]:
     vmap, dmap = _NUMGEN_VMAP.search(spec), _NUMGEN_DNAT.search(spec)
     if vmap is None and dmap is None:
         dnat = _DNAT.search(spec)
-        return [
-            Rule(
-                chain,
-                spec,
-                _verdict(spec),
-                comment,
-                None,
-                _dnat_target(dnat[1]) if dnat else None,
-                packets,
-                bytes_,
-            )
-        ]
+        dnat_to = _dnat_target(dnat[1]) if dnat else None
+        return [Rule(chain, spec, _verdict(spec), comment, None, dnat_to, packets, bytes_)]
     numgen = vmap or dmap
-    assert numgen is not None
+    assert numgen is not None  # one of the two matched
     share = 1.0 / int(numgen[1])
     rules = []
     for index, value in _branches(numgen[2]):
