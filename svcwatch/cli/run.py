@@ -110,7 +110,7 @@ def stream(session: Any, printer: StreamPrinter, duration: float | None) -> None
     "--plain",
     "as_json",
     flag_value=False,
-    help="The seed's line format: +3.519s  [pktcap]  tcp-packet  [eth0] ... (default).",
+    help="Lines in the seed post's format (the default).",
 )
 @click.option(
     "--json",
