@@ -102,6 +102,9 @@ class LabSource:
             text = path.read_text()
         except FileNotFoundError:
             return self._gone(kind, path, seen_at)
+        if not text.strip():
+            # An in-place save truncates first and writes next; the write's own event follows.
+            return None
         try:
             body = _parse(kind, text, str(path))
         except InputError as exc:
