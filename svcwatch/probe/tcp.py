@@ -117,7 +117,10 @@ def _check_echo(payload: bytes, received: bytes) -> None:
 async def probe_once(
     target: tuple[str, int], *, netns: str | None, timeout: float, payload: bytes
 ) -> ProbeEvent:
-    """One probe: connect (≤ timeout), send `payload`, read the echo (≤ timeout); never raises."""
+    """One probe: connect (≤ timeout), send `payload`, read the echo (≤ timeout).
+
+    Every outcome is an event; only failing to open a socket at all raises (OSError).
+    """
     started = time.time()
     src, sport = "", None
     phase_ms: dict[str, float] = {}
@@ -134,33 +137,28 @@ async def probe_once(
         _check_echo(payload, received)
         phase_ms["echo"] = (time.perf_counter() - begin) * 1000
     except ProbeFailed as failure:
-        return ProbeEvent(
-            time.time(),
-            "io-error",
-            src,
-            sport,
-            target[0],
-            target[1],
-            connect_ms=phase_ms.get("connect"),
-            phase=failure.phase,
-            error=failure.words,
-            errno=failure.errno_name,
-            started=started,
-        )
+        return _failed(failure, (src, sport), target, phase_ms.get("connect"), started)
     finally:
         sock.close()
     return ProbeEvent(
-        time.time(),
-        "echo-ok",
-        src,
-        sport,
-        target[0],
-        target[1],
-        connect_ms=phase_ms["connect"],
-        echo_ms=phase_ms["echo"],
-        nbytes=len(received),
+        time.time(), "echo-ok", src, sport, target[0], target[1],
+        connect_ms=phase_ms["connect"], echo_ms=phase_ms["echo"], nbytes=len(received),
         started=started,
-    )
+    )  # fmt: skip
+
+
+def _failed(
+    failure: ProbeFailed,
+    source: tuple[str, int | None],
+    target: tuple[str, int],
+    connect_ms: float | None,
+    started: float,
+) -> ProbeEvent:
+    return ProbeEvent(
+        time.time(), "io-error", source[0], source[1], target[0], target[1],
+        connect_ms=connect_ms, phase=failure.phase, error=failure.words,
+        errno=failure.errno_name, started=started,
+    )  # fmt: skip
 
 
 def _local_address(sock: socket.socket) -> tuple[str, int | None]:
