@@ -30,8 +30,13 @@ class EndpointFacts:
 class Session(Protocol):
     """A running backend: build/attach on `start`, tear down on `stop`."""
 
-    kind: str  # "lab" | "cluster" | "replay"
-    title: str  # e.g. "lab default (node 192.168.97.3)" for the header
+    @property
+    def kind(self) -> str:
+        """"lab", "cluster" or "replay"."""
+
+    @property
+    def title(self) -> str:
+        """What the header shows, e.g. "lab default (node 192.168.97.3)"."""
 
     def start(self, sink: EventSink) -> None:
         """Build or attach (may take a second; emits Notice progress), then start streaming."""
