@@ -1,6 +1,6 @@
 """Lab speed: `lab up`, `lab down`, and a scenario change reaching the kernel (median of 50).
 
-Run as root: `sudo /work/venv/bin/python benchmarks/lab.py`. Printed, not asserted. Targets on a
+Run as root: `sudo .venv/bin/python benchmarks/lab.py`. Printed, not asserted. Targets on a
 2-core machine: up <= 1.0 s, down <= 0.5 s, scenario -> kernel <= 50 ms median, i.e. at least 20x
 faster than kube-proxy's 1 s minSyncPeriod floor, which is the reference the ratio is against.
 """

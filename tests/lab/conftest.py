@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from svcwatch.lab import LabNode, LabSpec
 from svcwatch.lab.sources import load_manifests
 from svcwatch.model.manifest import ManifestSet
 
-SVCWATCH = "/work/venv/bin/svcwatch"
+# The console script of the interpreter running the tests (the project venv, wherever it is).
+SVCWATCH = str(Path(sys.executable).with_name("svcwatch"))
 HOST_COMMANDS = (
     ["ip", "-o", "link", "show"],
     ["ip", "-o", "addr", "show"],
