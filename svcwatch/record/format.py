@@ -20,11 +20,13 @@ reader would misread bumps `FORMAT_VERSION`. docs/recording-format.md is the use
 from __future__ import annotations
 
 import dataclasses
+import json
+from base64 import b64encode
 from typing import Any
 
 from svcwatch.kubeproxy.rules import ChainTree, Rule
 from svcwatch.model.endpointslice import EndpointSlice
-from svcwatch.model.events import Event, from_dict, to_dict
+from svcwatch.model.events import Event, PacketEvent, from_dict, to_dict
 from svcwatch.model.manifest import parse_service, parse_slice
 from svcwatch.model.service import Service
 
@@ -55,6 +57,40 @@ def event_record(event: Event) -> dict[str, Any]:
     for name in _DERIVED_EVENT_FIELDS:
         data.pop(name, None)
     return {"rec": "event", "event": data}
+
+
+_json_strings: dict[str, str] = {}  # interface names, addresses, flag words: a few hundred
+
+
+def _js(text: str) -> str:
+    encoded = _json_strings.get(text)
+    if encoded is None:
+        if len(_json_strings) > 4096:
+            _json_strings.clear()
+        encoded = _json_strings[text] = json.dumps(text)
+    return encoded
+
+
+def _num(value: int | None) -> str:
+    return "null" if value is None else repr(value)
+
+
+def packet_line(e: PacketEvent) -> str:
+    """`event_record(e)` as one JSON line, formatted directly (about twice as fast).
+
+    Packets are nearly every record, and the capture thread shares the GIL with the writer, so
+    the writer's cost per packet is the recording's cost on capture throughput. A unit test
+    holds this equal to the generic encoding.
+    """
+    raw = "" if e.raw is None else ',"raw":"' + b64encode(e.raw).decode() + '"'
+    node = "null" if e.node is None else _js(e.node)
+    return (
+        f'{{"rec":"event","event":{{"type":"PacketEvent","ts":{e.ts!r},"kind":{_js(e.kind)},'
+        f'"iface":{_js(e.iface)},"direction":{_js(e.direction)},"src":{_js(e.src)},'
+        f'"dst":{_js(e.dst)},"sport":{_num(e.sport)},"dport":{_num(e.dport)},'
+        f'"flags":{_js(e.flags)},"length":{e.length!r},"detail":{_js(e.detail)},"node":{node},'
+        f'"linktype":{e.linktype!r}{raw}}}}}\n'
+    )
 
 
 def event_from_record(record: dict[str, Any]) -> Event:

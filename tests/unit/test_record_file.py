@@ -10,13 +10,15 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from record_samples import T0, chain_tree, scripted_stream, seed_objects
+from record_samples import T0, chain_tree, packet, scripted_stream, seed_objects
 
 from svcwatch.model.errors import InputError
-from svcwatch.model.events import PacketEvent
+from svcwatch.model.events import PacketEvent, to_dict
+from svcwatch.record.format import packet_line
 from svcwatch.record.reader import load_recording
 from svcwatch.record.writer import Recorder
 
@@ -224,8 +226,6 @@ def _readable_events(path: Path) -> list:
 
 
 def test_packets_keep_link_type_and_direction(tmp_path: Path) -> None:
-    from record_samples import packet
-
     path = tmp_path / "sll2.svcrec"
     sll2 = packet(T0, "eth0", "out", "10.0.0.1", "10.0.0.2", 1, 2, "S", sll2=True)
     rec = Recorder(path, backend="cluster")
@@ -237,3 +237,16 @@ def test_packets_keep_link_type_and_direction(tmp_path: Path) -> None:
         "out",
         sll2.raw,
     )
+
+
+def test_the_fast_packet_encoding_matches_the_generic_one() -> None:
+    sample = packet(T0, "eth0", "in", "10.0.0.1", "10.0.0.2", 1, 2, "S")
+    odd = replace(
+        sample, raw=None, node='node "1"', detail="ä\\x", length=5, sport=None, dport=None
+    )
+    for event in (sample, odd):
+        generic = to_dict(event, include_raw=True)
+        del generic["text"], generic["source"]
+        line = packet_line(event)
+        assert line.endswith("}\n") and "\n" not in line[:-1]
+        assert json.loads(line) == {"rec": "event", "event": generic}

@@ -1,0 +1,231 @@
+"""Recording benchmark: what recording costs the live capture, and whether a 10x replay keeps up.
+
+1. Capture with and without a recorder (needs root). On a throw-away lab, UDP floods are DNATed
+   to the echo pod (3 frames a packet in the node, as in benchmarks/capture.py, whose helpers this
+   reuses); NodeCapture feeds either the dashboard-like ring sink alone (the reference) or the ring
+   and a gzip Recorder, alternately, in the same process. Printed: frames captured and dropped
+   by the kernel, capture-thread and writer-thread CPU per frame, bytes recorded per frame, and
+   frames taken per second from the first packet sent to the last frame taken (a paced run shows
+   the send rate when the capture keeps up; the unpaced burst shows how fast it drains), with the
+   recorded run's rate as a ratio of the reference's: the recording overhead on capture
+   throughput (target: <= 10%, i.e. a ratio >= 0.90).
+2. Replay at 10x. The bundled demo and the 1k pkt/s flood recording from part 1 are replayed at
+   --speed 10 into a counting sink; printed: the recording's span / 10, the replay's wall time
+   (their ratio is 1.00 when it keeps up), the worst lateness of an event, and the unpaced rate.
+
+    sudo .venv/bin/python benchmarks/record.py
+    sudo .venv/bin/python benchmarks/record.py --rates 2000,10000 --burst 30000
+
+Nothing is asserted; the numbers are compared with the reference run in the same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from capture import SENDER, RingSink, capture_filter, prepare_dnat, thread_cpu  # noqa: E402
+
+from svcwatch import netns  # noqa: E402
+from svcwatch.capture.sniffer import NodeCapture  # noqa: E402
+from svcwatch.lab.node import LabNode  # noqa: E402
+from svcwatch.lab.sources import load_manifests  # noqa: E402
+from svcwatch.lab.topology import LabSpec  # noqa: E402
+from svcwatch.model.events import Event  # noqa: E402
+from svcwatch.record import DEMO_RECORDING  # noqa: E402
+from svcwatch.record.reader import load_recording  # noqa: E402
+from svcwatch.record.writer import Recorder  # noqa: E402
+from svcwatch.session.replay import ReplaySession  # noqa: E402
+from svcwatch.sinks import EventSink, FanoutSink  # noqa: E402
+
+
+@dataclass
+class CaptureRun:
+    label: str
+    recorded: bool
+    frames: int
+    drops: int
+    capture_cpu: float
+    writer_cpu: float
+    size: int
+    seconds: float  # from the first packet sent to the last frame taken
+
+    @property
+    def rate(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    def row(self, reference: CaptureRun | None) -> str:
+        ratio = f"{self.rate / reference.rate:.3f}" if reference and reference.rate else "ref"
+
+        def per(cpu: float) -> float:
+            return cpu / self.frames * 1e6 if self.frames else 0.0
+
+        size = f"{self.size / self.frames:.0f}" if self.size and self.frames else "-"
+        return (
+            f"{self.label:>16} {'recorder' if self.recorded else 'reference':>10} {self.frames:>8} "
+            f"{self.drops:>6} {per(self.capture_cpu):>8.2f} {per(self.writer_cpu):>8.2f} "
+            f"{size:>6} {self.rate:>9.0f} {ratio:>7}"
+        )
+
+
+CAPTURE_HEADER = (
+    f"{'run':>16} {'sink':>10} {'frames':>8} {'drops':>6} {'cap us':>8} "
+    f"{'rec us':>8} {'B/frm':>6} {'frames/s':>9} {'ratio':>7}"
+)
+
+
+def flood_once(
+    node: LabNode, label: str, rate: float, count: int, record_to: Path | None
+) -> CaptureRun:
+    """One flood into the ring sink, plus a recorder when `record_to` is given."""
+    spec = node.spec
+    ring = RingSink()
+    recorder = Recorder(record_to, backend="bench") if record_to else None
+    sink: EventSink = FanoutSink([ring, recorder]) if recorder else ring
+    capture = NodeCapture(spec.node_ns, sink, service_key="bench")
+    capture.start(capture_filter(node))
+    begin = time.monotonic()
+    sender = netns.popen_in(
+        spec.client_ns,
+        [sys.executable, "-c", SENDER, spec.node_ip, "31234", str(rate), str(count)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    sender.communicate()
+    seconds = _drained(capture) - begin
+    cpu, stats = thread_cpu(capture._thread), capture.stats()
+    capture.stop()
+    writer_cpu = 0.0
+    if recorder is not None:
+        recorder.close()  # waits for the writer to write everything: its CPU is complete
+        writer_cpu = recorder.writer_cpu_seconds
+    size = record_to.stat().st_size if record_to else 0
+    return CaptureRun(
+        label, recorder is not None, stats["frames"], stats["drops"], cpu, writer_cpu, size, seconds
+    )
+
+
+def _drained(capture: NodeCapture, quiet: float = 0.4) -> float:
+    """When the capture took its last frame: its count has not moved for `quiet` seconds."""
+    frames, changed = capture.stats()["frames"], time.monotonic()
+    while time.monotonic() - changed < quiet:
+        time.sleep(0.01)
+        now_frames = capture.stats()["frames"]
+        if now_frames != frames:
+            frames, changed = now_frames, time.monotonic()
+    return changed
+
+
+def capture_overhead(
+    rates: Sequence[float], seconds: float, burst: int, repeat: int, keep: Path
+) -> None:
+    state = Path(tempfile.mkdtemp(prefix="svcwatch-bench-"))
+    manifests = load_manifests(None)
+    spec = LabSpec.from_manifests(manifests, f"bench{secrets.token_hex(2)}", idle_pods=2)
+    node = LabNode.up(spec, manifests, state)
+    try:
+        prepare_dnat(spec)
+        print(
+            f"1. capture with and without a recorder (3 frames a packet)\n{CAPTURE_HEADER}",
+            flush=True,
+        )
+        runs = [(f"{r:g}/s x{seconds:g}s", r, int(r * seconds)) for r in rates] + [
+            (f"burst {burst}", 0.0, burst)
+        ]
+        summary = []
+        for label, rate, count in runs:
+            ratios = []
+            for _ in range(repeat):  # alternated: the shared machine's noise hits both alike
+                reference = flood_once(node, label, rate, count, None)
+                print(reference.row(None), flush=True)
+                target = keep if rate == rates[0] else state / "flood.svcrec.gz"
+                recorded = flood_once(node, label, rate, count, target)
+                print(recorded.row(reference), flush=True)
+                ratios.append(recorded.rate / reference.rate if reference.rate else 0.0)
+            summary.append(f"{label}: {statistics.median(ratios):.3f}")
+        print("median throughput ratio, recorder / reference: " + ", ".join(summary), flush=True)
+    finally:
+        LabNode.down(spec.name, state)
+
+
+class LatenessSink:
+    """Counts events and the worst lateness against the schedule `start + (ts - first) / speed`."""
+
+    def __init__(self, first_ts: float, speed: float) -> None:
+        self.first_ts, self.speed = first_ts, speed
+        self.start = time.monotonic()
+        self.count = 0
+        self.worst = 0.0
+
+    def emit(self, event: Event) -> None:
+        self.emit_many((event,))
+
+    def emit_many(self, events: Sequence[Event]) -> None:
+        now = time.monotonic()
+        self.count += len(events)
+        due = self.start + (events[-1].ts - self.first_ts) / self.speed
+        self.worst = max(self.worst, now - due)
+
+
+def replay_rate(path: Path, speed: float) -> tuple[int, float, float, float]:
+    """(events, recorded span, replay wall time, worst lateness) of one replay of `path`."""
+    recording = load_recording(path)
+    session = ReplaySession(recording, speed=speed)
+    first = recording.events[0].ts
+    span = max(e.ts for e in recording.events) - first
+    sink = LatenessSink(first, speed if not math.isinf(speed) else 1e12)
+    begin = time.monotonic()
+    session.start(sink)
+    session.wait_finished(600)
+    wall = time.monotonic() - begin
+    session.stop()
+    return sink.count, span, wall, sink.worst
+
+
+def replay_speed(paths: Sequence[Path]) -> None:
+    print(
+        f"\n2. replay at 10x\n{'recording':>24} {'events':>8} {'span/10':>8} {'wall':>8} "
+        f"{'ratio':>6} {'late ms':>8} {'max ev/s':>10}"
+    )
+    for path in paths:
+        events, span, wall, worst = replay_rate(path, 10.0)
+        _, _, fastest, _ = replay_rate(path, math.inf)
+        print(
+            f"{path.name:>24} {events:>8} {span / 10:>8.2f} {wall:>8.2f} "
+            f"{wall / (span / 10):>6.2f} {worst * 1000:>8.1f} {events / fastest:>10.0f}",
+            flush=True,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of each paced flood")
+    parser.add_argument("--rates", default="1000,5000", help="packets per second, comma-separated")
+    parser.add_argument("--burst", type=int, default=20000, help="packets in the unpaced burst")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each, alternated")
+    args = parser.parse_args()
+    flood_recording = Path(tempfile.mkdtemp(prefix="svcwatch-bench-rec-")) / "flood-1k.svcrec.gz"
+    capture_overhead(
+        [float(r) for r in args.rates.split(",")],
+        args.seconds,
+        args.burst,
+        args.repeat,
+        flood_recording,
+    )
+    replay_speed([DEMO_RECORDING, flood_recording])
+
+
+if __name__ == "__main__":
+    main()
