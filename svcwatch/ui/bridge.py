@@ -2,7 +2,8 @@
 
 Backends call `emit` from their own threads as fast as packets arrive. Posting one message per
 packet would starve the event loop (feasibility.md: refreshing every 10 ms costs 80% CPU), so the
-sink buffers and a flusher thread posts one `EventsArrived` per tick. If the app falls behind
+sink buffers and a flusher thread posts one `EventsArrived` per tick (at once for a slice change
+or a rules sync, which a key press is waiting for). If the app falls behind
 (its message queue grows), packets beyond `max_packets_per_batch` are counted, not queued, and the
 packet pane says how many it never drew; every non-packet event is always delivered.
 """
@@ -13,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from typing import Protocol
 
-from svcwatch.model.events import Event, PacketEvent
+from svcwatch.model.events import Event, PacketEvent, RulesSynced, SliceChanged
 from svcwatch.ui.messages import EventsArrived
 
 
@@ -33,7 +34,7 @@ class UiSink:
         self,
         target: MessageTarget,
         interval: float = 0.1,
-        max_packets_per_batch: int = 5_000,
+        max_packets_per_batch: int = 1_000,
         max_queued_messages: int = 20,
     ) -> None:
         self.target = target
@@ -46,6 +47,7 @@ class UiSink:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()  # keeps batches in order between thread and flush()
         self._stopping = threading.Event()
+        self._wake = threading.Event()  # set by control events: deliver them without waiting a tick
         self._thread: threading.Thread | None = None
 
     def emit(self, event: Event) -> None:
@@ -58,6 +60,9 @@ class UiSink:
                 self._add(event)
 
     def _add(self, event: Event) -> None:
+        if isinstance(event, (RulesSynced, SliceChanged)):
+            # A key press waits on these (new rules, new slice): skip the rest of the tick.
+            self._wake.set()
         if isinstance(event, PacketEvent):
             if self._buffered_packets >= self.max_packets_per_batch:
                 self._dropped += 1
@@ -88,11 +93,14 @@ class UiSink:
     def close(self) -> None:
         """Stop the flusher thread after one last flush."""
         self._stopping.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
             self._thread = None
 
     def _run(self) -> None:
-        while not self._stopping.wait(self.interval):
+        while not self._stopping.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
             self.flush()
         self.flush()

@@ -8,6 +8,7 @@ writes one "N packets not drawn" line instead of freezing. Pausing keeps a bound
 
 from __future__ import annotations
 
+import zlib
 from collections import deque
 from dataclasses import dataclass
 
@@ -28,6 +29,14 @@ from svcwatch.model.events import CaptureStarted, Event, Notice, PacketEvent, Pr
 RING_SIZE = 5_000  # lines kept for scrolling back and re-filtering
 MAX_LINES_PER_BATCH = 60  # at ~10 batches/s: 600 lines/s, already beyond reading speed
 IFACE_COLOURS = 6
+
+
+def iface_colour(iface: str) -> int:
+    """1..IFACE_COLOURS: eth0 and cni0 fixed, each veth by a stable hash (same colour every run)."""
+    fixed = {"eth0": 1, "cni0": 2}
+    if iface in fixed:
+        return fixed[iface]
+    return 3 + zlib.crc32(iface.encode()) % (IFACE_COLOURS - 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +140,6 @@ class PacketPane(Vertical):
         self.not_drawn = 0  # packets never drawn since the last clear
         self.bpf = ""
         self._serial = 0
-        self._iface_colour: dict[str, int] = {}
 
     def compose(self) -> ComposeResult:
         yield StreamView(id="stream")
@@ -144,24 +152,44 @@ class PacketPane(Vertical):
     # --- feeding -----------------------------------------------------------------------------
 
     def add_events(self, events: list[Event], dropped: int = 0) -> None:
-        """Render a batch; draw at most MAX_LINES_PER_BATCH of it, count the rest."""
+        """Render a batch; draw at most MAX_LINES_PER_BATCH of it, count the rest.
+
+        Lines are built newest-first and only until the cap is reached: in a flood, formatting
+        every packet would cost more than drawing, so the rest are only counted.
+        """
         for event in events:
             if isinstance(event, CaptureStarted):
                 self.bpf = event.bpf
-        lines = [self._line(e) for e in events if isinstance(e, (PacketEvent, ProbeEvent, CaptureStarted, Notice))]
-        self.ring.extend(lines)
+        shown = [e for e in events if isinstance(e, (PacketEvent, ProbeEvent, CaptureStarted, Notice))]
         if self.paused:
+            lines, examined = self._newest_lines(shown, self.backlog.maxlen or RING_SIZE, matching=False)
+            self.ring.extend(lines)
             self.backlog.extend(lines)
-            self.not_drawn += dropped
+            self.not_drawn += dropped + len(shown) - examined
             self._update_titles()
             return
-        self._draw([line for line in lines if self._matches(line)], dropped)
+        lines, examined = self._newest_lines(shown, MAX_LINES_PER_BATCH, matching=True)
+        self.ring.extend(lines)
+        self._draw(lines, dropped + len(shown) - examined)
 
-    def _draw(self, lines: list[StreamLine], dropped: int) -> None:
-        skipped = dropped + max(0, len(lines) - MAX_LINES_PER_BATCH)
+    def _newest_lines(self, events: list[Event], limit: int, matching: bool) -> tuple[list[StreamLine], int]:
+        """Up to `limit` lines from the newest events, oldest first, and how many were examined."""
+        out: list[StreamLine] = []
+        examined = 0
+        for event in reversed(events):
+            if len(out) >= limit:
+                break
+            examined += 1
+            line = self._line(event)
+            if not matching or self._matches(line):
+                out.append(line)
+        out.reverse()
+        return out, examined
+
+    def _draw(self, lines: list[StreamLine], skipped: int) -> None:
         if skipped:
             self.not_drawn += skipped
-            lines = [self._skipped_line(skipped), *lines[-MAX_LINES_PER_BATCH:]]
+            lines = [self._skipped_line(skipped), *lines]
         if lines:
             self.view.add_lines(lines)
         self._update_titles()
@@ -190,7 +218,7 @@ class PacketPane(Vertical):
         return StreamLine(self._serial, tuple(pieces), haystack.lower())
 
     def _packet_pieces(self, event: PacketEvent) -> list[tuple[str, str]]:
-        colour = self._iface_colour.setdefault(event.iface, len(self._iface_colour) % IFACE_COLOURS + 1)
+        colour = iface_colour(event.iface)
         text = event.text()
         head, _, rest = text.partition("] ")
         role = "stream--fail" if "RST" in event.flags or "unreachable" in event.detail else ""
@@ -205,7 +233,9 @@ class PacketPane(Vertical):
     def watch_paused(self, paused: bool) -> None:
         if not paused:
             backlog, self.backlog = list(self.backlog), deque(maxlen=RING_SIZE)
-            self._draw([line for line in backlog if self._matches(line)], 0)
+            waiting = [line for line in backlog if self._matches(line)]
+            skipped = max(0, len(waiting) - MAX_LINES_PER_BATCH)
+            self._draw(waiting[-MAX_LINES_PER_BATCH:], skipped)
         self._update_titles()
 
     def watch_filter_text(self, _value: str) -> None:
