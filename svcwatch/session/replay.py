@@ -49,7 +49,7 @@ class ReplaySession:
         original = (
             self.recording.title or self.recording.meta.get("title") or self.recording.backend
         )
-        self.title = f"replay of {original} ({self.recording.path.name}, recorded {created})"
+        self.title = f"replay of {original} · {self.recording.path.name}, recorded {created}"
 
     # --- Session ----------------------------------------------------------------------------
 
