@@ -45,8 +45,17 @@ def record_demo(output: Path, seconds: float, pods: int, interval: float) -> Non
 
     name = "demo" + secrets.token_hex(2)
     session = make_session(
-        lab_name=name, manifests=(), pods=pods, scenario="happy", sync_delay=0.0, keep=False,
-        interval=interval, timeout=2.0, payload="hello", probe_target=None, record=str(output),
+        lab_name=name,
+        manifests=(),
+        pods=pods,
+        scenario="happy",
+        sync_delay=0.0,
+        keep=False,
+        interval=interval,
+        timeout=2.0,
+        payload="hello",
+        probe_target=None,
+        record=str(output),
     )
     probe = _FirstProbe()
     try:
@@ -74,9 +83,11 @@ def main() -> None:
 
     rec = load_recording(args.output)
     kinds = sorted({e.kind for e in rec.events})
-    print(f"{args.output}: {args.output.stat().st_size // 1024} KiB, {len(rec.events)} events "
-          f"({', '.join(kinds)}), {len(rec.chains)} chain snapshots, "
-          f"scenarios {[name for _, name in rec.scenario_starts()]}")
+    print(
+        f"{args.output}: {args.output.stat().st_size // 1024} KiB, {len(rec.events)} events "
+        f"({', '.join(kinds)}), {len(rec.chains)} chain snapshots, "
+        f"scenarios {[name for _, name in rec.scenario_starts()]}"
+    )
 
 
 if __name__ == "__main__":
