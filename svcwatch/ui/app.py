@@ -25,7 +25,13 @@ from svcwatch.ui.bridge import UiSink
 from svcwatch.ui.diagnosis import Diagnosis
 from svcwatch.ui.screens.help import HelpScreen
 from svcwatch.ui.screens.main import MainScreen, StoppingScreen
-from svcwatch.ui.themes import DEFAULT_THEME, ROLE_DEFAULTS, ThemeLoadResult, default_theme_dirs, load_themes
+from svcwatch.ui.themes import (
+    DEFAULT_THEME,
+    ROLE_DEFAULTS,
+    ThemeLoadResult,
+    default_theme_dirs,
+    load_themes,
+)
 
 Editor = Callable[[str], "str | None"]
 
@@ -91,8 +97,11 @@ class SvcwatchApp(App[None]):
             self.notify(failure, title="Theme not loaded", severity="warning", timeout=8)
         wanted = self.requested_theme or DEFAULT_THEME
         if wanted not in self.available_themes:
-            self.notify(f"unknown theme {wanted!r}; known: {', '.join(self.theme_names)}",
-                        severity="warning", timeout=8)
+            self.notify(
+                f"unknown theme {wanted!r}; known: {', '.join(self.theme_names)}",
+                severity="warning",
+                timeout=8,
+            )
             wanted = DEFAULT_THEME
         if wanted in self.available_themes:
             self.theme = wanted
@@ -108,32 +117,70 @@ class SvcwatchApp(App[None]):
 
     # --- workers: every session call runs here, off the event loop --------------------------
 
-    @work(thread=True, exclusive=True, group="session", exit_on_error=False, description="Starting the session")
+    @work(
+        thread=True,
+        exclusive=True,
+        group="session",
+        exit_on_error=False,
+        description="Starting the session",
+    )
     def _start_session(self) -> None:
         self.session.start(self.sink)
-        self.post_message(messages.SessionStarted(
-            self.session.service(), self.session.current_slice(),
-            self.session.current_scenario(), self.session.title,
-        ))
+        self.post_message(
+            messages.SessionStarted(
+                self.session.service(),
+                self.session.current_slice(),
+                self.session.current_scenario(),
+                self.session.title,
+            )
+        )
         self._read_chain(after_sync=True)
         self._read_endpoints()
 
-    @work(thread=True, exclusive=True, group="chain", exit_on_error=False, description="Reading the iptables chain")
+    @work(
+        thread=True,
+        exclusive=True,
+        group="chain",
+        exit_on_error=False,
+        description="Reading the iptables chain",
+    )
     def _read_chain(self, after_sync: bool = False) -> None:
         self.post_message(messages.ChainRead(self.session.read_chain(), after_sync))
 
-    @work(thread=True, exclusive=True, group="endpoints", exit_on_error=False, description="Reading the EndpointSlice")
+    @work(
+        thread=True,
+        exclusive=True,
+        group="endpoints",
+        exit_on_error=False,
+        description="Reading the EndpointSlice",
+    )
     def _read_endpoints(self) -> None:
-        self.post_message(messages.EndpointsRead(
-            self.session.current_slice(), self.session.endpoint_facts(), self.session.current_scenario(),
-        ))
+        self.post_message(
+            messages.EndpointsRead(
+                self.session.current_slice(),
+                self.session.endpoint_facts(),
+                self.session.current_scenario(),
+            )
+        )
 
-    @work(thread=True, exclusive=True, group="lab", exit_on_error=False, description="Switching scenario")
+    @work(
+        thread=True,
+        exclusive=True,
+        group="lab",
+        exit_on_error=False,
+        description="Switching scenario",
+    )
     def _switch_scenario(self, name: str) -> None:
         self.session.request_scenario(name)
         self._read_endpoints()
 
-    @work(thread=True, exclusive=True, group="lab", exit_on_error=False, description="Edit not applied")
+    @work(
+        thread=True,
+        exclusive=True,
+        group="lab",
+        exit_on_error=False,
+        description="Edit not applied",
+    )
     def _apply_edit(self, text: str) -> None:
         self.session.apply_slice_text(text)
         self.call_from_thread(self.notify, "EndpointSlice edited and applied", title="Edit")
@@ -271,6 +318,11 @@ class SvcwatchApp(App[None]):
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         for spec in actions.DASHBOARD_ACTIONS:
-            yield SystemCommand(spec.description, f"key {spec.display_key} · {spec.help}",
-                                partial(self.call_later, self.run_action, spec.action))
-        yield from (c for c in super().get_system_commands(screen) if c.title not in ("Quit", "Theme"))
+            yield SystemCommand(
+                spec.description,
+                f"key {spec.display_key} · {spec.help}",
+                partial(self.call_later, self.run_action, spec.action),
+            )
+        yield from (
+            c for c in super().get_system_commands(screen) if c.title not in ("Quit", "Theme")
+        )

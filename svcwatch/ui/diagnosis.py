@@ -99,18 +99,26 @@ def endpoint_problem(evidence: Evidence, address: str) -> tuple[str, str] | None
     fact = _fact(evidence, address)
     pod = f"pod {fact.pod}" if fact and fact.pod else "the pod"
     if port is not None and (address, port) in evidence.rst_from:
-        return (f"SYN DNATed to {address}:{port} answered with RST: nothing listens on port "
-                f"{port} in {pod}", "clients see 'connection refused'")
+        return (
+            f"SYN DNATed to {address}:{port} answered with RST: nothing listens on port "
+            f"{port} in {pod}",
+            "clients see 'connection refused'",
+        )
     asked = address in evidence.arp_asked and address not in evidence.arp_answered
     if asked or (fact is not None and fact.pod is None):
         where = evidence.arp_asked.get(address, "cni0")
-        seen = ("clients time out, then get 'no route to host' once ARP gives up"
-                if _saw_unreachable(evidence) else "clients time out")
+        seen = (
+            "clients time out, then get 'no route to host' once ARP gives up"
+            if _saw_unreachable(evidence)
+            else "clients time out"
+        )
         verb = "unanswered" if asked else "would go unanswered"
         return f"ARP who-has {address} {verb} on {where}: no pod has that IP", seen
     if fact is not None and fact.listening is False:
-        return (f"nothing listens on port {port} in {pod} at {address}",
-                "clients see 'connection refused'")
+        return (
+            f"nothing listens on port {port} in {pod} at {address}",
+            "clients see 'connection refused'",
+        )
     return None
 
 
@@ -127,20 +135,29 @@ def _healthy(evidence: Evidence, ok: list[ProbeEvent]) -> Diagnosis:
         targets.append(f"{address}:{_port(evidence)}{pod}")
     via = f" via {', '.join(targets)}" if targets else ""
     connect = median(p.connect_ms or 0.0 for p in ok)
-    return Diagnosis(f"Healthy: {len(ok)} of {len(ok)} recent probes echoed{via}; "
-                     f"median connect {connect:.0f} ms", "ok")
+    return Diagnosis(
+        f"Healthy: {len(ok)} of {len(ok)} recent probes echoed{via}; "
+        f"median connect {connect:.0f} ms",
+        "ok",
+    )
 
 
 def _mixed(evidence: Evidence, failed: int, total: int, ready: list[str]) -> Diagnosis:
     problems = [(a, p) for a in ready if (p := endpoint_problem(evidence, a)) is not None]
     if not problems:
-        return Diagnosis(f"{failed} of {total} recent probes failed ({evidence.probes[-1].error or 'error'}) "
-                         "though no endpoint shows a fault yet", "partial")
+        return Diagnosis(
+            f"{failed} of {total} recent probes failed ({evidence.probes[-1].error or 'error'}) "
+            "though no endpoint shows a fault yet",
+            "partial",
+        )
     share = round(100 * len(problems) / len(ready)) if ready else 0
     noun = "endpoints is" if len(problems) == 1 else "endpoints are"  # "1 of 2 endpoints is bad"
     first = problems[0][1][0]
-    return Diagnosis(f"{len(problems)} of {len(ready)} {noun} bad: ~{share}% of connections fail "
-                     f"({failed} of {total} recent probes); {first}", "partial")
+    return Diagnosis(
+        f"{len(problems)} of {len(ready)} {noun} bad: ~{share}% of connections fail "
+        f"({failed} of {total} recent probes); {first}",
+        "partial",
+    )
 
 
 def _all_failed(evidence: Evidence, ready: list[str]) -> Diagnosis:
@@ -149,8 +166,11 @@ def _all_failed(evidence: Evidence, ready: list[str]) -> Diagnosis:
         if problem is not None:
             return Diagnosis(f"{problem[0]}; {problem[1]}", "fail")
     last = evidence.probes[-1]
-    return Diagnosis(f"All {len(evidence.probes)} recent probes failed at {last.phase or 'connect'}: "
-                     f"{last.error or last.errno or 'error'}", "fail")
+    return Diagnosis(
+        f"All {len(evidence.probes)} recent probes failed at {last.phase or 'connect'}: "
+        f"{last.error or last.errno or 'error'}",
+        "fail",
+    )
 
 
 def diagnose(evidence: Evidence) -> Diagnosis:
@@ -158,9 +178,11 @@ def diagnose(evidence: Evidence) -> Diagnosis:
     ready = _ready_addresses(evidence)
     no_endpoints = evidence.slice is not None and not ready
     if no_endpoints and (_has_reject(evidence) or any(not p.ok for p in evidence.probes)):
-        return Diagnosis(f"{evidence.service} has no ready endpoints: kube-proxy's REJECT rule "
-                         "\"has no endpoints\" answers the SYN at once; clients see 'connection refused'",
-                         "fail")
+        return Diagnosis(
+            f"{evidence.service} has no ready endpoints: kube-proxy's REJECT rule "
+            "\"has no endpoints\" answers the SYN at once; clients see 'connection refused'",
+            "fail",
+        )
     if not evidence.probes:
         return Diagnosis("Waiting for the first probe of this scenario…", "waiting")
     ok = [p for p in evidence.probes if p.ok]

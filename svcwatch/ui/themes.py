@@ -19,8 +19,19 @@ from textual.theme import Theme
 from svcwatch.locations import package_data_dir, user_themes_dir
 
 DEFAULT_THEME = "svcwatch-dark"
-BASE_COLORS = ("primary", "secondary", "accent", "foreground", "background", "surface", "panel",
-               "warning", "error", "success", "boost")
+BASE_COLORS = (
+    "primary",
+    "secondary",
+    "accent",
+    "foreground",
+    "background",
+    "surface",
+    "panel",
+    "warning",
+    "error",
+    "success",
+    "boost",
+)
 
 # svcwatch's roles and their fallbacks (used when a theme leaves one out).
 ROLE_DEFAULTS: dict[str, str] = {

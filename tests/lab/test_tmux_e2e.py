@@ -37,7 +37,9 @@ class Terminal:
         self.name = name
 
     def screen(self) -> str:
-        result = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True)
+        result = subprocess.run(
+            ["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True
+        )
         return result.stdout
 
     def press(self, key: str) -> None:
@@ -64,26 +66,40 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[Terminal, str, Path]]:
     # COLUMNS/LINES inherited from a test runner would override the real tmux window size.
     env = f"env -u COLUMNS -u LINES SVCWATCH_STATE_DIR={shlex.quote(str(tmp_path))} TERM=xterm-256color"
     command = f"{env} {SVCWATCH} --name {lab} --interval 0.5; echo SVCWATCH-EXITED=$?; sleep 600"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50", command], check=True)
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50", command], check=True
+    )
     # A tmux server started elsewhere may size detached windows itself; wide lines must fit.
-    subprocess.run(["tmux", "set-option", "-t", session, "window-size", "manual"], capture_output=True)
-    subprocess.run(["tmux", "resize-window", "-t", session, "-x", "200", "-y", "50"], capture_output=True)
+    subprocess.run(
+        ["tmux", "set-option", "-t", session, "window-size", "manual"], capture_output=True
+    )
+    subprocess.run(
+        ["tmux", "resize-window", "-t", session, "-x", "200", "-y", "50"], capture_output=True
+    )
     try:
         yield Terminal(session), lab, tmp_path
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
         if lab_namespaces(lab):  # the test failed before `q`: tear down what it built
-            subprocess.run([str(SVCWATCH), "lab", "down", "--name", lab], capture_output=True,
-                           env={**os.environ, "SVCWATCH_STATE_DIR": str(tmp_path)}, timeout=60)
+            subprocess.run(
+                [str(SVCWATCH), "lab", "down", "--name", lab],
+                capture_output=True,
+                env={**os.environ, "SVCWATCH_STATE_DIR": str(tmp_path)},
+                timeout=60,
+            )
         assert lab_namespaces(lab) == []
 
 
-def test_keys_2_and_3_show_refusal_and_timeout_and_q_tears_down(dashboard: tuple[Terminal, str, Path]) -> None:
+def test_keys_2_and_3_show_refusal_and_timeout_and_q_tears_down(
+    dashboard: tuple[Terminal, str, Path],
+) -> None:
     terminal, lab, _state = dashboard
     terminal.wait_for("scenario: Happy path (1)", "Healthy:", "echo-ok")
 
     terminal.press("2")
-    screen = terminal.wait_for("scenario: Wrong port (2)", "answered with RST", "connection refused")
+    screen = terminal.wait_for(
+        "scenario: Wrong port (2)", "answered with RST", "connection refused"
+    )
     assert "ACK,RST" in screen
     assert "10.42.0.142:12346" in screen
 

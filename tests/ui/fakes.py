@@ -19,7 +19,13 @@ from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError
 from svcwatch.model.events import (
-    CaptureStarted, Event, Notice, PacketEvent, ProbeEvent, RulesSynced, SliceChanged,
+    CaptureStarted,
+    Event,
+    Notice,
+    PacketEvent,
+    ProbeEvent,
+    RulesSynced,
+    SliceChanged,
 )
 from svcwatch.model.manifest import collect, parse_documents
 from svcwatch.model.scenario import ScenarioContext, apply_scenario, get_scenario
@@ -91,7 +97,9 @@ class FakeSession:
     def apply_slice_text(self, text: str) -> None:
         objects = collect(parse_documents(text, "edited EndpointSlice"))
         if len(objects.slices) != 1 or objects.services or objects.deployments:
-            raise InputError("the edited text must be exactly one EndpointSlice", source="edited EndpointSlice")
+            raise InputError(
+                "the edited text must be exactly one EndpointSlice", source="edited EndpointSlice"
+            )
         self.applied_texts.append(text)
         self.scenario = None
         self._set_slice(objects.slices[0], None, "MODIFIED")
@@ -107,7 +115,9 @@ class FakeSession:
         for endpoint in self.slice.endpoints:
             real = endpoint.address == POD_IP
             listening = (port == 12345 and self.scenario != "pod-down") if real else None
-            out.append(EndpointFacts(endpoint.address or "", port, POD if real else None, listening))
+            out.append(
+                EndpointFacts(endpoint.address or "", port, POD if real else None, listening)
+            )
         return out
 
     # --- the traces -----------------------------------------------------------------------------
@@ -122,7 +132,9 @@ class FakeSession:
         self.slice = replace(slice_, resource_version=str(self.version))
         self.now = T0 + 0.4 if change == "ADDED" else self.now + 1.0
         events: list[Event] = [
-            SliceChanged(self._tick(), self.slice.key, change, self.slice.resource_version, scenario=scenario),
+            SliceChanged(
+                self._tick(), self.slice.key, change, self.slice.resource_version, scenario=scenario
+            ),
             RulesSynced(self._tick(), self._service.key, backend="iptables-nft", took_ms=3.2),
             CaptureStarted(self._tick(), self._service.key, self._bpf(), link="Ethernet"),
         ]
@@ -140,39 +152,84 @@ class FakeSession:
         svc = f"{NODE}:31234"
         started = self._tick()
         if address is None:
-            return [_tcp(self._tick(), "eth0", client, svc, "SYN"), self._probe(started, "connection refused", "ECONNREFUSED")]
+            return [
+                _tcp(self._tick(), "eth0", client, svc, "SYN"),
+                self._probe(started, "connection refused", "ECONNREFUSED"),
+            ]
         self.landed[f"{address}:{port}"] = self.landed.get(f"{address}:{port}", 0) + 1
         pod_side = f"{address}:{port}"
         snat = f"10.42.0.1:{self.port % 30000 + 1024}"
-        syn = [_tcp(self._tick(), "eth0", client, svc, "SYN"), _tcp(self._tick(), "cni0", snat, pod_side, "SYN")]
+        syn = [
+            _tcp(self._tick(), "eth0", client, svc, "SYN"),
+            _tcp(self._tick(), "cni0", snat, pod_side, "SYN"),
+        ]
         if address != POD_IP:
-            arps = [PacketEvent(self._tick(), "arp-request", i, "out", "10.42.0.1", address) for i in ("cni0", *VETHS)]
+            arps = [
+                PacketEvent(self._tick(), "arp-request", i, "out", "10.42.0.1", address)
+                for i in ("cni0", *VETHS)
+            ]
             return [*syn, *arps, self._probe(started, "i/o timeout", None, phase="read")]
         syn.append(_tcp(self._tick(), VETHS[0], snat, pod_side, "SYN"))
         if port != 12345 or self.scenario == "pod-down":
-            rst = [_tcp(self._tick(), VETHS[0], pod_side, snat, "ACK,RST"), _tcp(self._tick(), "cni0", pod_side, client, "ACK,RST"),
-                   _tcp(self._tick(), "eth0", svc, client, "ACK,RST")]
+            rst = [
+                _tcp(self._tick(), VETHS[0], pod_side, snat, "ACK,RST"),
+                _tcp(self._tick(), "cni0", pod_side, client, "ACK,RST"),
+                _tcp(self._tick(), "eth0", svc, client, "ACK,RST"),
+            ]
             return [*syn, *rst, self._probe(started, "connection refused", "ECONNREFUSED")]
-        answer = [_tcp(self._tick(), VETHS[0], pod_side, snat, "SYN,ACK"), _tcp(self._tick(), "cni0", pod_side, client, "SYN,ACK"),
-                  _tcp(self._tick(), "eth0", svc, client, "SYN,ACK"), _tcp(self._tick(), "eth0", client, svc, "ACK")]
-        ok = ProbeEvent(self._tick(), "echo-ok", "127.0.0.1", self.port, "127.0.0.1", 31234,
-                        connect_ms=0.4, echo_ms=3.6, nbytes=5, started=started)
+        answer = [
+            _tcp(self._tick(), VETHS[0], pod_side, snat, "SYN,ACK"),
+            _tcp(self._tick(), "cni0", pod_side, client, "SYN,ACK"),
+            _tcp(self._tick(), "eth0", svc, client, "SYN,ACK"),
+            _tcp(self._tick(), "eth0", client, svc, "ACK"),
+        ]
+        ok = ProbeEvent(
+            self._tick(),
+            "echo-ok",
+            "127.0.0.1",
+            self.port,
+            "127.0.0.1",
+            31234,
+            connect_ms=0.4,
+            echo_ms=3.6,
+            nbytes=5,
+            started=started,
+        )
         return [*syn, *answer, ok]
 
-    def _probe(self, started: float, error: str, errno: str | None, phase: str = "connect") -> ProbeEvent:
+    def _probe(
+        self, started: float, error: str, errno: str | None, phase: str = "connect"
+    ) -> ProbeEvent:
         took = 2.0 if "timeout" in error else 0.001
-        return ProbeEvent(started + took, "io-error", "127.0.0.1", self.port, "127.0.0.1", 31234,
-                          phase=phase, error=error, errno=errno, started=started)
+        return ProbeEvent(
+            started + took,
+            "io-error",
+            "127.0.0.1",
+            self.port,
+            "127.0.0.1",
+            31234,
+            phase=phase,
+            error=error,
+            errno=errno,
+            started=started,
+        )
 
     def flood(self, count: int) -> None:
         """`count` packets at once (a SYN flood), for the not-drawn accounting."""
-        self._emit([_tcp(self._tick(), "eth0", f"{CLIENT}:{1024 + i % 60000}", f"{NODE}:31234", "SYN") for i in range(count)])
+        self._emit(
+            [
+                _tcp(self._tick(), "eth0", f"{CLIENT}:{1024 + i % 60000}", f"{NODE}:31234", "SYN")
+                for i in range(count)
+            ]
+        )
 
     def notice(self, message: str) -> None:
         self._emit([Notice(self._tick(), "info", message)])
 
     def _bpf(self) -> str:
-        addresses = " or ".join(f"host {e.address}" for e in self.slice.endpoints if e.address) or "none"
+        addresses = (
+            " or ".join(f"host {e.address}" for e in self.slice.endpoints if e.address) or "none"
+        )
         return f"(ip and ((host {CLUSTER_IP} and port 12345) or (host {NODE} and port 31234))) or (arp and ({addresses}))"
 
     def _tick(self) -> float:

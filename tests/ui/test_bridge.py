@@ -18,7 +18,9 @@ class Target:
 
 
 def packet(i: int) -> PacketEvent:
-    return PacketEvent(float(i), "tcp-packet", "eth0", "in", "192.168.97.2", "192.168.97.3", i, 31234, "SYN")
+    return PacketEvent(
+        float(i), "tcp-packet", "eth0", "in", "192.168.97.2", "192.168.97.3", i, 31234, "SYN"
+    )
 
 
 def test_one_batch_per_flush_in_emit_order() -> None:

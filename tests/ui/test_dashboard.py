@@ -29,7 +29,9 @@ async def test_start_shows_the_happy_path_in_every_pane() -> None:
         await settle(app, pilot)
         assert app.sub_title == "scenario: Happy path (1)"
         assert "lab test" in app.title
-        assert app.main.diagnosis.text.startswith("Healthy: 1 of 1 recent probes echoed via 10.42.0.142:12345")
+        assert app.main.diagnosis.text.startswith(
+            "Healthy: 1 of 1 recent probes echoed via 10.42.0.142:12345"
+        )
         assert "iptables-nft" in app.main.chain_pane.border_title
         assert "DNAT 10.42.0.142:12345" in chain_text(app)
         assert "100%" in chain_text(app)
@@ -51,7 +53,8 @@ async def test_key_2_wrong_port_shows_rst_refusal_and_the_new_rule() -> None:
         assert app.sub_title == "scenario: Wrong port (2)"
         assert app.main.diagnosis.text == (
             f"SYN DNATed to 10.42.0.142:12346 answered with RST: nothing listens on port 12346 in pod "
-            f"{POD}; clients see 'connection refused'")
+            f"{POD}; clients see 'connection refused'"
+        )
         assert "[veth0829e839] 10.42.0.142:12346 -> " in stream(app) and "ACK,RST" in stream(app)
         assert "connection refused" in stream(app)
         assert "DNAT 10.42.0.142:12346  ◀ new" in chain_text(app)
@@ -66,7 +69,8 @@ async def test_key_3_wrong_ip_explains_the_unanswered_arp() -> None:
         await pilot.press("3")
         await settle(app, pilot)
         assert app.main.diagnosis.text == (
-            "ARP who-has 10.42.0.143 unanswered on cni0: no pod has that IP; clients time out")
+            "ARP who-has 10.42.0.143 unanswered on cni0: no pod has that IP; clients time out"
+        )
         assert "arp who-has 10.42.0.143 tell 10.42.0.1" in stream(app)
         assert "i/o timeout" in stream(app)
         assert "no pod has this IP" in slice_text(app)
@@ -78,7 +82,9 @@ async def test_key_4_mix_shows_fifty_fifty_shares_and_one_bad_endpoint() -> None
         await settle(app, pilot)
         await pilot.press("4")
         await settle(app, pilot)
-        assert app.main.diagnosis.text.startswith("1 of 2 endpoints is bad: ~50% of connections fail")
+        assert app.main.diagnosis.text.startswith(
+            "1 of 2 endpoints is bad: ~50% of connections fail"
+        )
         assert app.main.diagnosis.level == "partial"
         assert chain_text(app).count(" 50% ") == 2
         assert "p=0.50000" in chain_text(app)
@@ -103,11 +109,17 @@ async def test_pressing_the_active_scenario_key_returns_to_happy() -> None:
     [
         ("5", "not-ready", "default/socat has no ready endpoints: kube-proxy's REJECT rule"),
         ("6", "empty", "default/socat has no ready endpoints: kube-proxy's REJECT rule"),
-        ("7", "pod-down", "SYN DNATed to 10.42.0.142:12345 answered with RST: nothing listens on port 12345"),
+        (
+            "7",
+            "pod-down",
+            "SYN DNATed to 10.42.0.142:12345 answered with RST: nothing listens on port 12345",
+        ),
         ("8", "rollout-race", "Healthy: 1 of 1 recent probes"),
     ],
 )
-async def test_keys_5_to_8_switch_to_the_other_scenarios(key: str, scenario: str, diagnosis: str) -> None:
+async def test_keys_5_to_8_switch_to_the_other_scenarios(
+    key: str, scenario: str, diagnosis: str
+) -> None:
     session = FakeSession()
     app = make_app(session)
     async with app.run_test(size=(140, 44)) as pilot:
@@ -178,7 +190,16 @@ async def test_question_mark_opens_help_listing_every_key() -> None:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = widget_text(app.screen.query_one("#help-keys", Static))
-        for word in ("Wrong port", "Rollout race", "Edit slice", "Pause", "Filter", "Clear", "Theme", "Quit"):
+        for word in (
+            "Wrong port",
+            "Rollout race",
+            "Edit slice",
+            "Pause",
+            "Filter",
+            "Clear",
+            "Theme",
+            "Quit",
+        ):
             assert word in text
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
@@ -221,7 +242,9 @@ async def test_e_rejects_an_invalid_edit_and_applies_nothing() -> None:
         await settle(app, pilot)
         assert session.applied_texts == []
         errors = [n for n in app._notifications if n.severity == "error"]
-        assert errors and "10.42.0.999" in errors[0].message and errors[0].title == "Edit not applied"
+        assert (
+            errors and "10.42.0.999" in errors[0].message and errors[0].title == "Edit not applied"
+        )
         assert "yes :12345" in slice_text(app)
 
 
@@ -264,7 +287,12 @@ async def test_80x24_stacks_all_four_panes() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
         assert app.main.has_class("-narrow")
-        panes = [app.main.chain_pane, app.main.slice_pane, app.main.packet_pane, app.main.probe_pane]
+        panes = [
+            app.main.chain_pane,
+            app.main.slice_pane,
+            app.main.packet_pane,
+            app.main.probe_pane,
+        ]
         assert all(p.region.height >= 3 and p.region.width == 80 for p in panes)
         tops = [p.region.y for p in panes]
         assert tops[0] < tops[1] < tops[3] < tops[2]

@@ -13,21 +13,31 @@ POD = "socat-5c97445bc5-vw5dz"
 
 
 def slice_of(*addresses: str, port: int = 12345, ready: bool = True) -> EndpointSlice:
-    return EndpointSlice("default", "socat", tuple(endpoint(a, ready=ready) for a in addresses),
-                         (EndpointPort(port),))
+    return EndpointSlice(
+        "default",
+        "socat",
+        tuple(endpoint(a, ready=ready) for a in addresses),
+        (EndpointPort(port),),
+    )
 
 
 def probe(ok: bool, error: str = "", errno: str | None = None, ts: float = 1.0) -> ProbeEvent:
     if ok:
-        return ProbeEvent(ts, "echo-ok", "127.0.0.1", 5000, "127.0.0.1", 31234, connect_ms=0.4, echo_ms=3.0)
-    return ProbeEvent(ts, "io-error", "127.0.0.1", 5000, "127.0.0.1", 31234, error=error, errno=errno)
+        return ProbeEvent(
+            ts, "echo-ok", "127.0.0.1", 5000, "127.0.0.1", 31234, connect_ms=0.4, echo_ms=3.0
+        )
+    return ProbeEvent(
+        ts, "io-error", "127.0.0.1", 5000, "127.0.0.1", 31234, error=error, errno=errno
+    )
 
 
 def arp(target: str, iface: str = "cni0") -> PacketEvent:
     return PacketEvent(1.0, "arp-request", iface, "out", "10.42.0.1", target)
 
 
-def evidence(slice_: EndpointSlice, *events: object, facts: list[EndpointFacts] | None = None) -> Evidence:
+def evidence(
+    slice_: EndpointSlice, *events: object, facts: list[EndpointFacts] | None = None
+) -> Evidence:
     ev = Evidence(service="default/socat", slice=slice_, facts=facts or [])
     for event in events:
         ev.observe(event)  # type: ignore[arg-type]
@@ -43,55 +53,107 @@ def test_waiting_before_any_probe() -> None:
 
 def test_healthy_names_the_endpoint_and_pod() -> None:
     d = diagnose(evidence(slice_of("10.42.0.142"), probe(True), probe(True), facts=[REAL]))
-    assert d.text == f"Healthy: 2 of 2 recent probes echoed via 10.42.0.142:12345 (pod {POD}); median connect 0 ms"
+    assert (
+        d.text
+        == f"Healthy: 2 of 2 recent probes echoed via 10.42.0.142:12345 (pod {POD}); median connect 0 ms"
+    )
     assert d.level == "ok"
 
 
 def test_wrong_port_rst_is_connection_refused() -> None:
-    rst = PacketEvent(1.0, "tcp-packet", "veth0", "in", "10.42.0.142", "10.42.0.1", 12346, 7000, "ACK,RST")
+    rst = PacketEvent(
+        1.0, "tcp-packet", "veth0", "in", "10.42.0.142", "10.42.0.1", 12346, 7000, "ACK,RST"
+    )
     facts = [EndpointFacts("10.42.0.142", 12346, POD, False)]
-    d = diagnose(evidence(slice_of("10.42.0.142", port=12346), rst, probe(False, "connection refused", "ECONNREFUSED"), facts=facts))
-    assert d.text == (f"SYN DNATed to 10.42.0.142:12346 answered with RST: nothing listens on port 12346 "
-                      f"in pod {POD}; clients see 'connection refused'")
+    d = diagnose(
+        evidence(
+            slice_of("10.42.0.142", port=12346),
+            rst,
+            probe(False, "connection refused", "ECONNREFUSED"),
+            facts=facts,
+        )
+    )
+    assert d.text == (
+        f"SYN DNATed to 10.42.0.142:12346 answered with RST: nothing listens on port 12346 "
+        f"in pod {POD}; clients see 'connection refused'"
+    )
 
 
 def test_wrong_ip_unanswered_arp_is_a_timeout() -> None:
-    d = diagnose(evidence(slice_of("10.42.0.143"), arp("10.42.0.143", "veth1"), arp("10.42.0.143"),
-                          probe(False, "i/o timeout")))
-    assert d.text == "ARP who-has 10.42.0.143 unanswered on cni0: no pod has that IP; clients time out"
+    d = diagnose(
+        evidence(
+            slice_of("10.42.0.143"),
+            arp("10.42.0.143", "veth1"),
+            arp("10.42.0.143"),
+            probe(False, "i/o timeout"),
+        )
+    )
+    assert (
+        d.text == "ARP who-has 10.42.0.143 unanswered on cni0: no pod has that IP; clients time out"
+    )
 
 
 def test_wrong_ip_after_arp_gives_up_is_no_route_to_host() -> None:
-    icmp = PacketEvent(2.0, "icmp", "eth0", "out", "192.168.97.3", "192.168.97.2", detail="host unreachable")
-    d = diagnose(evidence(slice_of("10.42.0.143"), arp("10.42.0.143"), probe(False, "i/o timeout"), icmp,
-                          probe(False, "no route to host", "EHOSTUNREACH")))
+    icmp = PacketEvent(
+        2.0, "icmp", "eth0", "out", "192.168.97.3", "192.168.97.2", detail="host unreachable"
+    )
+    d = diagnose(
+        evidence(
+            slice_of("10.42.0.143"),
+            arp("10.42.0.143"),
+            probe(False, "i/o timeout"),
+            icmp,
+            probe(False, "no route to host", "EHOSTUNREACH"),
+        )
+    )
     assert d.text.endswith("clients time out, then get 'no route to host' once ARP gives up")
 
 
 def test_answered_arp_is_not_blamed() -> None:
     reply = PacketEvent(1.0, "arp-reply", "cni0", "in", "10.42.0.142", "10.42.0.1", detail="aa:bb")
-    d = diagnose(evidence(slice_of("10.42.0.142"), arp("10.42.0.142"), reply, probe(False, "i/o timeout")))
+    d = diagnose(
+        evidence(slice_of("10.42.0.142"), arp("10.42.0.142"), reply, probe(False, "i/o timeout"))
+    )
     assert d.text.startswith("All 1 recent probes failed at connect: i/o timeout")
 
 
 def test_mix_says_which_share_fails() -> None:
-    d = diagnose(evidence(slice_of("10.42.0.143", "10.42.0.142"), arp("10.42.0.143"),
-                          probe(False, "i/o timeout"), probe(True), facts=[REAL]))
-    assert d.text.startswith("1 of 2 endpoints is bad: ~50% of connections fail (1 of 2 recent probes); "
-                             "ARP who-has 10.42.0.143 unanswered on cni0")
+    d = diagnose(
+        evidence(
+            slice_of("10.42.0.143", "10.42.0.142"),
+            arp("10.42.0.143"),
+            probe(False, "i/o timeout"),
+            probe(True),
+            facts=[REAL],
+        )
+    )
+    assert d.text.startswith(
+        "1 of 2 endpoints is bad: ~50% of connections fail (1 of 2 recent probes); "
+        "ARP who-has 10.42.0.143 unanswered on cni0"
+    )
     assert d.level == "partial"
 
 
 def test_no_endpoints_blames_the_reject_rule() -> None:
-    reject = Rule("KUBE-SERVICES", "-j REJECT", target="REJECT", comment="default/socat has no endpoints")
+    reject = Rule(
+        "KUBE-SERVICES", "-j REJECT", target="REJECT", comment="default/socat has no endpoints"
+    )
     ev = evidence(slice_of())
     ev.chain = ChainTree("default/socat", filter_rules=[reject])
-    assert diagnose(ev).text.startswith("default/socat has no ready endpoints: kube-proxy's REJECT rule")
+    assert diagnose(ev).text.startswith(
+        "default/socat has no ready endpoints: kube-proxy's REJECT rule"
+    )
 
 
 def test_not_ready_endpoints_count_as_none() -> None:
-    d = diagnose(evidence(slice_of("10.42.0.142", ready=False), probe(False, "connection refused", "ECONNREFUSED")))
-    assert "has no ready endpoints" in d.text and d.text.endswith("clients see 'connection refused'")
+    d = diagnose(
+        evidence(
+            slice_of("10.42.0.142", ready=False), probe(False, "connection refused", "ECONNREFUSED")
+        )
+    )
+    assert "has no ready endpoints" in d.text and d.text.endswith(
+        "clients see 'connection refused'"
+    )
 
 
 def test_a_slice_change_starts_a_fresh_window() -> None:

@@ -31,7 +31,9 @@ def after(*keys: str) -> Any:
 
 
 class TestScenarios:
-    @pytest.mark.parametrize("key", ["1", "2", "3", "4"], ids=["happy", "wrong-port", "wrong-ip", "mixed"])
+    @pytest.mark.parametrize(
+        "key", ["1", "2", "3", "4"], ids=["happy", "wrong-port", "wrong-ip", "mixed"]
+    )
     def test_scenario(self, snap_compare: Any, key: str) -> None:
         keys = () if key == "1" else (key,)
         assert snap_compare(make_app(), run_before=after(*keys), terminal_size=SIZE)

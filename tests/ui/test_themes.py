@@ -29,7 +29,10 @@ def test_bundled_themes_load_with_every_role() -> None:
         ("primary: '#ffffff'\n", "'name' must be a non-empty string"),
         ("name: x\n", "'primary' is required"),
         ("name: x\nprimary: '#fff'\nsparkle: 1\n", "unknown keys sparkle"),
-        ("name: x\nprimary: '#fff'\nvariables: {probe-ok: nope}\n", "variables.probe-ok: 'nope' is not a colour"),
+        (
+            "name: x\nprimary: '#fff'\nvariables: {probe-ok: nope}\n",
+            "variables.probe-ok: 'nope' is not a colour",
+        ),
         ("name: [unclosed\n", "not valid YAML"),
     ],
 )
@@ -42,7 +45,9 @@ def test_broken_theme_files_name_the_problem(tmp_path: Path, text: str, message:
 
 
 async def test_user_themes_load_and_broken_ones_are_notified(user_themes: Path) -> None:
-    (user_themes / "talk.yaml").write_text("name: my-talk\nprimary: '#ff00aa'\nbackground: '#000000'\n")
+    (user_themes / "talk.yaml").write_text(
+        "name: my-talk\nprimary: '#ff00aa'\nbackground: '#000000'\n"
+    )
     (user_themes / "broken.yaml").write_text("name: broken\nprimary: 12\n")
     app = make_app(theme_dirs=None, theme_name="my-talk")
     async with app.run_test(size=(120, 40)) as pilot:

@@ -30,8 +30,14 @@ def _match_summary(spec: str) -> str:
 class ChainPane(VerticalScroll):
     """Entry rules, then each chain of the Service with its rules, counters and shares."""
 
-    COMPONENT_CLASSES = {"chain--name", "chain--counter", "chain--jump", "chain--changed",
-                         "chain--dim", "chain--reject"}
+    COMPONENT_CLASSES = {
+        "chain--name",
+        "chain--counter",
+        "chain--jump",
+        "chain--changed",
+        "chain--dim",
+        "chain--reject",
+    }
 
     def __init__(self, clock: Callable[[], float], **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -89,7 +95,9 @@ class ChainPane(VerticalScroll):
         self._section(out, " / ".join(entry_chains) or "entry", tree.entry, {})
         shares = share_of(tree)
         for chain, rules in tree.chains.items():
-            self._section(out, chain, rules, shares if chain.startswith(("KUBE-SVC-", "KUBE-SVL-")) else {})
+            self._section(
+                out, chain, rules, shares if chain.startswith(("KUBE-SVC-", "KUBE-SVL-")) else {}
+            )
         if tree.filter_rules:
             self._section(out, "filter table", tree.filter_rules, {})
         out.rstrip()

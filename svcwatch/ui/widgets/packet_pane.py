@@ -56,8 +56,13 @@ class StreamView(ScrollView, can_focus=True):
     """Renders visible rows of a bounded list of StreamLines; newest at the bottom."""
 
     COMPONENT_CLASSES = {
-        "stream--time", "stream--tag", "stream--kind", "stream--ok", "stream--fail",
-        "stream--skipped", "stream--dim",
+        "stream--time",
+        "stream--tag",
+        "stream--kind",
+        "stream--ok",
+        "stream--fail",
+        "stream--skipped",
+        "stream--dim",
         *(f"stream--iface-{i}" for i in range(1, IFACE_COLOURS + 1)),
     }
 
@@ -116,7 +121,9 @@ class StreamView(ScrollView, can_focus=True):
         if strip is None:
             text = Text(no_wrap=True)
             for piece, role in line.pieces:
-                text.append(piece, self.get_component_rich_style(role, partial=True) if role else Style())
+                text.append(
+                    piece, self.get_component_rich_style(role, partial=True) if role else Style()
+                )
             text.stylize_before(base)
             strip = Strip(text.render(self.app.console), cell_len(text.plain))
             self._strips[line.serial] = strip
@@ -143,8 +150,11 @@ class PacketPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield StreamView(id="stream")
-        yield Input(placeholder="filter: interface, address or kind (Enter to apply, Esc to close)",
-                    id="stream-filter", classes="-hidden")
+        yield Input(
+            placeholder="filter: interface, address or kind (Enter to apply, Esc to close)",
+            id="stream-filter",
+            classes="-hidden",
+        )
 
     def on_mount(self) -> None:
         self._update_titles()
@@ -160,9 +170,13 @@ class PacketPane(Vertical):
         for event in events:
             if isinstance(event, CaptureStarted):
                 self.bpf = event.bpf
-        shown = [e for e in events if isinstance(e, (PacketEvent, ProbeEvent, CaptureStarted, Notice))]
+        shown = [
+            e for e in events if isinstance(e, (PacketEvent, ProbeEvent, CaptureStarted, Notice))
+        ]
         if self.paused:
-            lines, examined = self._newest_lines(shown, self.backlog.maxlen or RING_SIZE, matching=False)
+            lines, examined = self._newest_lines(
+                shown, self.backlog.maxlen or RING_SIZE, matching=False
+            )
             self.ring.extend(lines)
             self.backlog.extend(lines)
             self.not_drawn += dropped + len(shown) - examined
@@ -172,7 +186,9 @@ class PacketPane(Vertical):
         self.ring.extend(lines)
         self._draw(lines, dropped + len(shown) - examined)
 
-    def _newest_lines(self, events: list[Event], limit: int, matching: bool) -> tuple[list[StreamLine], int]:
+    def _newest_lines(
+        self, events: list[Event], limit: int, matching: bool
+    ) -> tuple[list[StreamLine], int]:
         """Up to `limit` lines from the newest events, oldest first, and how many were examined."""
         out: list[StreamLine] = []
         examined = 0

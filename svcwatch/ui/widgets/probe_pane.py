@@ -33,7 +33,9 @@ def outcome_line(probe: ProbeEvent) -> str:
     if probe.ok:
         return f"ok    connect {probe.connect_ms or 0:.1f} ms  echo {probe.echo_ms or 0:.1f} ms  ({probe.nbytes}B)"
     errno = f" [{probe.errno}]" if probe.errno else ""
-    return f"FAIL  {probe.phase or 'connect'}: {probe.error}{errno} after {latency_ms(probe):.0f} ms"
+    return (
+        f"FAIL  {probe.phase or 'connect'}: {probe.error}{errno} after {latency_ms(probe):.0f} ms"
+    )
 
 
 class ProbePane(Vertical):
@@ -80,11 +82,19 @@ class ProbePane(Vertical):
         outcomes = Text(no_wrap=True, overflow="ellipsis")
         for probe in list(self.recent)[-SHOWN_OUTCOMES:]:
             role = "probe--ok" if probe.ok else "probe--fail"
-            outcomes.append(outcome_line(probe) + "\n", self.get_component_rich_style(role, partial=True))
+            outcomes.append(
+                outcome_line(probe) + "\n", self.get_component_rich_style(role, partial=True)
+            )
         outcomes.rstrip()
-        self.query_one("#probe-outcomes", Static).update(outcomes if self.recent else "no probes yet")
+        self.query_one("#probe-outcomes", Static).update(
+            outcomes if self.recent else "no probes yet"
+        )
         self.query_one("#probe-latency", Sparkline).data = [latency_ms(p) for p in self.recent]
         ok, total = self.success_rate
-        self.query_one("#probe-rate", Static).update(f"success {ok}/{total}" if total else "success -")
-        self.query_one("#probe-gauge", ProgressBar).update(progress=(ok * 100 / total) if total else 0)
+        self.query_one("#probe-rate", Static).update(
+            f"success {ok}/{total}" if total else "success -"
+        )
+        self.query_one("#probe-gauge", ProgressBar).update(
+            progress=(ok * 100 / total) if total else 0
+        )
         self.set_class(bool(total) and ok < total, "-failing")

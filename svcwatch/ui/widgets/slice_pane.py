@@ -75,7 +75,9 @@ class SlicePane(Static):
 
     def render_table(self, slice_: EndpointSlice) -> Table | Text:
         if not slice_.endpoints:
-            return Text("no endpoints: kube-proxy writes only a REJECT rule", self._style("slice--bad"))
+            return Text(
+                "no endpoints: kube-proxy writes only a REJECT rule", self._style("slice--bad")
+            )
         table = Table(box=None, expand=True, pad_edge=False, show_edge=False, padding=(0, 1, 0, 0))
         table.add_column("endpoint", no_wrap=True, min_width=11)
         table.add_column("port", no_wrap=True, min_width=5)
@@ -90,15 +92,24 @@ class SlicePane(Static):
             table.add_row(*self._row(endpoint, port, counts, total))
         return table
 
-    def _row(self, endpoint: Endpoint, port: int | None, counts: dict[str, int], total: int) -> list[Text]:
+    def _row(
+        self, endpoint: Endpoint, port: int | None, counts: dict[str, int], total: int
+    ) -> list[Text]:
         address = endpoint.address or "?"
         fact = next((f for f in self.facts if f.address == address), None)
         ready = endpoint.conditions.is_ready
         cond = Text(_conditions(endpoint), self._style("slice--ok" if ready else "slice--warn"))
         if fact is None:
-            pod, listening = Text("?", self._style("slice--dim")), Text("?", self._style("slice--dim"))
+            pod, listening = (
+                Text("?", self._style("slice--dim")),
+                Text("?", self._style("slice--dim")),
+            )
         else:
-            pod = Text(fact.pod, self._style("slice--ok")) if fact.pod else Text("no pod has this IP", self._style("slice--bad"))
+            pod = (
+                Text(fact.pod, self._style("slice--ok"))
+                if fact.pod
+                else Text("no pod has this IP", self._style("slice--bad"))
+            )
             listening = self._listening(fact)
         landed = counts.get(f"{address}:{port}", 0)
         share = f"{landed} ({landed * 100 / total:.0f}%)" if total else str(landed)
