@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 from svcwatch.model.scenario import SCENARIOS
 
@@ -111,7 +111,7 @@ DASHBOARD_ACTIONS: list[ActionSpec] = [
 ]
 
 
-def bindings() -> list[Binding]:
+def bindings() -> list[BindingType]:
     """The app's key bindings, in registry order."""
     return [spec.binding() for spec in DASHBOARD_ACTIONS]
 

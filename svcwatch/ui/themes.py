@@ -85,7 +85,9 @@ def theme_from_mapping(data: Any, source: str) -> Theme:
     unknown = set(data) - {"name", "dark", "variables", *BASE_COLORS}
     if unknown:
         raise ThemeFileError(f"{source}: unknown keys {', '.join(sorted(unknown))}")
-    colors = {k: _color(data[k], f"{source}: {k}") for k in BASE_COLORS if data.get(k) is not None}
+    colors: dict[str, Any] = {
+        k: _color(data[k], f"{source}: {k}") for k in BASE_COLORS if data.get(k) is not None
+    }
     dark = data.get("dark", True)
     if not isinstance(dark, bool):
         raise ThemeFileError(f"{source}: 'dark' must be true or false")

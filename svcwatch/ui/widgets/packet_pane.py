@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import zlib
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.cells import cell_len
@@ -187,7 +188,7 @@ class PacketPane(Vertical):
         self._draw(lines, dropped + len(shown) - examined)
 
     def _newest_lines(
-        self, events: list[Event], limit: int, matching: bool
+        self, events: Sequence[Event], limit: int, matching: bool
     ) -> tuple[list[StreamLine], int]:
         """Up to `limit` lines from the newest events, oldest first, and how many were examined."""
         out: list[StreamLine] = []
