@@ -24,7 +24,7 @@ from typing import IO, Any
 import yaml
 
 from svcwatch.cluster.api import ClusterApi, Conflict
-from svcwatch.cluster.transport import Transport
+from svcwatch.cluster.transport import Transport, wait_for_stderr
 from svcwatch.locations import package_data_dir
 from svcwatch.model.errors import SetupError
 
@@ -82,9 +82,18 @@ class NodeAgent:
     def links(self) -> dict[int, str]:
         return parse_links(self.transport.run(LINKS_ARGV))
 
-    def capture(self, bpf: str) -> IO[bytes]:
-        """The pcap byte stream of `tcpdump -i any` with this filter (close() stops tcpdump)."""
-        return self.transport.open_stream(capture_argv(bpf))
+    def capture(self, bpf: str, ready_timeout: float = 10.0) -> IO[bytes]:
+        """The pcap byte stream of `tcpdump -i any` with this filter (close() stops tcpdump).
+
+        Returns once tcpdump says it is listening (its filter is attached), so packets sent after
+        this call are captured.
+        """
+        stream = self.transport.open_stream(capture_argv(bpf))
+        if not wait_for_stderr(stream, "listening on", ready_timeout):
+            message = getattr(stream, "stderr_text", "")
+            stream.close()
+            raise SetupError(f"tcpdump did not start on {self.transport.where}: {' '.join(message.split())[-200:]}")
+        return stream
 
     def read_rules(self) -> NodeRules:
         """nat + filter tables with counters, from the iptables that holds kube-proxy's chains."""

@@ -70,16 +70,42 @@ class LocalTransport:
         proc = subprocess.Popen(  # noqa: PLW1509 - preexec_fn only calls setns
             list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, **self._popen_kwargs()
         )
-        return ProcessStream(proc)
+        return ProcessStream(proc)  # unbuffered: close() from another thread must not wait for a lock
 
 
 class ProcessStream(io.RawIOBase):
-    """A child's stdout as a raw binary stream; close() terminates the child."""
+    """A child's stdout as a raw binary stream; close() terminates the child.
+
+    stderr is read by a helper thread, so a chatty child never blocks and `wait_for_stderr` can
+    tell when tcpdump says "listening on" (its pcap header stays buffered until the first packet).
+    """
 
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc = proc
         assert proc.stdout is not None
         self._out = proc.stdout
+        self._stderr_lines: list[str] = []
+        self._stderr_changed = threading.Condition()
+        threading.Thread(target=self._drain_stderr, name="agent-stderr", daemon=True).start()
+
+    def _drain_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            with self._stderr_changed:
+                self._stderr_lines.append(raw.decode(errors="replace").rstrip())
+                self._stderr_changed.notify_all()
+        with self._stderr_changed:
+            self._stderr_lines.append("")  # EOF marker: the child closed stderr (exited)
+            self._stderr_changed.notify_all()
+
+    def wait_for_stderr(self, text: str, timeout: float) -> bool:
+        """Block until a stderr line contains `text` (True), or the child ends or time runs out."""
+        def seen() -> bool:
+            return any(text in line for line in self._stderr_lines) or "" in self._stderr_lines
+
+        with self._stderr_changed:
+            self._stderr_changed.wait_for(seen, timeout=timeout)
+            return any(text in line for line in self._stderr_lines)
 
     def readable(self) -> bool:
         return True
@@ -91,10 +117,8 @@ class ProcessStream(io.RawIOBase):
 
     @property
     def stderr_text(self) -> str:
-        """What the command said on stderr (read once it exited)."""
-        if self.proc.poll() is None or self.proc.stderr is None:
-            return ""
-        return self.proc.stderr.read().decode(errors="replace")
+        with self._stderr_changed:
+            return "\n".join(line for line in self._stderr_lines if line)
 
     def close(self) -> None:
         if not self.closed and self.proc.poll() is None:
@@ -149,7 +173,7 @@ class ExecTransport:
         return out.decode(errors="replace")
 
     def open_stream(self, argv: Sequence[str]) -> IO[bytes]:
-        return io.BufferedReader(ExecStream(self._connect(argv)), buffer_size=65536)
+        return ExecStream(self._connect(argv))  # unbuffered, like ProcessStream
 
 
 class ExecStream(io.RawIOBase):
@@ -191,11 +215,21 @@ class ExecStream(io.RawIOBase):
     def stderr_text(self) -> str:
         return self.stderr.decode(errors="replace")
 
+    def wait_for_stderr(self, text: str, timeout: float) -> bool:
+        """Not observable without racing the reader thread for the socket: assume it is ready."""
+        return True
+
     def close(self) -> None:
         with self._lock:
             if not self.closed:
                 self.ws.close()
                 super().close()
+
+
+def wait_for_stderr(stream: IO[bytes], text: str, timeout: float = 10.0) -> bool:
+    """Wait until the command behind `stream` printed `text` on stderr (e.g. tcpdump's "listening on")."""
+    waiter = getattr(stream, "wait_for_stderr", None)
+    return bool(waiter(text, timeout)) if waiter is not None else True
 
 
 def command_failed(argv: Sequence[str], where: str, code: int, stderr: str) -> SetupError:
