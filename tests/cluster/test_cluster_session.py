@@ -1,0 +1,122 @@
+"""ClusterSession end to end on this machine: kmock as the API server, kopf watching it, and the
+node agent's real commands (tcpdump, iptables-save, ip) run in a throw-away "node" namespace
+through LocalTransport instead of the exec API. Needs root for the namespace."""
+
+from __future__ import annotations
+
+import secrets
+import socketserver
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kmock_cluster import MockCluster, cluster, make_pod  # noqa: F401 - fixture
+
+from svcwatch import netns
+from svcwatch.cluster.transport import LocalTransport
+from svcwatch.model.events import CaptureStarted, ProbeEvent, RulesSynced, SliceChanged
+from svcwatch.session.cluster import ClusterSession
+from svcwatch.sinks import CollectingSink
+
+pytestmark = [pytest.mark.cluster, pytest.mark.lab]
+
+RESTORE = Path(__file__).resolve().parents[1] / "data" / "iptables" / "k3s-node.restore"
+
+
+@pytest.fixture
+def node_ns() -> Iterator[str]:
+    """A namespace standing in for the node: loopback up and a real k3s node's rules loaded."""
+    name = f"svcwatch-t{secrets.token_hex(3)}-node"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        netns.run_in(name, ["iptables-restore", "--counters", str(RESTORE)], check=True, capture_output=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+@pytest.fixture
+def echo_port() -> Iterator[int]:
+    """A TCP echo server on 127.0.0.1 standing in for the NodePort a user maps (k3d -p)."""
+
+    class Echo(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.sendall(self.request.recv(100))
+
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        yield server.server_address[1]
+        server.shutdown()
+
+
+def kubelet_for_agents(cluster: MockCluster, stop: threading.Event) -> None:
+    """Play the kubelet for agent pods: once created, their container runs on the node."""
+    api = cluster.api()
+    while not stop.wait(0.1):
+        for pod in api.list("Pod", "default", {"app.kubernetes.io/component": "node-agent"}):
+            if not (pod.get("status") or {}).get("containerStatuses"):
+                api.merge_patch("Pod", "default", pod["metadata"]["name"], {"status": {
+                    "phase": "Running", "hostIP": "172.18.0.2", "podIP": "172.18.0.2",
+                    "containerStatuses": [{"name": "agent", "state": {"running": {}}}]}})
+
+
+def wait_for(check: Callable[[], bool], what: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never saw {what}")
+        time.sleep(0.05)
+
+
+def seed_demo(cluster: MockCluster) -> dict[str, Any]:
+    api = cluster.api()
+    api.create("Service", "default", {"apiVersion": "v1", "kind": "Service", "metadata": {
+        "name": "socat", "namespace": "default"}, "spec": {"type": "NodePort", "clusterIP": "10.43.161.224",
+        "ports": [{"port": 12345, "nodePort": 31234, "protocol": "TCP"}]}})
+    make_pod(api, "default", "socat-1", {"app": "socat"}, node="k3s-node", ip="10.42.0.142")
+    return api.create("EndpointSlice", "default", {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "socat", "namespace": "default", "labels": {
+            "kubernetes.io/service-name": "socat", "endpointslice.kubernetes.io/managed-by": "svcwatch"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.42.0.142"], "conditions": {"ready": True}, "nodeName": "k3s-node"}],
+        "ports": [{"name": "", "port": 12345, "protocol": "TCP"}]})
+
+
+def test_session_watches_breaks_and_restores(cluster: MockCluster, node_ns: str, echo_port: int) -> None:
+    original = seed_demo(cluster)
+    stop_kubelet = threading.Event()
+    threading.Thread(target=kubelet_for_agents, args=(cluster, stop_kubelet), daemon=True).start()
+    session = ClusterSession(kubeconfig=str(cluster.kubeconfig), probe_target=f"127.0.0.1:{echo_port}",
+                             interval=0.2, transport_factory=lambda *_: LocalTransport(node_ns))
+    sink = CollectingSink()
+    try:
+        session.start(sink)
+        wait_for(lambda: any(isinstance(e, SliceChanged) for e in sink.snapshot()), "the slice's first state")
+        wait_for(lambda: any(isinstance(e, RulesSynced) for e in sink.snapshot()), "the rules read")
+        wait_for(lambda: any(isinstance(e, ProbeEvent) and e.ok for e in sink.snapshot()), "an echo")
+        session.request_scenario("wrong-port")
+        wait_for(lambda: any(isinstance(e, SliceChanged) and e.change == "MODIFIED" for e in sink.snapshot()),
+                 "the slice change come back through the watch")
+        assert session.current_slice().ports[0].port == 12346
+        assert session.current_scenario() == "wrong-port"
+    finally:
+        session.stop()
+        stop_kubelet.set()
+
+    events = sink.snapshot()
+    synced = next(e for e in events if isinstance(e, RulesSynced))
+    assert "KUBE-SVC-6GHM6NOKDRAB634Q" in synced.added and synced.backend.startswith("iptables")
+    assert "KUBE-SVC-NPX46M4PTMTKRN6Y" not in synced.added  # kubernetes.default's chain is not ours
+    started = [e for e in events if isinstance(e, CaptureStarted)]
+    assert "port 12346" in started[-1].bpf  # re-filtered for the broken slice
+    patches = cluster.requests("PATCH", "/endpointslices/")
+    assert {r.url.path.rsplit("/", 1)[-1] for r in patches} == {"socat"}
+    assert cluster.stored("endpointslices", "default", "socat") == original  # restored on stop
+    assert cluster.stored("pods", "default", "svcwatch-agent-k3s-node") is None  # agent deleted
+    assert [e for e in events if getattr(e, "kind", "") == "error"] == []
