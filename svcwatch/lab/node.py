@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from svcwatch.lab.instances import (
 from svcwatch.lab.privileges import require_lab_privileges
 from svcwatch.lab.topology import LabSpec, baseline_slice_of, first_service, validate_lab_name
 from svcwatch.model.endpointslice import EndpointSlice
-from svcwatch.model.errors import InputError
+from svcwatch.model.errors import InputError, SetupError
 from svcwatch.model.events import RulesSynced
 from svcwatch.model.manifest import ManifestSet, dump_slice, parse_documents
 from svcwatch.model.scenario import ScenarioContext, apply_scenario, get_scenario
@@ -65,6 +66,7 @@ class LabNode:
         self.spec = record.spec
         self.state_root = state_root
         self.store = ObjectStore(lab_dir(state_root, record.spec.name))
+        self._written: iptables.Written | None = None  # what this node's last sync wrote
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -244,10 +246,18 @@ class LabNode:
     def reconcile(self) -> RulesSynced:
         """Render the stored Service and slice and write them into the node, as kube-proxy syncs."""
         with locked(self.state_root, self.spec.name, "sync"):
-            service = self.service()
-            result = iptables.sync_service(
-                self.spec.node_ns, service, self.store.read_slice(), self.spec.cluster_cidr
-            )
+            service, slice_ = self.service(), self.store.read_slice()
+            sync = partial(iptables.sync_service, self.spec.node_ns, service, slice_)
+            try:
+                # The last sync's memory spares reading the kernel first (kube-proxy's partial
+                # sync); when the kernel was changed behind its back, do the full sync instead.
+                result = sync(self.spec.cluster_cidr, self._written)
+            except SetupError:
+                if self._written is None:
+                    raise
+                self._written = None
+                result = sync(self.spec.cluster_cidr, None)
+            self._written = result.written
         return RulesSynced(
             ts=time.time(),
             service=service.key,
@@ -372,7 +382,8 @@ class LabNode:
         from svcwatch.lab.rollout import retire
 
         with locked(self.state_root, self.spec.name):
-            retire(self.record, self._pod_record(name))
+            pod = self._pod_record(name)  # reloads self.record: look it up before retiring
+            retire(self.record, pod)
             save_record(self.state_root, self.record)
 
 
