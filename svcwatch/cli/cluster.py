@@ -1,4 +1,4 @@
-"""`svcwatch cluster up|down|restore|status`: the demo objects and svcwatch's leftovers on a cluster.
+"""`svcwatch cluster up|down|restore|status`: the demo objects and leftovers on a cluster.
 
 These commands need no root and no dashboard: they create what the seed's demo needs, show what
 svcwatch owns there, put a slice back after a crash, and remove everything svcwatch made. Each one
@@ -20,13 +20,30 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _connection_options(func: F) -> F:
     for decorator in reversed(
         [
-            click.option("--context", default=None, help="kubeconfig context (default: the current one)."),
-            click.option("--kubeconfig", default=None, type=click.Path(), envvar="KUBECONFIG",
-                         help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)."),
-            click.option("-n", "--namespace", default=None,
-                         help="Namespace of the demo objects (default: the manifests')."),
-            click.option("-f", "--filename", "manifests", multiple=True, type=click.Path(),
-                         help="Manifest file or directory (repeatable). Default: the bundled manifests/."),
+            click.option(
+                "--context", default=None, help="kubeconfig context (default: the current one)."
+            ),
+            click.option(
+                "--kubeconfig",
+                default=None,
+                type=click.Path(),
+                envvar="KUBECONFIG",
+                help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).",
+            ),
+            click.option(
+                "-n",
+                "--namespace",
+                default=None,
+                help="Namespace of the demo objects (default: the manifests').",
+            ),
+            click.option(
+                "-f",
+                "--filename",
+                "manifests",
+                multiple=True,
+                type=click.Path(),
+                help="Manifest file or directory (repeatable). Default: the bundled manifests/.",
+            ),
         ]
     ):
         func = decorator(func)
@@ -50,22 +67,33 @@ def cluster() -> None:
     """The demo on a real cluster (k3d, kind, any kubeconfig): create it, inspect it, clean up.
 
     \b
-      svcwatch cluster up                  Deployment, Service, svcwatch's EndpointSlice; waits for the pod
-      svcwatch --cluster                   the dashboard on it (faults patch only svcwatch's slice)
-      svcwatch cluster restore             put a slice back after a crash (saved before the first change)
-      svcwatch cluster status              what svcwatch owns and has saved there
-      svcwatch cluster down                delete what svcwatch created, agent pods included
+      svcwatch cluster up        Deployment, Service, svcwatch's EndpointSlice; waits for the pod
+      svcwatch --cluster         the dashboard on it (faults patch only svcwatch's slice)
+      svcwatch cluster restore   put a slice back after a crash (saved before the first change)
+      svcwatch cluster status    what svcwatch owns and has saved there
+      svcwatch cluster down      delete what svcwatch created, agent pods included
     """
 
 
 @cluster.command()
 @_connection_options
-@click.option("--timeout", type=click.FloatRange(1, 3600), default=180.0, show_default=True,
-              help="Seconds to wait for the socat pod to become Ready.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(1, 3600),
+    default=180.0,
+    show_default=True,
+    help="Seconds to wait for the socat pod to become Ready.",
+)
 @click.pass_context
-def up(ctx: click.Context, context: str | None, kubeconfig: str | None, namespace: str | None,
-       manifests: tuple[str, ...], timeout: float) -> None:
-    """Apply manifests/ and fill svcwatch's EndpointSlice with the socat pod's IP once it is Ready."""
+def up(
+    ctx: click.Context,
+    context: str | None,
+    kubeconfig: str | None,
+    namespace: str | None,
+    manifests: tuple[str, ...],
+    timeout: float,
+) -> None:
+    """Apply manifests/ and fill svcwatch's EndpointSlice with the Ready socat pod's IP."""
     from svcwatch.cluster.demo import demo_documents
     from svcwatch.cluster.demo import up as cluster_up
 
@@ -82,8 +110,13 @@ def up(ctx: click.Context, context: str | None, kubeconfig: str | None, namespac
 @cluster.command()
 @_connection_options
 @click.pass_context
-def down(ctx: click.Context, context: str | None, kubeconfig: str | None, namespace: str | None,
-         manifests: tuple[str, ...]) -> None:
+def down(
+    ctx: click.Context,
+    context: str | None,
+    kubeconfig: str | None,
+    namespace: str | None,
+    manifests: tuple[str, ...],
+) -> None:
     """Delete the demo objects svcwatch created (labelled) and its node agent pods."""
     from svcwatch.cluster.demo import demo_documents
     from svcwatch.cluster.demo import down as cluster_down
@@ -91,14 +124,23 @@ def down(ctx: click.Context, context: str | None, kubeconfig: str | None, namesp
     docs = demo_documents(manifests, _namespace(ctx, namespace))
     target, api = _connect(ctx, kubeconfig, context)
     removed = cluster_down(api, docs, target.context, progress=click.echo)
-    click.echo(f"removed {len(removed)} object(s) from {target.context}" if removed else "nothing to remove")
+    click.echo(
+        f"removed {len(removed)} object(s) from {target.context}"
+        if removed
+        else "nothing to remove"
+    )
 
 
 @cluster.command()
 @_connection_options
 @click.pass_context
-def restore(ctx: click.Context, context: str | None, kubeconfig: str | None, namespace: str | None,
-            manifests: tuple[str, ...]) -> None:
+def restore(
+    ctx: click.Context,
+    context: str | None,
+    kubeconfig: str | None,
+    namespace: str | None,
+    manifests: tuple[str, ...],
+) -> None:
     """Put every slice svcwatch changed in this context back to its saved original content."""
     from svcwatch.cluster.objects import list_saved
     from svcwatch.cluster.objects import restore as restore_slice
@@ -112,16 +154,26 @@ def restore(ctx: click.Context, context: str | None, kubeconfig: str | None, nam
     for record in saved:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.saved_at))
         if restore_slice(api, record):
-            click.echo(f"restored EndpointSlice {record.namespace}/{record.name} to its content of {when}")
+            click.echo(
+                f"restored EndpointSlice {record.namespace}/{record.name} to its content of {when}"
+            )
         else:
-            click.echo(f"EndpointSlice {record.namespace}/{record.name} no longer exists: forgot its saved copy")
+            click.echo(
+                f"EndpointSlice {record.namespace}/{record.name} no longer exists: forgot its "
+                "saved copy"
+            )
 
 
 @cluster.command()
 @_connection_options
 @click.pass_context
-def status(ctx: click.Context, context: str | None, kubeconfig: str | None, namespace: str | None,
-           manifests: tuple[str, ...]) -> None:
+def status(
+    ctx: click.Context,
+    context: str | None,
+    kubeconfig: str | None,
+    namespace: str | None,
+    manifests: tuple[str, ...],
+) -> None:
     """The demo Service, its slices (and who manages them), agent pods and saved originals."""
     from svcwatch.cluster.status import describe
 

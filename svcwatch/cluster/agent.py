@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import yaml
 
@@ -28,7 +29,10 @@ from svcwatch.cluster.transport import Transport, wait_for_stderr
 from svcwatch.locations import package_data_dir
 from svcwatch.model.errors import SetupError
 
-AGENT_LABELS = {"app.kubernetes.io/managed-by": "svcwatch", "app.kubernetes.io/component": "node-agent"}
+AGENT_LABELS = {
+    "app.kubernetes.io/managed-by": "svcwatch",
+    "app.kubernetes.io/component": "node-agent",
+}
 DEFAULT_IMAGE = "nicolaka/netshoot:latest"
 LINKS_ARGV = ("ip", "-o", "link")
 NFT_ARGV = ("nft", "list", "table", "ip", "kube-proxy")
@@ -82,7 +86,7 @@ class NodeAgent:
     def links(self) -> dict[int, str]:
         return parse_links(self.transport.run(LINKS_ARGV))
 
-    def capture(self, bpf: str, ready_timeout: float = 10.0) -> IO[bytes]:
+    def capture(self, bpf: str, ready_timeout: float = 10.0) -> io.RawIOBase:
         """The pcap byte stream of `tcpdump -i any` with this filter (close() stops tcpdump).
 
         Returns once tcpdump says it is listening (its filter is attached), so packets sent after
@@ -92,7 +96,10 @@ class NodeAgent:
         if not wait_for_stderr(stream, "listening on", ready_timeout):
             message = getattr(stream, "stderr_text", "")
             stream.close()
-            raise SetupError(f"tcpdump did not start on {self.transport.where}: {' '.join(message.split())[-200:]}")
+            raise SetupError(
+                f"tcpdump did not start on {self.transport.where}: "
+                f"{' '.join(message.split())[-200:]}"
+            )
         return stream
 
     def read_rules(self) -> NodeRules:
@@ -131,7 +138,9 @@ def agent_pod_name(node: str) -> str:
     return name
 
 
-def render_agent_pod(node: str, namespace: str, image: str, template: Path | None = None) -> dict[str, Any]:
+def render_agent_pod(
+    node: str, namespace: str, image: str, template: Path | None = None
+) -> dict[str, Any]:
     """The agent pod for `node`, from manifests/agent-pod.yaml."""
     path = template or package_data_dir("manifests") / "agent-pod.yaml"
     try:
@@ -149,11 +158,16 @@ def render_agent_pod(node: str, namespace: str, image: str, template: Path | Non
 
 
 def start_agent(
-    api: ClusterApi, namespace: str, node: str, image: str, progress: Progress, timeout: float = 120.0
+    api: ClusterApi,
+    namespace: str,
+    node: str,
+    image: str,
+    progress: Progress,
+    timeout: float = 120.0,
 ) -> str:
     """Create (or reuse) the agent pod on `node` and wait until its container runs; its name."""
     body = render_agent_pod(node, namespace, image)
-    name = body["metadata"]["name"]
+    name = str(body["metadata"]["name"])
     try:
         api.create("Pod", namespace, body)
         progress(f"started node agent {name} on {node} ({image})")
@@ -175,7 +189,9 @@ def start_agent(
             progress(f"waiting for node agent {name} on {node}: {state}")
             last = state
         if time.monotonic() >= deadline:
-            raise SetupError(f"node agent {name} on {node} not running after {timeout:.0f}s ({state})")
+            raise SetupError(
+                f"node agent {name} on {node} not running after {timeout:.0f}s ({state})"
+            )
         time.sleep(0.5)
 
 
@@ -194,5 +210,7 @@ def _agent_state(pod: dict[str, Any]) -> str:
 def delete_agents(api: ClusterApi, namespace: str, names: Sequence[str] | None = None) -> list[str]:
     """Delete svcwatch's agent pods in `namespace` (all of them, or just `names`); what went."""
     pods = api.list("Pod", namespace, AGENT_LABELS)
-    targets = [p["metadata"]["name"] for p in pods if names is None or p["metadata"]["name"] in names]
+    targets = [
+        p["metadata"]["name"] for p in pods if names is None or p["metadata"]["name"] in names
+    ]
     return [name for name in targets if api.delete("Pod", namespace, name)]

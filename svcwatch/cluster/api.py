@@ -42,7 +42,9 @@ KINDS: dict[str, Kind] = {
     "Pod": Kind("CoreV1Api", "namespaced_pod", "pods"),
     "Service": Kind("CoreV1Api", "namespaced_service", "services"),
     "Deployment": Kind("AppsV1Api", "namespaced_deployment", "deployments.apps"),
-    "EndpointSlice": Kind("DiscoveryV1Api", "namespaced_endpoint_slice", "endpointslices.discovery.k8s.io"),
+    "EndpointSlice": Kind(
+        "DiscoveryV1Api", "namespaced_endpoint_slice", "endpointslices.discovery.k8s.io"
+    ),
 }
 
 
@@ -56,14 +58,23 @@ class ClusterApi:
         self.server = server
         self.context = context
         self._apis: dict[str, Any] = {
-            name: getattr(client, name)(api_client) for name in ("CoreV1Api", "AppsV1Api", "DiscoveryV1Api")
+            name: getattr(client, name)(api_client)
+            for name in ("CoreV1Api", "AppsV1Api", "DiscoveryV1Api")
         }
 
     @property
     def core(self) -> Any:
         return self._apis["CoreV1Api"]
 
-    def call(self, verb: str, resource: str, namespace: str | None, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def call(
+        self,
+        verb: str,
+        resource: str,
+        namespace: str | None,
+        fn: Callable[..., Any],
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
         """Run one client call; return its JSON body as a dict (None when empty)."""
         from kubernetes.client.exceptions import ApiException  # heavy: import on use
         from urllib3.exceptions import HTTPError
@@ -75,12 +86,15 @@ class ClusterApi:
         except HTTPError as exc:
             raise SetupError(
                 f"cannot reach the API server {self.server} of context {self.context!r} "
-                f"({type(exc).__name__}): is the cluster running? (try `kubectl --context {self.context} get nodes`)"
+                f"({type(exc).__name__}): is the cluster running? (try `kubectl --context "
+                f"{self.context} get nodes`)"
             ) from None
         data = response.data
         return json.loads(data) if data else None
 
-    def call_stream(self, verb: str, resource: str, namespace: str | None, opener: Callable[[], Any]) -> Any:
+    def call_stream(
+        self, verb: str, resource: str, namespace: str | None, opener: Callable[[], Any]
+    ) -> Any:
         """Open a websocket session (exec); handshake failures carry the HTTP status in text."""
         from kubernetes.client.exceptions import ApiException  # heavy: import on use
 
@@ -92,18 +106,25 @@ class ClusterApi:
                 exc.status = int(match.group(1))
             if not exc.status:
                 raise SetupError(
-                    f"cannot {verb} {resource} in namespace {namespace} via {self.server}: {_status_message(exc)}"
+                    f"cannot {verb} {resource} in namespace {namespace} via {self.server}: "
+                    f"{_status_message(exc)}"
                 ) from None
             raise self.translate(exc, verb, resource, namespace) from None
 
     def translate(self, exc: Any, verb: str, resource: str, namespace: str | None) -> Exception:
-        """An ApiException as NotFound, Conflict or a one-line SetupError naming verb and resource."""
+        """An ApiException as NotFound, Conflict or a one-line SetupError (verb + resource)."""
         where = f" in namespace {namespace}" if namespace else " (cluster-wide)"
         status = int(getattr(exc, "status", 0) or 0)
         if status == 403:
-            return SetupError(f"RBAC denied: cannot {verb} {resource}{where} as context {self.context!r}: {RBAC_HINT}")
+            return SetupError(
+                f"RBAC denied: cannot {verb} {resource}{where} as context {self.context!r}: "
+                f"{RBAC_HINT}"
+            )
         if status == 401:
-            return SetupError(f"the API server rejected the credentials of context {self.context!r} (401): refresh the kubeconfig")
+            return SetupError(
+                f"the API server rejected the credentials of context {self.context!r} (401): "
+                "refresh the kubeconfig"
+            )
         if status == 404:
             return NotFound(f"{resource}{where}: not found")
         if status == 409:
@@ -127,7 +148,9 @@ class ClusterApi:
         except NotFound:
             return None
 
-    def list(self, kind: str, namespace: str, labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    def list(
+        self, kind: str, namespace: str, labels: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
         """Objects of `kind` in `namespace` whose labels include `labels` (checked here too)."""
         fn, spec = self._method("list", kind)
         selector = ",".join(f"{k}={v}" for k, v in (labels or {}).items()) or None
@@ -137,14 +160,25 @@ class ClusterApi:
 
     def create(self, kind: str, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         fn, spec = self._method("create", kind)
-        created: dict[str, Any] = self.call("create", spec.resource, namespace, fn, namespace, dict(body))
+        created: dict[str, Any] = self.call(
+            "create", spec.resource, namespace, fn, namespace, dict(body)
+        )
         return created
 
-    def merge_patch(self, kind: str, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+    def merge_patch(
+        self, kind: str, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """A JSON merge patch (RFC 7386): lists in `patch` replace the object's lists whole."""
         fn, spec = self._method("patch", kind)
         patched: dict[str, Any] = self.call(
-            "patch", spec.resource, namespace, fn, name, namespace, dict(patch), _content_type=MERGE_PATCH
+            "patch",
+            spec.resource,
+            namespace,
+            fn,
+            name,
+            namespace,
+            dict(patch),
+            _content_type=MERGE_PATCH,
         )
         return patched
 

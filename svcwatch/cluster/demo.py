@@ -86,18 +86,22 @@ def is_ready(pod: Mapping[str, Any]) -> bool:
     status = pod.get("status") or {}
     conditions = status.get("conditions") or []
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-    return ready and bool(status.get("podIP")) and not (pod.get("metadata") or {}).get("deletionTimestamp")
+    return (
+        ready
+        and bool(status.get("podIP"))
+        and not (pod.get("metadata") or {}).get("deletionTimestamp")
+    )
 
 
 def pod_state(pod: Mapping[str, Any]) -> str:
     """A short phrase for progress lines: `Pending (ContainerCreating)`, `Running, not Ready`."""
     status = pod.get("status") or {}
     phase = status.get("phase") or "Pending"
-    reasons = [
+    waiting = (
         ((s.get("state") or {}).get("waiting") or {}).get("reason")
         for s in status.get("containerStatuses") or []
-    ]
-    reasons = [r for r in reasons if r]
+    )
+    reasons = [str(r) for r in waiting if r]
     if reasons:
         return f"{phase} ({', '.join(reasons)})"
     return phase if is_ready(pod) or phase != "Running" else "Running, not Ready"
@@ -113,10 +117,14 @@ class UpResult:
     pod: str
     pod_ip: str
     node: str | None
-    created: tuple[str, ...]  # "Deployment/socat", ... (objects that already existed are not listed)
+    created: tuple[
+        str, ...
+    ]  # "Deployment/socat", ... (objects that already existed are not listed)
 
 
-def up(api: ClusterApi, docs: list[dict[str, Any]], progress: Progress, timeout: float = 180.0) -> UpResult:
+def up(
+    api: ClusterApi, docs: list[dict[str, Any]], progress: Progress, timeout: float = 180.0
+) -> UpResult:
     """Apply the demo objects, wait for the pod, fill svcwatch's slice with its IP."""
     created: list[str] = []
     for doc in docs:
@@ -138,12 +146,17 @@ def up(api: ClusterApi, docs: list[dict[str, Any]], progress: Progress, timeout:
     service = first_of(docs, "Service")
     assert slice_doc is not None  # demo_documents guarantees one
     if deployment is None:
-        raise InputError("the manifests have no Deployment whose pod could fill the slice", field="-f")
+        raise InputError(
+            "the manifests have no Deployment whose pod could fill the slice", field="-f"
+        )
     namespace = slice_doc["metadata"]["namespace"]
     pod = wait_for_ready_pod(api, namespace, pod_labels(deployment), progress, timeout)
     fill_slice(api, slice_doc, pod)
     ip = pod["status"]["podIP"]
-    progress(f"filled EndpointSlice {namespace}/{slice_doc['metadata']['name']} with {ip} (pod {pod['metadata']['name']})")
+    progress(
+        f"filled EndpointSlice {namespace}/{slice_doc['metadata']['name']} with {ip} (pod "
+        f"{pod['metadata']['name']})"
+    )
     return UpResult(
         namespace=namespace,
         service=(service or {}).get("metadata", {}).get("name", ""),
@@ -166,7 +179,9 @@ def wait_for_ready_pod(
         pods = api.list("Pod", namespace, labels)
         ready = [p for p in pods if is_ready(p)]
         if ready:  # the newest Ready pod: after a rollout that is the one that stays
-            return max(ready, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp", "")))
+            return max(
+                ready, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp", ""))
+            )
         state = "; ".join(f"{p['metadata']['name']}: {pod_state(p)}" for p in pods) or "no pod yet"
         if state != last:
             progress(f"waiting for a Ready pod ({selector}) in {namespace}: {state}")
@@ -193,17 +208,24 @@ def endpoint_for(pod: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def fill_slice(api: ClusterApi, slice_doc: Mapping[str, Any], pod: Mapping[str, Any]) -> dict[str, Any]:
+def fill_slice(
+    api: ClusterApi, slice_doc: Mapping[str, Any], pod: Mapping[str, Any]
+) -> dict[str, Any]:
     """Point svcwatch's own slice at the pod (its ports as in the manifest)."""
     meta = slice_doc["metadata"]
     current = api.read("EndpointSlice", meta["namespace"], meta["name"])
     check_editable(current, take_over=False)
-    patch = {"endpoints": [endpoint_for(pod)], "ports": slice_doc.get("ports") or current.get("ports")}
+    patch = {
+        "endpoints": [endpoint_for(pod)],
+        "ports": slice_doc.get("ports") or current.get("ports"),
+    }
     return api.merge_patch("EndpointSlice", meta["namespace"], meta["name"], patch)
 
 
-def down(api: ClusterApi, docs: list[dict[str, Any]], context: str, progress: Progress) -> list[str]:
-    """Delete svcwatch's agent pods and the demo objects it created (labelled), newest kind first."""
+def down(
+    api: ClusterApi, docs: list[dict[str, Any]], context: str, progress: Progress
+) -> list[str]:
+    """Delete svcwatch's agent pods and the demo objects it created (labelled), last first."""
     from svcwatch.cluster.agent import delete_agents  # agent pods: same namespace, same label
 
     removed: list[str] = []

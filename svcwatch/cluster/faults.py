@@ -52,7 +52,9 @@ def unused_address(baseline: EndpointSlice, taken: Iterable[str]) -> str | None:
 class SliceEditor:
     """Patches one EndpointSlice on behalf of the dashboard, and puts it back."""
 
-    def __init__(self, api: ClusterApi, context: str, namespace: str, name: str, *, take_over: bool = False) -> None:
+    def __init__(
+        self, api: ClusterApi, context: str, namespace: str, name: str, *, take_over: bool = False
+    ) -> None:
         refuse_protected(namespace)
         self.api = api
         self.context = context
@@ -65,12 +67,13 @@ class SliceEditor:
         self.scenario: str | None = None
 
     def attach(self) -> EndpointSlice:
-        """Read and check the slice; the baseline is the crashed run's original when one is saved."""
+        """Read and check the slice; a crashed run's saved original becomes the baseline."""
         try:
             body = self.api.read("EndpointSlice", self.namespace, self.name)
         except NotFound:
             raise SetupError(
-                f"EndpointSlice {self.namespace}/{self.name} does not exist: run `svcwatch cluster up` "
+                f"EndpointSlice {self.namespace}/{self.name} does not exist: run `svcwatch "
+                "cluster up` "
                 "(or `kubectl apply -f manifests/`)"
             ) from None
         self.adopted = check_editable(body, take_over=self.take_over)
@@ -83,7 +86,9 @@ class SliceEditor:
 
     def scenario_slice(self, name: str, taken_addresses: Iterable[str] = ()) -> EndpointSlice:
         baseline = self._require_baseline()
-        context = ScenarioContext(baseline=baseline, unused_ip=unused_address(baseline, taken_addresses))
+        context = ScenarioContext(
+            baseline=baseline, unused_ip=unused_address(baseline, taken_addresses)
+        )
         return apply_scenario(name, context)
 
     def apply_scenario(self, name: str, taken_addresses: Iterable[str] = ()) -> dict[str, Any]:
@@ -100,8 +105,10 @@ class SliceEditor:
         edited = docs[0]
         if (edited.namespace, edited.name) != (self.namespace, self.name):
             raise InputError(
-                f"svcwatch edits {self.namespace}/{self.name} only, not {edited.namespace}/{edited.name}",
-                source="edited slice", field="metadata",
+                f"svcwatch edits {self.namespace}/{self.name} only, not "
+                f"{edited.namespace}/{edited.name}",
+                source="edited slice",
+                field="metadata",
             )
         result = self.write(edited)
         self.scenario = None

@@ -38,7 +38,7 @@ class ClusterTarget:
 
 
 def kubeconfig_paths(kubeconfig: str | None) -> str:
-    """The kubeconfig path list kubectl would use: the flag, then $KUBECONFIG, then ~/.kube/config."""
+    """kubectl's kubeconfig path list: the flag, then $KUBECONFIG, then ~/.kube/config."""
     raw = kubeconfig or os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG
     parts = [str(Path(p).expanduser()) for p in raw.split(PATH_SEPARATOR) if p]
     return PATH_SEPARATOR.join(parts)
@@ -63,10 +63,14 @@ def resolve(kubeconfig: str | None, context: str | None) -> ClusterTarget:
     known = ", ".join(names) or "none"
     if context is None:
         if not current:
-            raise SetupError(f"{paths} has no current-context: pass --context NAME (known: {known})")
+            raise SetupError(
+                f"{paths} has no current-context: pass --context NAME (known: {known})"
+            )
         context = str(current.get("name"))
     elif context not in names:
-        raise SetupError(f"context {context!r} is not in {paths}: pass --context NAME (known: {known})")
+        raise SetupError(
+            f"context {context!r} is not in {paths}: pass --context NAME (known: {known})"
+        )
     entry = next(c for c in contexts if c.get("name") == context)
     details: dict[str, Any] = entry.get("context") or {}
     return ClusterTarget(
@@ -83,8 +87,10 @@ def new_api_client(target: ClusterTarget) -> Any:
 
     configuration = client.Configuration()
     try:
-        config.load_kube_config(
-            config_file=target.kubeconfig, context=target.context, client_configuration=configuration
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=target.kubeconfig,
+            context=target.context,
+            client_configuration=configuration,
         )
     except Exception as exc:  # ConfigException, bad certificates, an exec plugin that is missing
         raise SetupError(
@@ -98,7 +104,7 @@ def _contexts(paths: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     from kubernetes import config  # heavy: only cluster mode needs it
 
     try:
-        contexts, current = config.list_kube_config_contexts(config_file=paths)
+        contexts, current = config.list_kube_config_contexts(config_file=paths)  # type: ignore[no-untyped-call]
     except Exception as exc:
         raise SetupError(f"cannot read kubeconfig {paths}: {_one_line(exc)}") from None
     return list(contexts or []), current or None

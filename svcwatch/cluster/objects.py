@@ -31,7 +31,9 @@ PATCHED_FIELDS = ("endpoints", "ports")  # the only fields svcwatch ever changes
 
 def refuse_protected(namespace: str) -> None:
     if namespace in PROTECTED_NAMESPACES:
-        raise SetupError(f"svcwatch never touches namespace {namespace}: use a demo namespace (-n NAMESPACE)")
+        raise SetupError(
+            f"svcwatch never touches namespace {namespace}: use a demo namespace (-n NAMESPACE)"
+        )
 
 
 def slice_manager(body: Mapping[str, Any]) -> str | None:
@@ -39,7 +41,7 @@ def slice_manager(body: Mapping[str, Any]) -> str | None:
 
 
 def check_editable(body: Mapping[str, Any], *, take_over: bool) -> bool:
-    """Raise SetupError unless svcwatch may patch this slice; True when it is adopted (not owned)."""
+    """SetupError unless svcwatch may patch this slice; True when adopted (not owned)."""
     meta = body.get("metadata") or {}
     refuse_protected(str(meta.get("namespace")))
     manager = slice_manager(body)
@@ -48,7 +50,8 @@ def check_editable(body: Mapping[str, Any], *, take_over: bool) -> bool:
     if not take_over:
         raise SetupError(
             f"EndpointSlice {meta.get('namespace')}/{meta.get('name')} is managed by "
-            f"{manager or 'nobody'!r}, not svcwatch: pass --take-over to adopt it (it is restored on exit)"
+            f"{manager or 'nobody'!r}, not svcwatch: pass --take-over to adopt it (it is "
+            "restored on exit)"
         )
     return True
 
@@ -82,7 +85,7 @@ def saved_path(context: str, namespace: str, name: str) -> Path:
 
 
 def save_original(context: str, body: Mapping[str, Any], *, adopted: bool) -> SavedSlice:
-    """Record the slice's content unless a record exists (after a crash the older one is the truth)."""
+    """Record the slice's content unless a record exists (after a crash, the older one wins)."""
     meta = body.get("metadata") or {}
     namespace, name = str(meta.get("namespace")), str(meta.get("name"))
     path = saved_path(context, namespace, name)
@@ -107,11 +110,18 @@ def load_saved(path: Path) -> SavedSlice:
     try:
         data = json.loads(path.read_text())
         return SavedSlice(
-            path=path, context=data["context"], namespace=data["namespace"], name=data["name"],
-            original=data["original"], saved_at=float(data["saved_at"]), adopted=bool(data.get("adopted")),
+            path=path,
+            context=data["context"],
+            namespace=data["namespace"],
+            name=data["name"],
+            original=data["original"],
+            saved_at=float(data["saved_at"]),
+            adopted=bool(data.get("adopted")),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SetupError(f"cannot read saved slice {path}: {exc}; delete it if the slice is fine") from None
+        raise SetupError(
+            f"cannot read saved slice {path}: {exc}; delete it if the slice is fine"
+        ) from None
 
 
 def list_saved(context: str | None = None) -> list[SavedSlice]:

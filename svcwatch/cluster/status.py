@@ -25,11 +25,16 @@ def slice_summary(body: dict[str, Any]) -> str:
         ready = (endpoint.get("conditions") or {}).get("ready") is not False
         for address in (endpoint.get("addresses") or [])[:1]:
             for port in ports:
-                parts.append(f"{address}:{port if port is not None else '?'} {'ready' if ready else 'not-ready'}")
+                parts.append(
+                    f"{address}:{port if port is not None else '?'} "
+                    f"{'ready' if ready else 'not-ready'}"
+                )
     return ", ".join(parts) or "no endpoints"
 
 
-def describe(api: ClusterApi, context: str, manifests: Iterable[str], namespace: str | None) -> list[str]:
+def describe(
+    api: ClusterApi, context: str, manifests: Iterable[str], namespace: str | None
+) -> list[str]:
     """Status lines for the demo Service named in the manifests."""
     docs = demo_documents(list(manifests) or None, namespace)
     service_doc = first_of(docs, "Service")
@@ -41,7 +46,10 @@ def describe(api: ClusterApi, context: str, manifests: Iterable[str], namespace:
     for pod in agents:
         node = (pod.get("spec") or {}).get("nodeName", "?")
         phase = (pod.get("status") or {}).get("phase", "?")
-        lines.append(f"agent pod {pod['metadata']['name']} on {node}: {phase} (`svcwatch cluster down` removes it)")
+        lines.append(
+            f"agent pod {pod['metadata']['name']} on {node}: {phase} (`svcwatch cluster down` "
+            "removes it)"
+        )
     for saved in list_saved(context):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(saved.saved_at))
         lines.append(
@@ -60,12 +68,20 @@ def _service_lines(api: ClusterApi, namespace: str, name: str) -> list[str]:
         f"{p.get('port')}" + (f" nodePort {p['nodePort']}" if p.get("nodePort") else "")
         for p in spec.get("ports") or []
     )
-    lines = [f"Service {namespace}/{name}: {spec.get('type', 'ClusterIP')} {spec.get('clusterIP', '')} ports {ports}"]
+    lines = [
+        f"Service {namespace}/{name}: {spec.get('type', 'ClusterIP')} "
+        f"{spec.get('clusterIP', '')} ports {ports}"
+    ]
     slices = api.list("EndpointSlice", namespace, {SERVICE_NAME_LABEL: name})
     for body in slices:
         manager = slice_manager(body) or "nobody"
-        role = "faults patch this one" if manager == OWNER else "not svcwatch's: --take-over to adopt"
-        lines.append(f"  EndpointSlice {body['metadata']['name']} (managed by {manager}; {role}): {slice_summary(body)}")
+        role = (
+            "faults patch this one" if manager == OWNER else "not svcwatch's: --take-over to adopt"
+        )
+        lines.append(
+            f"  EndpointSlice {body['metadata']['name']} (managed by {manager}; {role}): "
+            f"{slice_summary(body)}"
+        )
     if not slices:
         lines.append("  no EndpointSlice for it (run `svcwatch cluster up`)")
     return lines

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Sequence
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from svcwatch.model.errors import SetupError
 
@@ -32,7 +32,7 @@ class Transport(Protocol):
     def run(self, argv: Sequence[str], timeout: float = 20.0) -> str:
         """Run to completion; stdout as text, SetupError (with stderr) on a non-zero exit."""
 
-    def open_stream(self, argv: Sequence[str]) -> IO[bytes]:
+    def open_stream(self, argv: Sequence[str]) -> io.RawIOBase:
         """Start a long-running command; its stdout as a binary file (close() stops it)."""
 
 
@@ -62,15 +62,19 @@ class LocalTransport:
             list(argv), capture_output=True, timeout=timeout, check=False, **self._popen_kwargs()
         )
         if done.returncode != 0:
-            raise command_failed(argv, self.where, done.returncode, done.stderr.decode(errors="replace"))
-        return done.stdout.decode(errors="replace")
+            raise command_failed(
+                argv, self.where, done.returncode, done.stderr.decode(errors="replace")
+            )
+        return str(done.stdout.decode(errors="replace"))
 
-    def open_stream(self, argv: Sequence[str]) -> IO[bytes]:
+    def open_stream(self, argv: Sequence[str]) -> io.RawIOBase:
         self._check_binary(argv)
         proc = subprocess.Popen(  # noqa: PLW1509 - preexec_fn only calls setns
             list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, **self._popen_kwargs()
         )
-        return ProcessStream(proc)  # unbuffered: close() from another thread must not wait for a lock
+        return ProcessStream(
+            proc
+        )  # unbuffered: close() from another thread must not wait for a lock
 
 
 class ProcessStream(io.RawIOBase):
@@ -83,7 +87,7 @@ class ProcessStream(io.RawIOBase):
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc = proc
         assert proc.stdout is not None
-        self._out = proc.stdout
+        self._out: Any = proc.stdout  # a BufferedReader over the pipe: read1 never over-waits
         self._stderr_lines: list[str] = []
         self._stderr_changed = threading.Condition()
         threading.Thread(target=self._drain_stderr, name="agent-stderr", daemon=True).start()
@@ -97,9 +101,11 @@ class ProcessStream(io.RawIOBase):
         with self._stderr_changed:
             self._stderr_lines.append("")  # EOF marker: the child closed stderr (exited)
             self._stderr_changed.notify_all()
+        self.proc.stderr.close()
 
     def wait_for_stderr(self, text: str, timeout: float) -> bool:
         """Block until a stderr line contains `text` (True), or the child ends or time runs out."""
+
         def seen() -> bool:
             return any(text in line for line in self._stderr_lines) or "" in self._stderr_lines
 
@@ -128,6 +134,8 @@ class ProcessStream(io.RawIOBase):
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if not self.closed:
+            self._out.close()  # after the exit: a reader blocked in read1 has had its EOF
         super().close()
 
 
@@ -137,7 +145,9 @@ class ProcessStream(io.RawIOBase):
 class ExecTransport:
     """The agent's commands run by `kubectl exec`-equivalent calls into pod `pod`."""
 
-    def __init__(self, api: Any, namespace: str, pod: str, node: str, container: str = "agent") -> None:
+    def __init__(
+        self, api: Any, namespace: str, pod: str, node: str, container: str = "agent"
+    ) -> None:
         self.api = api  # a svcwatch.cluster.api.ClusterApi
         self.namespace = namespace
         self.pod = pod
@@ -149,12 +159,21 @@ class ExecTransport:
 
         core = self.api.core
         return self.api.call_stream(
-            "create", "pods/exec", self.namespace,
+            "create",
+            "pods/exec",
+            self.namespace,
             lambda: stream(
-                core.connect_get_namespaced_pod_exec, self.pod, self.namespace,
-                command=list(argv), container=self.container,
-                stderr=True, stdin=False, stdout=True, tty=False,
-                _preload_content=False, binary=True,
+                core.connect_get_namespaced_pod_exec,
+                self.pod,
+                self.namespace,
+                command=list(argv),
+                container=self.container,
+                stderr=True,
+                stdin=False,
+                stdout=True,
+                tty=False,
+                _preload_content=False,
+                binary=True,
             ),
         )
 
@@ -172,7 +191,7 @@ class ExecTransport:
             raise command_failed(argv, self.where, code, err.decode(errors="replace"))
         return out.decode(errors="replace")
 
-    def open_stream(self, argv: Sequence[str]) -> IO[bytes]:
+    def open_stream(self, argv: Sequence[str]) -> io.RawIOBase:
         return ExecStream(self._connect(argv))  # unbuffered, like ProcessStream
 
 
@@ -226,8 +245,8 @@ class ExecStream(io.RawIOBase):
                 super().close()
 
 
-def wait_for_stderr(stream: IO[bytes], text: str, timeout: float = 10.0) -> bool:
-    """Wait until the command behind `stream` printed `text` on stderr (e.g. tcpdump's "listening on")."""
+def wait_for_stderr(stream: io.RawIOBase, text: str, timeout: float = 10.0) -> bool:
+    """Wait until the command behind `stream` printed `text` on stderr ("listening on")."""
     waiter = getattr(stream, "wait_for_stderr", None)
     return bool(waiter(text, timeout)) if waiter is not None else True
 

@@ -37,7 +37,8 @@ from svcwatch.sinks import EventSink
 RULES_PERIOD = 3.0  # seconds between rule reads when nothing changed (counters move)
 PORT_MAPPING_HINT = (
     'k3d: create the cluster with `-p "{port}:{port}@server:0"` and pass --probe 127.0.0.1:{port}; '
-    "kind: add extraPortMappings (containerPort {port}, hostPort {port}) and pass --probe 127.0.0.1:{port}"
+    "kind: add extraPortMappings (containerPort {port}, hostPort {port}) and pass --probe "
+    "127.0.0.1:{port}"
 )
 
 
@@ -46,11 +47,23 @@ class ClusterSession:
 
     kind = "cluster"
 
-    def __init__(self, *, context: str | None = None, kubeconfig: str | None = None,
-                 namespace: str | None = None, agent_image: str = DEFAULT_IMAGE, take_over: bool = False,
-                 interval: float = 1.0, timeout: float = 2.0, payload: str | bytes = "hello",
-                 probe_target: str | None = None, scenario: str | None = None,
-                 manifests: Any = None, transport_factory: Any = None, **_ignored: Any) -> None:
+    def __init__(
+        self,
+        *,
+        context: str | None = None,
+        kubeconfig: str | None = None,
+        namespace: str | None = None,
+        agent_image: str = DEFAULT_IMAGE,
+        take_over: bool = False,
+        interval: float = 1.0,
+        timeout: float = 2.0,
+        payload: str | bytes = "hello",
+        probe_target: str | None = None,
+        scenario: str | None = None,
+        manifests: Any = None,
+        transport_factory: Any = None,
+        **_ignored: Any,
+    ) -> None:
         """Takes the CLI's flags (svcwatch.cli.options); `transport_factory(api, namespace, pod,
         node)` replaces the exec transport (tests run the agent's commands locally)."""
         if scenario is not None:
@@ -63,7 +76,10 @@ class ClusterSession:
         self.start_scenario = scenario
         self.transport_factory = transport_factory or ExecTransport
         self.docs = demo_documents(list(manifests or []) or None, namespace)
-        slice_doc, service_doc = first_of(self.docs, "EndpointSlice"), first_of(self.docs, "Service")
+        slice_doc, service_doc = (
+            first_of(self.docs, "EndpointSlice"),
+            first_of(self.docs, "Service"),
+        )
         assert slice_doc is not None  # demo_documents guarantees one
         self.namespace: str = slice_doc["metadata"]["namespace"]
         self.slice_name: str = slice_doc["metadata"]["name"]
@@ -98,19 +114,26 @@ class ClusterSession:
         self.context, self._kubeconfig_path = target.context, target.kubeconfig
         self._notice("info", f"cluster {target.label}, namespace {self.namespace}")
         self._service = self._read_service()
-        self.editor = SliceEditor(self.api, self.context, self.namespace, self.slice_name, take_over=self.take_over)
+        self.editor = SliceEditor(
+            self.api, self.context, self.namespace, self.slice_name, take_over=self.take_over
+        )
         self._slice = self.editor.attach()
         pod = self._fill_if_stale()
         if self.editor.adopted:
-            self._notice("warning", f"adopted EndpointSlice {self.namespace}/{self.slice_name} (--take-over): "
-                         "its controller may undo faults; it is restored on exit")
+            self._notice(
+                "warning",
+                f"adopted EndpointSlice {self.namespace}/{self.slice_name} (--take-over): "
+                "its controller may undo faults; it is restored on exit",
+            )
         if self.start_scenario:
             self.request_scenario(self.start_scenario)
         probe_target, probe_node = self._probe_target(pod)
         self._node_ip = (pod or {}).get("status", {}).get("hostIP") or probe_target[0]
         self._start_agents(self._watched_nodes(probe_node))
         self._start_watcher()
-        self._rules_thread = threading.Thread(target=self._rules_loop, name="cluster-rules", daemon=True)
+        self._rules_thread = threading.Thread(
+            target=self._rules_loop, name="cluster-rules", daemon=True
+        )
         self._rules_thread.start()
         self._start_probes(probe_target)
 
@@ -126,7 +149,10 @@ class ClusterSession:
             self._rules_thread.join(timeout=10)
         if self.editor is not None and self.editor.saved is not None:
             if self._quietly(self.editor.restore):
-                self._notice("info", f"EndpointSlice {self.namespace}/{self.slice_name} restored to its original")
+                self._notice(
+                    "info",
+                    f"EndpointSlice {self.namespace}/{self.slice_name} restored to its original",
+                )
         if self.api is not None and self._agents:
             api, agents = self.api, list(self._agents)
             if self._quietly(lambda: delete_agents(api, self.namespace, agents)):
@@ -142,7 +168,10 @@ class ClusterSession:
             action()
             return True
         except Exception as exc:  # teardown must reach every step
-            self._notice("error", f"cleanup: {' '.join(str(exc).split())} (run `svcwatch cluster restore`/`down`)")
+            self._notice(
+                "error",
+                f"cleanup: {' '.join(str(exc).split())} (run `svcwatch cluster restore`/`down`)",
+            )
             return False
 
     # --- setup steps -------------------------------------------------------------------------
@@ -154,31 +183,44 @@ class ClusterSession:
         try:
             body = self.api.read("Service", self.namespace, self.service_name)
         except NotFound:
-            raise SetupError(f"Service {self.namespace}/{self.service_name} does not exist: "
-                             "run `svcwatch cluster up` (or `kubectl apply -f manifests/`)") from None
+            raise SetupError(
+                f"Service {self.namespace}/{self.service_name} does not exist: "
+                "run `svcwatch cluster up` (or `kubectl apply -f manifests/`)"
+            ) from None
         return service_from_body(body)
 
     def _demo_pods(self) -> list[dict[str, Any]]:
         assert self.api is not None
         deployment = first_of(self.docs, "Deployment")
         labels = pod_labels(deployment) if deployment else {}
-        return [p for p in self.api.list("Pod", self.namespace, labels) if is_ready(p)] if labels else []
+        return (
+            [p for p in self.api.list("Pod", self.namespace, labels) if is_ready(p)]
+            if labels
+            else []
+        )
 
     def _fill_if_stale(self) -> dict[str, Any] | None:
-        """After `kubectl apply -f manifests/`, point svcwatch's slice at the running pod; that pod."""
+        """After `kubectl apply -f manifests/`, point the slice at the running pod; that pod."""
         assert self.editor is not None and self.api is not None and self._slice is not None
         pods = self._demo_pods()
         if not pods:
             return None
         pod = pods[-1]
         addresses = {a for e in self._slice.endpoints for a in e.addresses}
-        if self.editor.adopted or self.editor.saved is not None or pod["status"]["podIP"] in addresses:
+        if (
+            self.editor.adopted
+            or self.editor.saved is not None
+            or pod["status"]["podIP"] in addresses
+        ):
             return pod
         slice_doc = first_of(self.docs, "EndpointSlice")
         assert slice_doc is not None
         fill_slice(self.api, slice_doc, pod)
-        self._notice("info", f"filled EndpointSlice {self.namespace}/{self.slice_name} with pod "
-                     f"{pod['metadata']['name']} ({pod['status']['podIP']})")
+        self._notice(
+            "info",
+            f"filled EndpointSlice {self.namespace}/{self.slice_name} with pod "
+            f"{pod['metadata']['name']} ({pod['status']['podIP']})",
+        )
         self._slice = self.editor.attach()
         return pod
 
@@ -191,8 +233,10 @@ class ClusterSession:
         node_port = next((p.node_port for p in self._service.ports if p.node_port), None)
         host_ip = (pod or {}).get("status", {}).get("hostIP")
         if node_port is None or not host_ip:
-            raise InputError(f"cannot tell which node address to probe for {self._service.key}: "
-                             "pass --probe HOST:PORT")
+            raise InputError(
+                f"cannot tell which node address to probe for {self._service.key}: "
+                "pass --probe HOST:PORT"
+            )
         return (str(host_ip), int(node_port)), node
 
     def _watched_nodes(self, probe_node: str | None) -> list[str]:
@@ -201,69 +245,110 @@ class ClusterSession:
         if probe_node:
             nodes.add(probe_node)
         if not nodes:
-            raise SetupError(f"no node to watch: EndpointSlice {self._slice.key} names no nodeName and "
-                             "no demo pod runs; run `svcwatch cluster up`")
+            raise SetupError(
+                f"no node to watch: EndpointSlice {self._slice.key} names no nodeName and "
+                "no demo pod runs; run `svcwatch cluster up`"
+            )
         return sorted(nodes)
 
     def _start_agents(self, nodes: list[str]) -> None:
         assert self.api is not None and self._sink is not None
         for node in nodes:
-            pod = start_agent(self.api, self.namespace, node, self.agent_image,
-                              progress=lambda m: self._notice("info", m))
+            pod = start_agent(
+                self.api,
+                self.namespace,
+                node,
+                self.agent_image,
+                progress=lambda m: self._notice("info", m),
+            )
             self._agents.append(pod)
             # hostNetwork: the agent's hostIP is its node's InternalIP, where NodePorts listen.
             node_ip = (self.api.read("Pod", self.namespace, pod).get("status") or {}).get("hostIP")
             agent = NodeAgent(node, self.transport_factory(self.api, self.namespace, pod, node))
-            self._nodes[node] = NodeWatch(agent, self._sink, label_node=len(nodes) > 1,
-                                          on_error=lambda m: self._notice("warning", m),
-                                          node_ip=node_ip or self._node_ip)
+            self._nodes[node] = NodeWatch(
+                agent,
+                self._sink,
+                label_node=len(nodes) > 1,
+                on_error=lambda m: self._notice("warning", m),
+                node_ip=node_ip or self._node_ip,
+            )
         self._refilter()
 
     def _start_watcher(self) -> None:
         from svcwatch.watch.kopf_source import KopfSource  # kopf pulls in aiohttp: import on use
 
-        self._source = KopfSource(namespace=self.namespace, service_name=self.service_name,
-                                  handler=self._on_watch_event, on_error=lambda m: self._notice("warning", m),
-                                  context=self.context, kubeconfig=self._kubeconfig_path)
+        self._source = KopfSource(
+            namespace=self.namespace,
+            service_name=self.service_name,
+            handler=self._on_watch_event,
+            on_error=lambda m: self._notice("warning", m),
+            context=self.context,
+            kubeconfig=self._kubeconfig_path,
+        )
         self._source.start()
 
     def _start_probes(self, target: tuple[str, int]) -> None:
         assert self._sink is not None
         if not reachable(target, self.timeout):
             port = target[1]
-            self._notice("warning", f"cannot reach {target[0]}:{port} from this machine: "
-                         + PORT_MAPPING_HINT.format(port=port))
-        self._probes = ProbeLoop(self._sink, target=target, netns=None, interval=self.interval,
-                                 timeout=self.timeout, payload=self.payload)
+            self._notice(
+                "warning",
+                f"cannot reach {target[0]}:{port} from this machine: "
+                + PORT_MAPPING_HINT.format(port=port),
+            )
+        self._probes = ProbeLoop(
+            self._sink,
+            target=target,
+            netns=None,
+            interval=self.interval,
+            timeout=self.timeout,
+            payload=self.payload,
+        )
         self._probes.start()
-        self._notice("info", f"probing {target[0]}:{target[1]} from this machine every {self.interval:g}s")
+        self._notice(
+            "info", f"probing {target[0]}:{target[1]} from this machine every {self.interval:g}s"
+        )
 
     # --- the watch pipeline ------------------------------------------------------------------
 
     def _on_watch_event(self, event: Any) -> None:
-        """A Service or slice change: show it, re-read rules, re-filter the capture. Never raises."""
+        """A Service or slice change: show it, re-read rules, re-filter. Never raises."""
         try:
             if event.kind == "EndpointSlice":
-                self._emit(SliceChanged(event.seen_at, event.key, event.type, event.resource_version,
-                                        event.describe(), self.current_scenario(), manifest=dict(event.body)))
+                self._emit(
+                    SliceChanged(
+                        event.seen_at,
+                        event.key,
+                        event.type,
+                        event.resource_version,
+                        event.describe(),
+                        self.current_scenario(),
+                        manifest=dict(event.body),
+                    )
+                )
                 if event.name == self.slice_name and event.type != "DELETED":
                     self._slice = slice_from_body(dict(event.body))
             elif event.type != "ADDED":
                 from svcwatch.watch.convert import service_from_body
 
                 self._service = service_from_body(event.body)
-                self._notice("info", f"service {event.key} {event.type.lower()}: " + "; ".join(event.describe()))
+                self._notice(
+                    "info",
+                    f"service {event.key} {event.type.lower()}: " + "; ".join(event.describe()),
+                )
             self._refilter()
             self._rules_wanted.set()
         except Exception as exc:  # the watcher thread must survive; the user sees why
             self._notice("error", f"cluster update failed: {' '.join(str(exc).split())}")
 
     def capture_filter(self, node_ip: str | None = None) -> str:
-        """The BPF text for the current Service and slice on a node (pod network: the endpoints' /16)."""
+        """The BPF text for the Service and slice on a node (pod network: the endpoints' /16)."""
         assert self._service is not None and self._slice is not None
         first = next((e.address for e in self._slice.endpoints if e.address), "10.42.0.1")
         pod_net = str(ipaddress.ip_network(f"{first}/16", strict=False))
-        return filter_for(self._service, self._slice, node_ip=node_ip or self._node_ip, pod_cidr=pod_net)
+        return filter_for(
+            self._service, self._slice, node_ip=node_ip or self._node_ip, pod_cidr=pod_net
+        )
 
     def _refilter(self) -> None:
         if self._stopping.is_set():
@@ -289,7 +374,10 @@ class ClusterSession:
         started = time.time()
         rules = watch.read_rules()
         if rules.mode == "none":
-            self._notice("warning", f"no kube-proxy rules on {node} (iptables nor nftables): is kube-proxy replaced?")
+            self._notice(
+                "warning",
+                f"no kube-proxy rules on {node} (iptables nor nftables): is kube-proxy replaced?",
+            )
             return
         tree = chain_tree(rules, self._service)
         if node == next(iter(sorted(self._nodes))):
@@ -298,9 +386,16 @@ class ClusterSession:
         before = known.get(node)
         known[node] = chains
         if before != chains:
-            self._emit(RulesSynced(time.time(), self._service.key, tuple(sorted(chains - (before or set()))),
-                                   tuple(sorted((before or set()) - chains)), backend=tree.backend,
-                                   took_ms=(time.time() - started) * 1000))
+            self._emit(
+                RulesSynced(
+                    time.time(),
+                    self._service.key,
+                    tuple(sorted(chains - (before or set()))),
+                    tuple(sorted((before or set()) - chains)),
+                    backend=tree.backend,
+                    took_ms=(time.time() - started) * 1000,
+                )
+            )
 
     def _emit(self, event: Any) -> None:
         if self._sink is not None:
@@ -328,11 +423,15 @@ class ClusterSession:
         """Patch svcwatch's slice to the scenario; the watch brings the change back as events."""
         scenario = get_scenario(name)
         if scenario.pod_action:
-            raise InputError(f"scenario {name} changes a pod, which svcwatch does not do on a real cluster")
+            raise InputError(
+                f"scenario {name} changes a pod, which svcwatch does not do on a real cluster"
+            )
         if self.editor is None:
             raise InputError("the cluster session is not running (start it first)")
         self._notice("scenario", f"scenario {scenario.name}: {scenario.title}")
-        taken = [p["status"]["podIP"] for p in self._all_pods() if (p.get("status") or {}).get("podIP")]
+        taken = [
+            p["status"]["podIP"] for p in self._all_pods() if (p.get("status") or {}).get("podIP")
+        ]
         self.editor.apply_scenario(name, taken)
 
     def apply_slice_text(self, text: str) -> None:
@@ -353,11 +452,15 @@ class ClusterSession:
             pod = pods.get(endpoint.address)
             ports = [p.port for p in self.current_slice().ports] or [None]
             for port in ports:
-                facts.append(EndpointFacts(
-                    address=endpoint.address or "", port=port,
-                    pod=pod["metadata"]["name"] if pod else None, listening=None,
-                    node=endpoint.node_name or ((pod or {}).get("spec") or {}).get("nodeName"),
-                ))
+                facts.append(
+                    EndpointFacts(
+                        address=endpoint.address or "",
+                        port=port,
+                        pod=pod["metadata"]["name"] if pod else None,
+                        listening=None,
+                        node=endpoint.node_name or ((pod or {}).get("spec") or {}).get("nodeName"),
+                    )
+                )
         return facts
 
     def _all_pods(self) -> list[dict[str, Any]]:

@@ -9,10 +9,11 @@ one node is watched, so a one-node cluster reads exactly like the lab.
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Callable
-from typing import IO, Any
+from typing import Any, BinaryIO, cast
 
 from svcwatch.capture.pcapstream import iter_pcap_events
 from svcwatch.cluster.agent import NodeAgent, NodeRules
@@ -24,7 +25,7 @@ from svcwatch.sinks import EventSink
 
 
 def backend_of(rules: NodeRules) -> str:
-    """`iptables-nft` / `iptables-legacy` from the dump's header, or `nftables` (kube-proxy nft mode)."""
+    """`iptables-nft`/`iptables-legacy` from the dump's header, or `nftables` (nft mode)."""
     if rules.mode != "iptables":
         return rules.mode
     from svcwatch.kubeproxy.restore import detect_backend
@@ -52,8 +53,15 @@ def chain_tree(rules: NodeRules, service: Service) -> ChainTree:
 class NodeWatch:
     """Capture and rule reads on one node through its agent."""
 
-    def __init__(self, agent: NodeAgent, sink: EventSink, *, label_node: bool,
-                 on_error: Callable[[str], None], node_ip: str) -> None:
+    def __init__(
+        self,
+        agent: NodeAgent,
+        sink: EventSink,
+        *,
+        label_node: bool,
+        on_error: Callable[[str], None],
+        node_ip: str,
+    ) -> None:
         self.agent = agent
         self.node_ip = node_ip
         self.sink = sink
@@ -61,7 +69,7 @@ class NodeWatch:
         self.on_error = on_error
         self.ifnames: dict[int, str] = {}
         self.bpf = ""
-        self._stream: IO[bytes] | None = None
+        self._stream: io.RawIOBase | None = None
         self._reader: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -70,29 +78,40 @@ class NodeWatch:
         return self.agent.node
 
     def start_capture(self, bpf: str, service_key: str) -> None:
-        """(Re)start tcpdump with `bpf`; the interface names are re-read each time (pods come and go)."""
+        """(Re)start tcpdump with `bpf`; interface names are re-read (pods come and go)."""
         self.stop_capture()
         self.ifnames = self.agent.links()
         stream = self.agent.capture(bpf)
         with self._lock:
             self._stream, self.bpf = stream, bpf
-        self._reader = threading.Thread(target=self._read, args=(stream,), name=f"agent-{self.node}", daemon=True)
+        self._reader = threading.Thread(
+            target=self._read, args=(stream,), name=f"agent-{self.node}", daemon=True
+        )
         self._reader.start()
         where = f" on {self.node}" if self.label_node else ""
-        self.sink.emit(CaptureStarted(time.time(), service_key + where, bpf, link="Linux SLL2",
-                                      interfaces=tuple(sorted(self.ifnames.values()))))
+        self.sink.emit(
+            CaptureStarted(
+                time.time(),
+                service_key + where,
+                bpf,
+                link="Linux SLL2",
+                interfaces=tuple(sorted(self.ifnames.values())),
+            )
+        )
 
-    def _read(self, stream: IO[bytes]) -> None:
+    def _read(self, stream: io.RawIOBase) -> None:
         node = self.node if self.label_node else None
         try:
-            for event in iter_pcap_events(stream, ifnames=self.ifnames, node=node):
+            for event in iter_pcap_events(cast(BinaryIO, stream), ifnames=self.ifnames, node=node):
                 self.sink.emit(event)
         except (InputError, SetupError, OSError, ValueError) as exc:
             if not stream.closed:
                 self.on_error(f"capture on {self.node} stopped: {' '.join(str(exc).split())}")
         if not stream.closed:  # tcpdump ended on its own: say so, with its last words
             said = getattr(stream, "stderr_text", "")
-            self.on_error(f"capture on {self.node} ended: {' '.join(said.split())[-160:] or 'tcpdump exited'}")
+            self.on_error(
+                f"capture on {self.node} ended: {' '.join(said.split())[-160:] or 'tcpdump exited'}"
+            )
 
     def stop_capture(self) -> None:
         with self._lock:

@@ -98,14 +98,20 @@ class MockCluster:
     def requests(self, method: str | None = None, path_part: str = "") -> list[Any]:
         """The request log, filtered by HTTP method and a path fragment."""
         return [
-            r for r in list(self.handler)
+            r
+            for r in list(self.handler)
             if (method is None or str(r.method.value) == method) and path_part in r.url.path
         ]
 
     def stored(self, plural_ref: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The emulator's current copy of an object (None when absent or deleted)."""
         for (resource, ns, obj_name), obj in list(self.handler.objects.items()):
-            if resource.plural == plural_ref and ns == namespace and obj_name == name and not obj.deleted:
+            if (
+                resource.plural == plural_ref
+                and ns == namespace
+                and obj_name == name
+                and not obj.deleted
+            ):
                 return dict(obj.raw)
         return None
 
@@ -123,24 +129,73 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MockClu
         mock.stop()
 
 
-def make_pod(api: ClusterApi, namespace: str, name: str, labels: dict[str, str], *, node: str = "node-1",
-             ip: str | None = None) -> None:
+def make_pod(
+    api: ClusterApi,
+    namespace: str,
+    name: str,
+    labels: dict[str, str],
+    *,
+    node: str = "node-1",
+    ip: str | None = None,
+) -> None:
     """Play the scheduler (and, with `ip`, the kubelet): a pod on `node`, Ready with that IP."""
-    api.create("Pod", namespace, {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels,
-                     "creationTimestamp": "2025-01-01T00:00:00Z"},
-        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "alpine/socat"}]},
-        "status": {"phase": "Pending"},
-    })
+    api.create(
+        "Pod",
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": labels,
+                "creationTimestamp": "2025-01-01T00:00:00Z",
+            },
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "alpine/socat"}]},
+            "status": {"phase": "Pending"},
+        },
+    )
     if ip is not None:
         make_ready(api, namespace, name, ip)
 
 
-def make_ready(api: ClusterApi, namespace: str, name: str, ip: str, host_ip: str = "172.18.0.2") -> None:
+def make_ready(
+    api: ClusterApi, namespace: str, name: str, ip: str, host_ip: str = "172.18.0.2"
+) -> None:
     """Play the kubelet: the pod runs, is Ready and has `ip`."""
-    api.merge_patch("Pod", namespace, name, {"status": {
-        "phase": "Running", "podIP": ip, "hostIP": host_ip,
-        "conditions": [{"type": "Ready", "status": "True"}],
-        "containerStatuses": [{"name": "c", "ready": True, "state": {"running": {}}}],
-    }})
+    api.merge_patch(
+        "Pod",
+        namespace,
+        name,
+        {
+            "status": {
+                "phase": "Running",
+                "podIP": ip,
+                "hostIP": host_ip,
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [{"name": "c", "ready": True, "state": {"running": {}}}],
+            }
+        },
+    )
+
+
+def make_slice(
+    api: ClusterApi, name: str, manager: str, endpoints: list[dict[str, Any]], port: int = 12345
+) -> dict[str, Any]:
+    """An EndpointSlice of Service default/socat managed by `manager`; the server's copy."""
+    labels = {
+        "kubernetes.io/service-name": "socat",
+        "endpointslice.kubernetes.io/managed-by": manager,
+    }
+    return api.create(
+        "EndpointSlice",
+        "default",
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {"name": name, "namespace": "default", "labels": labels},
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+            "ports": [{"name": "", "port": port, "protocol": "TCP"}],
+        },
+    )

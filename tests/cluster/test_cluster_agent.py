@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster, cluster  # noqa: F401 - fixture
+from kmock_cluster import MockCluster
 
 from svcwatch.cluster.agent import agent_pod_name, delete_agents, start_agent
 from svcwatch.model.errors import SetupError
 
 pytestmark = pytest.mark.cluster
+cluster = kmock_cluster.cluster  # the per-test kmock server fixture
 
 
 def run_container(cluster: MockCluster, name: str) -> None:
@@ -49,8 +51,8 @@ def test_agent_pod_is_pinned_privileged_labelled_and_deleted(cluster: MockCluste
     assert container["image"] == "nicolaka/netshoot:v0.13"
     assert pod["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "svcwatch"
     assert (
-        lines[0]
-        == "started node agent svcwatch-agent-k3d-demo-agent-1 on k3d-demo-agent-1 (nicolaka/netshoot:v0.13)"
+        lines[0] == "started node agent svcwatch-agent-k3d-demo-agent-1 on k3d-demo-agent-1 "
+        "(nicolaka/netshoot:v0.13)"
     )
 
     assert delete_agents(cluster.api(), "default") == [name]

@@ -1,4 +1,4 @@
-"""`svcwatch cluster ...` as a user runs it: one stderr line and exit 2 for every fixable problem."""
+"""`svcwatch cluster ...` as a user runs it: one stderr line, exit 2, for fixable problems."""
 
 from __future__ import annotations
 
@@ -9,19 +9,27 @@ from pathlib import Path
 from typing import Any
 
 import kmock
+import kmock_cluster
 import pytest
-from kmock_cluster import CONTEXT, MockCluster, cluster, make_pod  # noqa: F401 - fixture
+from kmock_cluster import CONTEXT, MockCluster, make_pod
 
 from svcwatch.cluster.faults import SliceEditor
 
 pytestmark = pytest.mark.cluster
+cluster = kmock_cluster.cluster  # the per-test kmock server fixture
 
 
 def svcwatch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}  # never the user's cluster
+    full_env = {
+        k: v for k, v in os.environ.items() if k != "KUBECONFIG"
+    }  # never the user's cluster
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "svcwatch", *args], capture_output=True, text=True, env=full_env, timeout=60,
+        [sys.executable, "-m", "svcwatch", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
     )
 
 
@@ -30,20 +38,31 @@ def state_env(cluster: MockCluster) -> dict[str, str]:
 
 
 def forbid(handler: Any, method: kmock.method, group: str, plural: str) -> None:
-    message = (f'{plural}.{group} is forbidden: User "demo" cannot {method.value.lower()} resource '
-               f'"{plural}" in API group "{group}" in the namespace "default"')
-    status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden",
-              "code": 403, "message": message}
+    message = (
+        f'{plural}.{group} is forbidden: User "demo" cannot {method.value.lower()} resource '
+        f'"{plural}" in API group "{group}" in the namespace "default"'
+    )
+    status = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "reason": "Forbidden",
+        "code": 403,
+        "message": message,
+    }
     handler[method, kmock.resource(group, "v1", plural)] << 403 << status
 
 
 def test_rbac_denial_is_one_line_naming_the_missing_verb(cluster: MockCluster) -> None:
     cluster.on_loop(lambda h: forbid(h, kmock.method.POST, "apps", "deployments"))
-    done = svcwatch("cluster", "up", "--kubeconfig", str(cluster.kubeconfig), env=state_env(cluster))
+    done = svcwatch(
+        "cluster", "up", "--kubeconfig", str(cluster.kubeconfig), env=state_env(cluster)
+    )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
     assert done.stderr.startswith(
-        "svcwatch: error: RBAC denied: cannot create deployments.apps in namespace default as context 'kmock'"
+        "svcwatch: error: RBAC denied: cannot create deployments.apps in namespace default as "
+        "context 'kmock'"
     )
     assert "manifests/rbac.yaml" in done.stderr
 
@@ -52,8 +71,10 @@ def test_missing_kubeconfig_is_one_line(tmp_path: Path) -> None:
     done = svcwatch("cluster", "status", "--kubeconfig", str(tmp_path / "nope"))
     assert done.returncode == 2
     assert done.stderr == (
-        f"svcwatch: error: no kubeconfig at {tmp_path / 'nope'}: pass --kubeconfig FILE or set KUBECONFIG "
-        "(k3d: `k3d kubeconfig merge NAME --kubeconfig-switch-context`, kind: `kind export kubeconfig`)\n"
+        f"svcwatch: error: no kubeconfig at {tmp_path / 'nope'}: pass --kubeconfig FILE or set "
+        "KUBECONFIG "
+        "(k3d: `k3d kubeconfig merge NAME --kubeconfig-switch-context`, kind: `kind export "
+        "kubeconfig`)\n"
     )
 
 
@@ -64,7 +85,9 @@ def test_kubeconfig_env_is_honoured(tmp_path: Path) -> None:
 
 
 def test_unknown_context_is_one_line_listing_the_known_ones(cluster: MockCluster) -> None:
-    done = svcwatch("--context", "k3d-nope", "cluster", "status", "--kubeconfig", str(cluster.kubeconfig))
+    done = svcwatch(
+        "--context", "k3d-nope", "cluster", "status", "--kubeconfig", str(cluster.kubeconfig)
+    )
     assert done.returncode == 2
     assert done.stderr == (
         f"svcwatch: error: context 'k3d-nope' is not in {cluster.kubeconfig}: "
@@ -90,11 +113,16 @@ def test_up_status_restore_down_from_the_shell(cluster: MockCluster) -> None:
     assert up.returncode == 0, up.stderr
     assert "ready: Service default/socat -> pod socat-1 (10.42.0.5) on node node-1" in up.stdout
 
-    editor = SliceEditor(cluster.api(), CONTEXT, "default", "socat")  # a dashboard that then crashes
+    editor = SliceEditor(
+        cluster.api(), CONTEXT, "default", "socat"
+    )  # a dashboard that then crashes
     editor.attach()
     editor.apply_scenario("wrong-port")
     status = svcwatch("cluster", "status", "--kubeconfig", kubeconfig, env=env)
-    assert "EndpointSlice socat (managed by svcwatch; faults patch this one): 10.42.0.5:12346 ready" in status.stdout
+    assert (
+        "EndpointSlice socat (managed by svcwatch; faults patch this one): 10.42.0.5:12346 ready"
+        in status.stdout
+    )
     assert "saved original of EndpointSlice default/socat" in status.stdout
 
     restored = svcwatch("cluster", "restore", "--kubeconfig", kubeconfig, env=env)

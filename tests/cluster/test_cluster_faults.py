@@ -1,12 +1,13 @@
-"""Fault keys on a cluster: the right merge patch, to svcwatch's slice only, and an exact restore."""
+"""Fault keys on a cluster: the right merge patch, to svcwatch's slice only; exact restore."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster, cluster  # noqa: F401 - fixture
+from kmock_cluster import MockCluster
 
 from svcwatch.cluster.api import ClusterApi
 from svcwatch.cluster.faults import SliceEditor
@@ -14,26 +15,21 @@ from svcwatch.cluster.objects import list_saved
 from svcwatch.model.errors import InputError, SetupError
 
 pytestmark = pytest.mark.cluster
+cluster = kmock_cluster.cluster  # the per-test kmock server fixture
 
 SLICE_PATH = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
-HAPPY_ENDPOINTS = [{
-    "addresses": ["10.42.0.17"],
-    "conditions": {"ready": True, "serving": True, "terminating": False},
-    "nodeName": "node-1",
-    "targetRef": {"kind": "Pod", "namespace": "default", "name": "socat-7d9f", "uid": "d1f0"},
-}]
-
-
-def make_slice(api: ClusterApi, name: str, manager: str, namespace: str = "default") -> dict[str, Any]:
-    body = {
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": name, "namespace": namespace, "labels": {
-            "kubernetes.io/service-name": "socat", "endpointslice.kubernetes.io/managed-by": manager}},
-        "addressType": "IPv4",
-        "endpoints": HAPPY_ENDPOINTS,
-        "ports": [{"name": "", "port": 12345, "protocol": "TCP"}],
+HAPPY_ENDPOINTS = [
+    {
+        "addresses": ["10.42.0.17"],
+        "conditions": {"ready": True, "serving": True, "terminating": False},
+        "nodeName": "node-1",
+        "targetRef": {"kind": "Pod", "namespace": "default", "name": "socat-7d9f", "uid": "d1f0"},
     }
-    return api.create("EndpointSlice", namespace, body)
+]
+
+
+def make_slice(api: ClusterApi, name: str, manager: str) -> dict[str, Any]:
+    return kmock_cluster.make_slice(api, name, manager, HAPPY_ENDPOINTS)
 
 
 def slice_patches(cluster: MockCluster) -> list[tuple[str, str, Any]]:
@@ -46,7 +42,9 @@ def slice_patches(cluster: MockCluster) -> list[tuple[str, str, Any]]:
 def test_each_fault_sends_its_patch_to_the_owned_slice_only(cluster: MockCluster) -> None:
     kube = cluster.api()
     make_slice(kube, "socat", "svcwatch")
-    make_slice(kube, "socat-abcde", "endpointslice-controller.k8s.io")  # a foreign slice, same Service
+    make_slice(
+        kube, "socat-abcde", "endpointslice-controller.k8s.io"
+    )  # a foreign slice, same Service
     editor = SliceEditor(kube, "kmock", "default", "socat")
     editor.attach()
 
@@ -66,7 +64,9 @@ def test_each_fault_sends_its_patch_to_the_owned_slice_only(cluster: MockCluster
     assert [e["addresses"] for e in mixed["endpoints"]] == [["10.42.0.19"], ["10.42.0.17"]]
     assert [e["addresses"] for e in happy["endpoints"]] == [["10.42.0.17"]]
     assert set(wrong_port) == {"endpoints", "ports"}  # never metadata, never another field
-    assert cluster.stored("endpointslices", "default", "socat-abcde")["endpoints"] == HAPPY_ENDPOINTS
+    assert (
+        cluster.stored("endpointslices", "default", "socat-abcde")["endpoints"] == HAPPY_ENDPOINTS
+    )
 
 
 def test_quit_restores_exactly_the_original(cluster: MockCluster) -> None:
@@ -75,7 +75,9 @@ def test_quit_restores_exactly_the_original(cluster: MockCluster) -> None:
     editor = SliceEditor(kube, "kmock", "default", "socat")
     editor.attach()
     editor.apply_scenario("mixed")
-    assert list_saved("kmock")[0].original["endpoints"] == HAPPY_ENDPOINTS  # saved before the change
+    assert (
+        list_saved("kmock")[0].original["endpoints"] == HAPPY_ENDPOINTS
+    )  # saved before the change
 
     assert editor.restore() is True
 
@@ -127,7 +129,9 @@ def test_kube_system_is_refused_even_with_take_over(cluster: MockCluster) -> Non
     assert cluster.requests() == []
 
 
-def test_an_edited_slice_patches_endpoints_and_ports_and_rejects_another_name(cluster: MockCluster) -> None:
+def test_an_edited_slice_patches_endpoints_and_ports_and_rejects_another_name(
+    cluster: MockCluster,
+) -> None:
     kube = cluster.api()
     make_slice(kube, "socat", "svcwatch")
     editor = SliceEditor(kube, "kmock", "default", "socat")
@@ -144,7 +148,7 @@ def open_manifest_text() -> str:
     from svcwatch.locations import package_data_dir
 
     text = (package_data_dir("manifests") / "socat.yaml").read_text()
-    return text[text.index("apiVersion: discovery.k8s.io/v1"):]
+    return text[text.index("apiVersion: discovery.k8s.io/v1") :]
 
 
 def test_saved_state_is_plain_json_naming_context_and_slice(cluster: MockCluster) -> None:

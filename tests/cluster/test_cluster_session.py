@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster, cluster, make_pod  # noqa: F401 - fixture
+from kmock_cluster import MockCluster, make_pod
 
 from svcwatch import netns
 from svcwatch.cluster.transport import LocalTransport
@@ -23,6 +24,7 @@ from svcwatch.session.cluster import ClusterSession
 from svcwatch.sinks import CollectingSink
 
 pytestmark = [pytest.mark.cluster, pytest.mark.lab]
+cluster = kmock_cluster.cluster  # the per-test kmock server fixture
 
 RESTORE = Path(__file__).resolve().parents[1] / "data" / "iptables" / "k3s-node.restore"
 
@@ -34,7 +36,9 @@ def node_ns() -> Iterator[str]:
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        netns.run_in(name, ["iptables-restore", "--counters", str(RESTORE)], check=True, capture_output=True)
+        netns.run_in(
+            name, ["iptables-restore", "--counters", str(RESTORE)], check=True, capture_output=True
+        )
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
@@ -60,9 +64,19 @@ def kubelet_for_agents(cluster: MockCluster, stop: threading.Event) -> None:
     while not stop.wait(0.1):
         for pod in api.list("Pod", "default", {"app.kubernetes.io/component": "node-agent"}):
             if not (pod.get("status") or {}).get("containerStatuses"):
-                api.merge_patch("Pod", "default", pod["metadata"]["name"], {"status": {
-                    "phase": "Running", "hostIP": "172.18.0.2", "podIP": "172.18.0.2",
-                    "containerStatuses": [{"name": "agent", "state": {"running": {}}}]}})
+                api.merge_patch(
+                    "Pod",
+                    "default",
+                    pod["metadata"]["name"],
+                    {
+                        "status": {
+                            "phase": "Running",
+                            "hostIP": "172.18.0.2",
+                            "podIP": "172.18.0.2",
+                            "containerStatuses": [{"name": "agent", "state": {"running": {}}}],
+                        }
+                    },
+                )
 
 
 def wait_for(check: Callable[[], bool], what: str, seconds: float = 20) -> None:
@@ -75,34 +89,55 @@ def wait_for(check: Callable[[], bool], what: str, seconds: float = 20) -> None:
 
 def seed_demo(cluster: MockCluster) -> dict[str, Any]:
     api = cluster.api()
-    api.create("Service", "default", {"apiVersion": "v1", "kind": "Service", "metadata": {
-        "name": "socat", "namespace": "default"}, "spec": {"type": "NodePort", "clusterIP": "10.43.161.224",
-        "ports": [{"port": 12345, "nodePort": 31234, "protocol": "TCP"}]}})
+    api.create(
+        "Service",
+        "default",
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "socat", "namespace": "default"},
+            "spec": {
+                "type": "NodePort",
+                "clusterIP": "10.43.161.224",
+                "ports": [{"port": 12345, "nodePort": 31234, "protocol": "TCP"}],
+            },
+        },
+    )
     make_pod(api, "default", "socat-1", {"app": "socat"}, node="k3s-node", ip="10.42.0.142")
-    return api.create("EndpointSlice", "default", {
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": "socat", "namespace": "default", "labels": {
-            "kubernetes.io/service-name": "socat", "endpointslice.kubernetes.io/managed-by": "svcwatch"}},
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": ["10.42.0.142"], "conditions": {"ready": True}, "nodeName": "k3s-node"}],
-        "ports": [{"name": "", "port": 12345, "protocol": "TCP"}]})
+    endpoint = {"addresses": ["10.42.0.142"], "conditions": {"ready": True}, "nodeName": "k3s-node"}
+    return kmock_cluster.make_slice(api, "socat", "svcwatch", [endpoint])
 
 
-def test_session_watches_breaks_and_restores(cluster: MockCluster, node_ns: str, echo_port: int) -> None:
+def test_session_watches_breaks_and_restores(
+    cluster: MockCluster, node_ns: str, echo_port: int
+) -> None:
     original = seed_demo(cluster)
     stop_kubelet = threading.Event()
     threading.Thread(target=kubelet_for_agents, args=(cluster, stop_kubelet), daemon=True).start()
-    session = ClusterSession(kubeconfig=str(cluster.kubeconfig), probe_target=f"127.0.0.1:{echo_port}",
-                             interval=0.2, transport_factory=lambda *_: LocalTransport(node_ns))
+    session = ClusterSession(
+        kubeconfig=str(cluster.kubeconfig),
+        probe_target=f"127.0.0.1:{echo_port}",
+        interval=0.2,
+        transport_factory=lambda *_: LocalTransport(node_ns),
+    )
     sink = CollectingSink()
     try:
         session.start(sink)
-        wait_for(lambda: any(isinstance(e, SliceChanged) for e in sink.snapshot()), "the slice's first state")
+        wait_for(
+            lambda: any(isinstance(e, SliceChanged) for e in sink.snapshot()),
+            "the slice's first state",
+        )
         wait_for(lambda: any(isinstance(e, RulesSynced) for e in sink.snapshot()), "the rules read")
-        wait_for(lambda: any(isinstance(e, ProbeEvent) and e.ok for e in sink.snapshot()), "an echo")
+        wait_for(
+            lambda: any(isinstance(e, ProbeEvent) and e.ok for e in sink.snapshot()), "an echo"
+        )
         session.request_scenario("wrong-port")
-        wait_for(lambda: any(isinstance(e, SliceChanged) and e.change == "MODIFIED" for e in sink.snapshot()),
-                 "the slice change come back through the watch")
+        wait_for(
+            lambda: any(
+                isinstance(e, SliceChanged) and e.change == "MODIFIED" for e in sink.snapshot()
+            ),
+            "the slice change come back through the watch",
+        )
         assert session.current_slice().ports[0].port == 12346
         assert session.current_scenario() == "wrong-port"
     finally:

@@ -1,17 +1,21 @@
-"""`cluster up` / `cluster down` against a kmock API server: what gets created, filled and removed."""
+"""`cluster up` / `cluster down` on a kmock API server: what is created, filled, removed."""
 
 from __future__ import annotations
 
+import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster, cluster, make_pod, make_ready  # noqa: F401 - fixture
+from kmock_cluster import MockCluster, make_pod, make_ready
 
 from svcwatch.cluster.demo import APP_MANAGED_BY, demo_documents, down, up
 from svcwatch.model.errors import SetupError
 
 pytestmark = pytest.mark.cluster
+cluster = kmock_cluster.cluster  # the per-test kmock server fixture
 
 
-def test_up_creates_the_demo_and_fills_the_slice_once_the_pod_is_ready(cluster: MockCluster) -> None:
+def test_up_creates_the_demo_and_fills_the_slice_once_the_pod_is_ready(
+    cluster: MockCluster,
+) -> None:
     kube = cluster.api()
     make_pod(kube, "default", "socat-7d9f", {"app": "socat"})  # scheduled, not Ready yet
     progress: list[str] = []
@@ -40,7 +44,9 @@ def test_up_creates_the_demo_and_fills_the_slice_once_the_pod_is_ready(cluster: 
 
 def test_up_gives_up_with_one_line_naming_the_pod_state(cluster: MockCluster) -> None:
     make_pod(cluster.api(), "default", "socat-1", {"app": "socat"})
-    with pytest.raises(SetupError, match=r"no Ready pod with app=socat in default after 1s \(socat-1: Pending\)"):
+    with pytest.raises(
+        SetupError, match=r"no Ready pod with app=socat in default after 1s \(socat-1: Pending\)"
+    ):
         up(cluster.api(), demo_documents(None, None), progress=lambda _: None, timeout=1)
 
 
@@ -55,14 +61,11 @@ def test_up_reuses_existing_demo_objects(cluster: MockCluster) -> None:
 
 def test_up_refuses_a_foreign_slice_of_the_same_name(cluster: MockCluster) -> None:
     kube = cluster.api()
-    kube.create("EndpointSlice", "default", {
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": "socat", "namespace": "default", "labels": {
-            "kubernetes.io/service-name": "socat",
-            "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}},
-        "addressType": "IPv4", "endpoints": [{"addresses": ["10.42.0.99"]}], "ports": [{"port": 12345}],
-    })
-    with pytest.raises(SetupError, match="managed by 'endpointslice-controller.k8s.io', not svcwatch"):
+    foreign = "endpointslice-controller.k8s.io"
+    kmock_cluster.make_slice(kube, "socat", foreign, [{"addresses": ["10.42.0.99"]}])
+    with pytest.raises(
+        SetupError, match="managed by 'endpointslice-controller.k8s.io', not svcwatch"
+    ):
         up(kube, demo_documents(None, None), progress=lambda _: None)
     assert cluster.requests("PATCH", "/endpointslices/") == []
 
@@ -78,10 +81,23 @@ def test_down_removes_what_svcwatch_created_and_keeps_the_rest(cluster: MockClus
     make_pod(kube, "default", "socat-1", {"app": "socat"}, ip="10.42.0.5")
     docs = demo_documents(None, None)
     up(kube, docs, progress=lambda _: None)
-    kube.merge_patch("Deployment", "default", "socat", {"metadata": {"labels": {APP_MANAGED_BY: "helm"}}})
-    kube.create("Pod", "default", {"metadata": {"name": "svcwatch-agent-node-1", "labels": {
-        "app.kubernetes.io/managed-by": "svcwatch", "app.kubernetes.io/component": "node-agent"}},
-        "spec": {"nodeName": "node-1", "containers": [{"name": "agent", "image": "x"}]}})
+    kube.merge_patch(
+        "Deployment", "default", "socat", {"metadata": {"labels": {APP_MANAGED_BY: "helm"}}}
+    )
+    kube.create(
+        "Pod",
+        "default",
+        {
+            "metadata": {
+                "name": "svcwatch-agent-node-1",
+                "labels": {
+                    "app.kubernetes.io/managed-by": "svcwatch",
+                    "app.kubernetes.io/component": "node-agent",
+                },
+            },
+            "spec": {"nodeName": "node-1", "containers": [{"name": "agent", "image": "x"}]},
+        },
+    )
     lines: list[str] = []
 
     removed = down(kube, docs, "kmock", progress=lines.append)
@@ -90,4 +106,6 @@ def test_down_removes_what_svcwatch_created_and_keeps_the_rest(cluster: MockClus
     assert cluster.stored("deployments", "default", "socat") is not None
     assert "kept Deployment default/socat: svcwatch did not create it" in lines
     assert cluster.stored("services", "default", "socat") is None
-    assert cluster.stored("pods", "default", "socat-1") is not None  # the Deployment's pod is not ours
+    assert (
+        cluster.stored("pods", "default", "socat-1") is not None
+    )  # the Deployment's pod is not ours

@@ -1,9 +1,10 @@
 """Opt-in: the four seed scenarios on whatever cluster the current kubeconfig points at.
 
-Run with `pytest --with-e2e -m e2e tests/e2e` after `k3d cluster create demo -p "31234:31234@server:0"`
+Run with `pytest --with-e2e -m e2e tests/e2e` after
+`k3d cluster create demo -p "31234:31234@server:0"`
 (or kind with extraPortMappings for 31234). Skipped without --with-e2e, and skipped when no
 kubeconfig/cluster answers. Set SVCWATCH_E2E_PROBE=HOST:PORT when the NodePort is mapped elsewhere.
-It runs `cluster up`, a ClusterSession per scenario, checks what the probes saw, then `cluster down`.
+It runs `cluster up`, a ClusterSession per scenario, checks the probes, then `cluster down`.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ def demo() -> Iterator[None]:
 def probes_during(scenario: str, seconds: float = 6.0) -> list[ProbeEvent]:
     from svcwatch.session.cluster import ClusterSession
 
-    session = ClusterSession(namespace=NAMESPACE, probe_target=PROBE, interval=0.5, timeout=1.5,
-                             scenario=scenario)
+    session = ClusterSession(
+        namespace=NAMESPACE, probe_target=PROBE, interval=0.5, timeout=1.5, scenario=scenario
+    )
     sink = CollectingSink()
     session.start(sink)
     try:

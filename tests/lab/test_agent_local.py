@@ -35,9 +35,20 @@ pytestmark = pytest.mark.lab
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "iptables"
 NODE_IP, POD_IP, PORT = "10.42.0.1", "10.42.0.142", 12345
-SOCAT = Service("default", "socat", (ServicePort(PORT, node_port=31234),), type="NodePort", cluster_ip="10.43.161.224")
-SLICE = EndpointSlice("default", "socat", (Endpoint((POD_IP,)),), (EndpointPort(PORT),),
-                      labels={"kubernetes.io/service-name": "socat"})
+SOCAT = Service(
+    "default",
+    "socat",
+    (ServicePort(PORT, node_port=31234),),
+    type="NodePort",
+    cluster_ip="10.43.161.224",
+)
+SLICE = EndpointSlice(
+    "default",
+    "socat",
+    (Endpoint((POD_IP,)),),
+    (EndpointPort(PORT),),
+    labels={"kubernetes.io/service-name": "socat"},
+)
 
 
 @dataclass
@@ -58,13 +69,36 @@ def fake_node() -> Iterator[FakeNode]:
     try:
         ip("netns", "add", node.pod)
         # Both ends are born inside the namespaces: nothing ever appears in the host namespace.
-        ip("-n", node.node, "link", "add", "cni9", "type", "veth", "peer", "name", "eth0", "netns", node.pod)
+        ip(
+            "-n",
+            node.node,
+            "link",
+            "add",
+            "cni9",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            node.pod,
+        )
         ip("-n", node.node, "addr", "add", f"{NODE_IP}/24", "dev", "cni9")
         ip("-n", node.pod, "addr", "add", f"{POD_IP}/24", "dev", "eth0")
-        for name, link in ((node.node, "cni9"), (node.node, "lo"), (node.pod, "eth0"), (node.pod, "lo")):
+        for name, link in (
+            (node.node, "cni9"),
+            (node.node, "lo"),
+            (node.pod, "eth0"),
+            (node.pod, "lo"),
+        ):
             ip("-n", name, "link", "set", link, "up")
         restore = DATA / "k3s-node.restore"
-        netns.run_in(node.node, ["iptables-restore", "--counters", str(restore)], check=True, capture_output=True)
+        netns.run_in(
+            node.node,
+            ["iptables-restore", "--counters", str(restore)],
+            check=True,
+            capture_output=True,
+        )
         yield node
     finally:
         for name in (node.pod, node.node):
@@ -106,8 +140,17 @@ def talk(node_ns: str, port: int) -> bytes | str:
 
 
 def shape(event: PacketEvent) -> tuple[object, ...]:
-    return (event.kind, event.iface, event.direction, event.src, event.dst, event.sport, event.dport,
-            event.flags, event.length)
+    return (
+        event.kind,
+        event.iface,
+        event.direction,
+        event.src,
+        event.dst,
+        event.sport,
+        event.dport,
+        event.flags,
+        event.length,
+    )
 
 
 def test_agent_capture_decodes_like_the_lab_capture(fake_node: FakeNode) -> None:
@@ -123,7 +166,9 @@ def test_agent_capture_decodes_like_the_lab_capture(fake_node: FakeNode) -> None
     lab_capture.start(bpf)
     stream = agent.capture(bpf)  # returns once tcpdump says "listening on"
     events: list[PacketEvent] = []
-    reader = threading.Thread(target=lambda: events.extend(iter_pcap_events(stream, ifnames=ifnames, node=None)))
+    reader = threading.Thread(
+        target=lambda: events.extend(iter_pcap_events(stream, ifnames=ifnames, node=None))
+    )
     reader.start()
     try:
         assert talk(fake_node.node, PORT) == b"hello"
@@ -157,14 +202,21 @@ def test_agent_reads_the_service_chain_among_a_real_nodes_rules(fake_node: FakeN
     assert rules.mode == "iptables"
     assert rules.command in ("iptables-save", "iptables-nft-save", "iptables-legacy-save")
     saved = parse_save(rules.text)
-    assert {"FLANNEL-POSTRTG", "CNI-HOSTPORT-DNAT", "KUBE-SVC-NPX46M4PTMTKRN6Y"} <= set(saved.table("nat").chains)
+    assert {"FLANNEL-POSTRTG", "CNI-HOSTPORT-DNAT", "KUBE-SVC-NPX46M4PTMTKRN6Y"} <= set(
+        saved.table("nat").chains
+    )
     tree = service_tree(saved, SOCAT)
     assert list(tree.chains) == [
-        "KUBE-EXT-6GHM6NOKDRAB634Q", "KUBE-SVC-6GHM6NOKDRAB634Q",
-        "KUBE-SEP-STAYFALK6DPGANUO", "KUBE-SEP-L7Q23S57UQHHMQS4",
+        "KUBE-EXT-6GHM6NOKDRAB634Q",
+        "KUBE-SVC-6GHM6NOKDRAB634Q",
+        "KUBE-SEP-STAYFALK6DPGANUO",
+        "KUBE-SEP-L7Q23S57UQHHMQS4",
     ]
     dnat = [r for r in tree.all_rules() if r.dnat_to]
-    assert [(r.dnat_to, r.packets) for r in dnat] == [("10.42.0.142:12345", 23), ("10.42.0.143:12345", 21)]
+    assert [(r.dnat_to, r.packets) for r in dnat] == [
+        ("10.42.0.142:12345", 23),
+        ("10.42.0.143:12345", 21),
+    ]
     assert all("traefik" not in (r.comment or "") for r in tree.all_rules())
 
 
