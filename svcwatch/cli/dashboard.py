@@ -16,10 +16,18 @@ def run_dashboard(**kwargs: Any) -> None:
     """Open the dashboard with the CLI's flags (see svcwatch/cli/options.py)."""
     from svcwatch.session.factory import make_session  # backends are heavy: import on use
     from svcwatch.ui.app import SvcwatchApp  # Textual is heavy: import on use
+    from svcwatch.ui.script import load_script
 
     theme = kwargs.get("theme")
+    captions, script_path = bool(kwargs.pop("captions", False)), kwargs.pop("script", None)
+    # A bad talk script is a one-line error (exit 2) before the lab is built or Textual starts.
+    script = load_script(script_path) if script_path else None
     session = make_session(**kwargs)
-    app = SvcwatchApp(session, theme_name=theme, keep=bool(kwargs.get("keep")))
+    app = SvcwatchApp(
+        session, theme_name=theme, keep=bool(kwargs.get("keep")), captions=captions, script=script
+    )
     app.run()
+    if not app.stopping:  # closed without `q` (a browser tab under `svcwatch serve`, a signal)
+        session.stop()
     if app.start_error is not None:
         raise SetupError(f"the session did not start: {app.start_error}")

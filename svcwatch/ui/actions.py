@@ -26,6 +26,7 @@ class ActionSpec:
     description: str  # short footer label
     help: str  # one sentence for the help screen and the palette
     show: bool = True  # shown in the footer
+    priority: bool = False  # before the focused widget (the stream scrolls with the arrows)
 
     def binding(self) -> Binding:
         return Binding(
@@ -36,6 +37,7 @@ class ActionSpec:
             tooltip=self.help,
             id=self.id,
             key_display=self.display_key,
+            priority=self.priority,
         )
 
 
@@ -98,6 +100,36 @@ DASHBOARD_ACTIONS: list[ActionSpec] = [
         "next_theme",
         "Theme",
         "Switch to the next theme (dark, light, projector, then your own).",
+    ),
+    ActionSpec(
+        "prestop-replay",
+        "p",
+        "p",
+        "prestop_replay",
+        "preStop",
+        "Replay the rollout with a preStop-style delay: new pod first, old pod kept until the "
+        "rules move, so no connection is lost (lab only).",
+        show=False,
+    ),
+    ActionSpec(
+        "next-scene",
+        "right",
+        "→",
+        "next_scene",
+        "Next scene",
+        "With --script: go to the next scene of the talk (its scenario and caption).",
+        show=False,
+        priority=True,
+    ),
+    ActionSpec(
+        "previous-scene",
+        "left",
+        "←",
+        "previous_scene",
+        "Previous scene",
+        "With --script: go back to the previous scene of the talk.",
+        show=False,
+        priority=True,
     ),
     ActionSpec("help", "question_mark", "?", "help", "Help", "Show this help screen."),
     ActionSpec(

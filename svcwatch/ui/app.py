@@ -14,6 +14,7 @@ from functools import partial
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from svcwatch.model.events import RulesSynced, SliceChanged
@@ -25,6 +26,7 @@ from svcwatch.ui.bridge import UiSink
 from svcwatch.ui.diagnosis import Diagnosis
 from svcwatch.ui.screens.help import HelpScreen
 from svcwatch.ui.screens.main import MainScreen, StoppingScreen
+from svcwatch.ui.script import Scene, ScenePlayer, TalkScript
 from svcwatch.ui.themes import (
     DEFAULT_THEME,
     ROLE_DEFAULTS,
@@ -32,6 +34,7 @@ from svcwatch.ui.themes import (
     default_theme_dirs,
     load_themes,
 )
+from svcwatch.ui.widgets.caption_bar import PRESTOP_CAPTION, CaptionBar
 
 Editor = Callable[[str], "str | None"]
 
@@ -54,6 +57,8 @@ class SvcwatchApp(App[None]):
         theme_dirs: list | None = None,  # type: ignore[type-arg]
         sink_interval: float = 0.1,
         chain_interval: float = 1.0,
+        captions: bool = False,
+        script: TalkScript | None = None,
     ) -> None:
         super().__init__()
         self.session = session
@@ -71,6 +76,10 @@ class SvcwatchApp(App[None]):
         self.session_ready = False
         self.start_error: str | None = None  # why the session did not start, for the CLI
         self._main = MainScreen(clock, self.started_at)
+        self.captions = captions or script is not None
+        self.scenes = ScenePlayer(script) if script is not None else None
+        self._caption_override: tuple[str, str] | None = None  # the preStop replay's caption
+        self._scene_timer: Timer | None = None
 
     # --- compose -------------------------------------------------------------------------------
 
@@ -86,6 +95,8 @@ class SvcwatchApp(App[None]):
         self.set_interval(self.chain_interval, self._refresh_counters)
 
     def on_main_screen_ready(self, _message: MainScreen.Ready) -> None:
+        if self.captions:
+            self.main.mount(CaptionBar(), after="#diagnosis")
         self.sink.start()
         self._start_session()
 
@@ -254,6 +265,70 @@ class SvcwatchApp(App[None]):
         scenario = SCENARIOS.get(name)
         label = f"{scenario.title} ({scenario.key})" if scenario else name
         self.sub_title = f"scenario: {label}"
+        self._show_caption()
+
+    # --- presenter: captions, talk script, the preStop replay ----------------------------------
+
+    def _show_caption(self) -> None:
+        bars = self.main.query(CaptionBar) if self.captions else None
+        if not bars:
+            return
+        scene = self.scenes.current if self.scenes else None
+        position = self.scenes.position if self.scenes and scene else None
+        if self._caption_override is not None:
+            bars.first().show(*self._caption_override)
+        elif scene is not None and scene.scenario == self.scenario:
+            title = SCENARIOS[scene.scenario].title
+            bars.first().show(title, scene.caption, position)
+        else:
+            bars.first().show_scenario(self.scenario)
+
+    def _play_scene(self, scene: Scene | None) -> None:
+        if scene is None or self.stopping:
+            self.notify("no more scenes this way", timeout=2)
+            return
+        if self._scene_timer is not None:
+            self._scene_timer.stop()
+            self._scene_timer = None
+        self._caption_override = None
+        self.post_message(messages.ScenarioRequested(scene.scenario))
+        if scene.pause is not None:
+            self._scene_timer = self.set_timer(scene.pause, self.action_next_scene)
+
+    def action_next_scene(self) -> None:
+        if self.scenes is not None:
+            self._play_scene(self.scenes.next())
+
+    def action_previous_scene(self) -> None:
+        if self.scenes is not None:
+            self._play_scene(self.scenes.previous())
+
+    def action_prestop_replay(self) -> None:
+        if self.stopping:
+            return
+        if not hasattr(self.session, "replay_rollout_with_prestop"):
+            self.notify("the preStop replay needs the lab", severity="warning")
+            return
+        self._caption_override = ("Rollout with preStop", PRESTOP_CAPTION)
+        self._show_caption()
+        self._replay_prestop()
+
+    @work(
+        thread=True,
+        exclusive=True,
+        group="lab",
+        exit_on_error=False,
+        description="preStop replay",
+    )
+    def _replay_prestop(self) -> None:
+        self.session.replay_rollout_with_prestop()  # type: ignore[attr-defined]
+        self._read_endpoints()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Arrows step scenes only when a script runs; otherwise they scroll the stream."""
+        if action in ("next_scene", "previous_scene"):
+            return self.scenes is not None
+        return True
 
     # --- actions (bound through actions.DASHBOARD_ACTIONS) -----------------------------------
 
@@ -262,6 +337,7 @@ class SvcwatchApp(App[None]):
         if self.stopping:
             return
         target = "happy" if name == self.scenario and name != "happy" else name
+        self._caption_override = None
         self.post_message(messages.ScenarioRequested(target))
 
     def action_edit_slice(self) -> None:

@@ -42,6 +42,7 @@ class Evidence:
     arp_asked: dict[str, str] = field(default_factory=dict)  # target IP -> interface seen on
     arp_answered: set[str] = field(default_factory=set)
     host_unreachable: int = 0
+    syn_to: set[str] = field(default_factory=set)  # pod addresses SYNs were DNATed to (on cni0)
 
     def observe(self, event: Event) -> None:
         """Fold one stream event in; a slice change starts a fresh window."""
@@ -55,6 +56,8 @@ class Evidence:
     def _observe_packet(self, packet: PacketEvent) -> None:
         if packet.kind == "tcp-packet" and "RST" in packet.flags and packet.sport is not None:
             self.rst_from.add((packet.src, packet.sport))
+        elif packet.kind == "tcp-packet" and packet.flags == "SYN" and packet.iface == "cni0":
+            self.syn_to.add(packet.dst)
         elif packet.kind == "arp-request":
             # Prefer naming the bridge: that is where the node asks.
             if packet.dst not in self.arp_asked or packet.iface == "cni0":
@@ -70,6 +73,7 @@ class Evidence:
         self.arp_asked.clear()
         self.arp_answered.clear()
         self.host_unreachable = 0
+        self.syn_to.clear()
 
 
 def _port(evidence: Evidence) -> int | None:
@@ -173,6 +177,25 @@ def _all_failed(evidence: Evidence, ready: list[str]) -> Diagnosis:
     )
 
 
+def stale_target(evidence: Evidence) -> str | None:
+    """An address SYNs still go to though the slice no longer lists it: rules not synced yet."""
+    if evidence.slice is None:
+        return None
+    listed = {a for e in evidence.slice.endpoints for a in e.addresses}
+    answered = {address for address, _ in evidence.rst_from} | evidence.arp_answered
+    unanswered = set(evidence.arp_asked) - evidence.arp_answered
+    return next(iter(sorted((evidence.syn_to | unanswered) - listed - answered)), None)
+
+
+def _stale_rules(evidence: Evidence, stale: str, failed: int) -> Diagnosis:
+    return Diagnosis(
+        f"Rules behind the slice: kube-proxy still DNATs to {stale}, which the slice no longer "
+        f"lists (the old pod is gone); {failed} of {len(evidence.probes)} recent probes lost "
+        "until the rules sync",
+        "partial" if failed < len(evidence.probes) else "fail",
+    )
+
+
 def diagnose(evidence: Evidence) -> Diagnosis:
     """The one-sentence diagnosis for what the evidence shows now."""
     ready = _ready_addresses(evidence)
@@ -189,6 +212,9 @@ def diagnose(evidence: Evidence) -> Diagnosis:
     failed = len(evidence.probes) - len(ok)
     if failed == 0:
         return _healthy(evidence, ok)
+    stale = stale_target(evidence)
+    if stale is not None:
+        return _stale_rules(evidence, stale, failed)
     if ok:
         return _mixed(evidence, failed, len(evidence.probes), ready)
     return _all_failed(evidence, ready)
