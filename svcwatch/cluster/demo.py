@@ -12,14 +12,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from svcwatch.cluster.api import ClusterApi, Conflict, has_labels
 from svcwatch.cluster.objects import OWNER, check_editable, list_saved, refuse_protected
-from svcwatch.locations import package_data_dir
+from svcwatch.locations import manifest_files
 from svcwatch.model.errors import InputError, SetupError
 from svcwatch.model.manifest import parse_documents
 
@@ -28,20 +27,6 @@ DEMO_KINDS = ("Deployment", "Service", "EndpointSlice")  # what `cluster up` app
 POLL_SECONDS = 1.0
 
 Progress = Callable[[str], None]
-
-
-def manifest_files(paths: Iterable[str] | None) -> list[Path]:
-    """YAML files named by -f (files or directories), else the bundled manifests/."""
-    roots = [Path(p) for p in paths] if paths else [package_data_dir("manifests")]
-    out: list[Path] = []
-    for root in roots:
-        if root.is_dir():
-            out.extend(sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml")))
-        elif root.is_file():
-            out.append(root)
-        else:
-            raise InputError(f"no such file or directory: {root}", field="-f")
-    return out
 
 
 def demo_documents(paths: Iterable[str] | None, namespace: str | None) -> list[dict[str, Any]]:
