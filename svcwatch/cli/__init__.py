@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, str] = {
     "cluster": "svcwatch.cli.cluster:cluster",
     "replay": "svcwatch.cli.replay:replay",
     "export": "svcwatch.cli.replay:export",
+    "serve": "svcwatch.cli.serve:serve",
 }
 
 
