@@ -134,7 +134,8 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "rollout-race", "8", "Rollout race",
             "A new pod replaces the old one, but the rule still points at the old IP until kube-proxy "
-            "syncs: a burst of ARP failures and timeouts, then recovery.",
+            "syncs: SYNs to an address nobody has any more (flooded, or ARP unanswered) time out, "
+            "then recovery once the rules move.",
             _happy,
             pod_action="rollout",
         ),
