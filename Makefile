@@ -26,6 +26,9 @@ unit: setup
 bench: setup
 	$(PY) benchmarks/lab.py
 	$(PY) benchmarks/capture.py
+	$(PY) benchmarks/watch.py
+	$(PY) benchmarks/record.py
+	$(PY) benchmarks/ui.py
 
 clean-labs: setup
 	$(VENV)/bin/svcwatch lab down --all
