@@ -33,7 +33,7 @@ def user_themes_dir() -> Path:
 
 
 def package_data_dir(name: str) -> Path:
-    """Bundled `themes` or `manifests`: inside the wheel as `_name`, else the repo's top-level copy."""
+    """Bundled `themes` or `manifests`: in the wheel as `_name`, else the repo's top-level copy."""
     here = Path(__file__).resolve().parent
     bundled = here / f"_{name}"
     return bundled if bundled.is_dir() else here.parent / name

@@ -83,7 +83,9 @@ class ObjectStore:
     def read_slice(self) -> EndpointSlice:
         """The stored slice; InputError if the file was hand-edited into something invalid."""
         text = self._read(self.slice_path)
-        objs = [o for o in parse_documents(text, str(self.slice_path)) if isinstance(o, EndpointSlice)]
+        objs = [
+            o for o in parse_documents(text, str(self.slice_path)) if isinstance(o, EndpointSlice)
+        ]
         if len(objs) != 1:
             raise InputError("expected exactly one EndpointSlice", source=str(self.slice_path))
         return objs[0]

@@ -9,7 +9,11 @@ import pytest
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--with-e2e", action="store_true", help="run tests against the real cluster in the kubeconfig")
+    parser.addoption(
+        "--with-e2e",
+        action="store_true",
+        help="run tests against the real cluster in the kubeconfig",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -47,10 +47,12 @@ class LazyGroup(click.Group):
 HELP = """Watch a Kubernetes Service break, live, packet by packet.
 
 With no subcommand, svcwatch builds (or reuses) a lab -- a real mini k3s node made of Linux network
-namespaces, a cni0 bridge, veth pairs, a socat-like echo pod and kube-proxy's exact iptables rules --
-and opens a dashboard with four panes: the Service's iptables chain, its EndpointSlice, the packets
-crossing eth0 -> cni0 -> veth, and TCP echo probes. Keys 1-4 switch between the happy path and the
-seed post's three breaks (wrong port, wrong IP, good+bad mix). The lab needs root (sudo) on Linux.
+namespaces, a cni0 bridge, veth pairs, a socat-like echo pod and kube-proxy's exact iptables
+rules -- and opens a dashboard with four panes: the Service's iptables chain, its EndpointSlice,
+the packets crossing eth0 -> cni0 -> veth, and TCP echo probes. Keys 1-4 switch between the happy
+path and the seed post's three breaks (wrong port, wrong IP, good+bad mix); 5-8 add not-ready, no
+endpoints, pod down and the rollout race. The lab needs root (sudo) on Linux; without it, use
+--cluster or `svcwatch replay --demo`.
 
 \b
   sudo svcwatch                      the dashboard on the lab (torn down on quit unless --keep)
@@ -67,7 +69,7 @@ seed post's three breaks (wrong port, wrong IP, good+bad mix). The lab needs roo
 @options.cluster_options
 @options.dashboard_options
 @click.pass_context
-def cli(ctx: click.Context, **kwargs: Any) -> None:
+def cli(ctx: click.Context, /, **kwargs: Any) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from svcwatch.cli.dashboard import run_dashboard  # Textual is heavy: import on use

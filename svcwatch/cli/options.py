@@ -32,63 +32,151 @@ def scenario_names() -> list[str]:
 
 # The lab's flags one by one, for `svcwatch lab ...` subcommands that take only some of them.
 lab_name_option = click.option(
-    "--name", "lab_name", default=DEFAULT_LAB_NAME, show_default=True, envvar="SVCWATCH_LAB",
-    help="Which lab to build or reuse; labs with different names coexist.")
+    "--name",
+    "lab_name",
+    default=DEFAULT_LAB_NAME,
+    show_default=True,
+    envvar="SVCWATCH_LAB",
+    help="Which lab to build or reuse; labs with different names coexist.",
+)
 manifests_option = click.option(
-    "-f", "--filename", "manifests", multiple=True, type=click.Path(),
-    help="Manifest file or directory (repeatable). Default: the bundled manifests/.")
+    "-f",
+    "--filename",
+    "manifests",
+    multiple=True,
+    type=click.Path(),
+    help="Manifest file or directory (repeatable). Default: the bundled manifests/.",
+)
 pods_option = click.option(
-    "--pods", type=click.IntRange(0, 64), default=7, show_default=True,
-    help="Idle pods on the bridge besides the echo pod (each gets a veth, so ARP floods show).")
+    "--pods",
+    type=click.IntRange(0, 64),
+    default=7,
+    show_default=True,
+    help="Idle pods on the bridge besides the echo pod (each gets a veth, so ARP floods show).",
+)
 
 lab_options = _apply(
     [
         lab_name_option,
         manifests_option,
         pods_option,
-        click.option("-s", "--scenario", default=None,
-                     help="Start in this scenario: happy, wrong-port, wrong-ip, mixed, not-ready, empty, pod-down, rollout-race."),
-        click.option("--sync-delay", type=click.FloatRange(0, 60), default=0.0, show_default=True,
-                     help="Seconds between a slice change and the rules changing (kube-proxy's minSyncPeriod is 1)."),
-        click.option("--keep", is_flag=True, help="Leave the lab running on exit (the next run reuses it)."),
+        click.option(
+            "-s",
+            "--scenario",
+            default=None,
+            help="Start in this scenario: happy, wrong-port, wrong-ip, mixed, not-ready, empty, "
+            "pod-down, rollout-race.",
+        ),
+        click.option(
+            "--sync-delay",
+            type=click.FloatRange(0, 60),
+            default=0.0,
+            show_default=True,
+            help="Seconds between a slice change and the rules changing "
+            "(kube-proxy's minSyncPeriod is 1).",
+        ),
+        click.option(
+            "--keep", is_flag=True, help="Leave the lab running on exit (the next run reuses it)."
+        ),
     ]
 )
 
 probe_options = _apply(
     [
-        click.option("--interval", type=click.FloatRange(0.05, 60), default=1.0, show_default=True,
-                     help="Seconds between TCP echo probes."),
-        click.option("--timeout", type=click.FloatRange(0.05, 60), default=2.0, show_default=True,
-                     help="Seconds a probe waits to connect, and then for the echo."),
-        click.option("--payload", default="hello", show_default=True, help="What each probe sends and expects back."),
-        click.option("--probe", "probe_target", default=None, metavar="HOST:PORT",
-                     help="Probe this address instead of the node's IP:nodePort."),
+        click.option(
+            "--interval",
+            type=click.FloatRange(0.05, 60),
+            default=1.0,
+            show_default=True,
+            help="Seconds between TCP echo probes.",
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(0.05, 60),
+            default=2.0,
+            show_default=True,
+            help="Seconds a probe waits to connect, and then for the echo.",
+        ),
+        click.option(
+            "--payload",
+            default="hello",
+            show_default=True,
+            help="What each probe sends and expects back.",
+        ),
+        click.option(
+            "--probe",
+            "probe_target",
+            default=None,
+            metavar="HOST:PORT",
+            help="Probe this address instead of the node's IP:nodePort.",
+        ),
     ]
 )
 
 cluster_options = _apply(
     [
-        click.option("--cluster", is_flag=True, help="Use a real cluster (kubeconfig) instead of the lab."),
-        click.option("--context", default=None, help="kubeconfig context (default: the current one)."),
-        click.option("--kubeconfig", default=None, type=click.Path(), envvar="KUBECONFIG",
-                     help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)."),
-        click.option("-n", "--namespace", default=None, help="Namespace of the demo Service (default: the manifests')."),
-        click.option("--agent-image", default="nicolaka/netshoot:latest", show_default=True,
-                     help="Image of the short-lived node agent pod (needs tcpdump and iptables)."),
-        click.option("--take-over", is_flag=True,
-                     help="Adopt an EndpointSlice svcwatch did not create (restored on exit)."),
+        click.option(
+            "--cluster", is_flag=True, help="Use a real cluster (kubeconfig) instead of the lab."
+        ),
+        click.option(
+            "--context", default=None, help="kubeconfig context (default: the current one)."
+        ),
+        click.option(
+            "--kubeconfig",
+            default=None,
+            type=click.Path(),
+            envvar="KUBECONFIG",
+            help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).",
+        ),
+        click.option(
+            "-n",
+            "--namespace",
+            default=None,
+            help="Namespace of the demo Service (default: the manifests').",
+        ),
+        click.option(
+            "--agent-image",
+            default="nicolaka/netshoot:latest",
+            show_default=True,
+            help="Image of the short-lived node agent pod (needs tcpdump and iptables).",
+        ),
+        click.option(
+            "--take-over",
+            is_flag=True,
+            help="Adopt an EndpointSlice svcwatch did not create (restored on exit).",
+        ),
     ]
 )
 
 dashboard_options = _apply(
     [
-        click.option("--theme", default=None, help="Theme name (svcwatch-dark, svcwatch-light, svcwatch-projector, or a user theme)."),
-        click.option("--record", type=click.Path(dir_okay=False), default=None,
-                     help="Record everything shown to this file (replay with `svcwatch replay FILE`)."),
-        click.option("--pcap", type=click.Path(dir_okay=False), default=None,
-                     help="Also write every captured packet to this pcapng file."),
-        click.option("--captions", is_flag=True, help="Show a caption bar explaining each scenario to an audience."),
-        click.option("--script", type=click.Path(exists=True, dir_okay=False), default=None,
-                     help="A talk script (YAML list of scenes) stepped with the right-arrow key."),
+        click.option(
+            "--theme",
+            default=None,
+            help="Theme name (svcwatch-dark, svcwatch-light, svcwatch-projector, or a user theme).",
+        ),
+        click.option(
+            "--record",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Record everything shown to this file (replay with `svcwatch replay FILE`).",
+        ),
+        click.option(
+            "--pcap",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Also write every captured packet to this pcapng file.",
+        ),
+        click.option(
+            "--captions",
+            is_flag=True,
+            help="Show a caption bar explaining each scenario to an audience.",
+        ),
+        click.option(
+            "--script",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            help="A talk script (YAML list of scenes) stepped with the right-arrow key.",
+        ),
     ]
 )

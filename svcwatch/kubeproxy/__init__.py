@@ -1,1 +1,1 @@
-"""Pure kube-proxy (iptables mode): Service + EndpointSlices -> rules, and rules <-> iptables text."""
+"""Pure kube-proxy: Service + EndpointSlices -> rules, and rules <-> iptables/nft text."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 class InputError(ValueError):
     """Bad user input: a malformed manifest, a bad address or port, an unknown name."""
 
-    def __init__(self, message: str, *, source: str | None = None, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, source: str | None = None, field: str | None = None
+    ) -> None:
         self.source = source
         self.field = field
         where = ": ".join(part for part in (source, field) if part)

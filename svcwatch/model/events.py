@@ -3,7 +3,8 @@
 Every backend (lab, capture, probe, watcher, cluster agent, replay) emits these and nothing else;
 the dashboard, `run --plain`, `run --json` and recordings all read them. `kind` is the word the seed
 post prints (`tcp-packet`, `arp-request`, `echo-ok`, `io-error`, `capture-started`...), `source` the
-bracketed tag before it (`[pktcap]`, `[tcp-probe]`). Timestamps are wall-clock seconds (time.time()).
+bracketed tag before it (`[pktcap]`, `[tcp-probe]`). Timestamps are wall-clock seconds
+(time.time()).
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ class ProbeEvent:
             )
         # Go's net package words it as "read tcp A->B: i/o timeout"; the seed shows that form.
         phase = self.phase or "connect"
-        return f"{pair} {phase}: {phase} tcp {self.src}:{self.sport or 0}->{self.dst}:{self.dport}: {self.error}"
+        conn = f"{self.src}:{self.sport or 0}->{self.dst}:{self.dport}"
+        return f"{pair} {phase}: {phase} tcp {conn}: {self.error}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +202,8 @@ class SyncTiming:
     def text(self) -> str:
         rules = "n/a" if self.rules_ms is None else f"{self.rules_ms:.1f}ms"
         effect = "pending" if self.effect_ms is None else f"{self.effect_ms:.1f}ms"
-        return f"{self.slice} rv={self.resource_version} write->rules {rules} write->first-packet {effect}"
+        rv = self.resource_version
+        return f"{self.slice} rv={rv} write->rules {rules} write->first-packet {effect}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +227,15 @@ Event = PacketEvent | ProbeEvent | CaptureStarted | SliceChanged | RulesSynced |
 
 EVENT_TYPES: dict[str, type[Any]] = {
     cls.__name__: cls
-    for cls in (PacketEvent, ProbeEvent, CaptureStarted, SliceChanged, RulesSynced, SyncTiming, Notice)
+    for cls in (
+        PacketEvent,
+        ProbeEvent,
+        CaptureStarted,
+        SliceChanged,
+        RulesSynced,
+        SyncTiming,
+        Notice,
+    )
 }
 
 SOURCE_WIDTH = 19  # "[pktcap]" padded as in the seed: `+3.519s  [pktcap]           tcp-packet`

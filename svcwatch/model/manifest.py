@@ -8,7 +8,7 @@ text is pure; reading files is the caller's job.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,11 +93,24 @@ def parse_object(doc: Any, source: str) -> list[Manifest]:
     kind = doc.get("kind")
     if kind == "List":
         items = _list(doc, "items", source)
-        return [obj for i, item in enumerate(items) for obj in parse_object(item, f"{source}.items[{i}]")]
-    parsers = {"Service": parse_service, "EndpointSlice": parse_slice, "Deployment": parse_deployment}
+        return [
+            obj
+            for i, item in enumerate(items)
+            for obj in parse_object(item, f"{source}.items[{i}]")
+        ]
+    parsers: dict[str, Callable[[Mapping[str, Any], str], Manifest]] = {
+        "Service": parse_service,
+        "EndpointSlice": parse_slice,
+        "Deployment": parse_deployment,
+    }
     if kind not in parsers:
-        raise InputError(f"unsupported kind {kind!r} (expected one of {', '.join(parsers)})", source=source, field="kind")
-    return [parsers[kind](doc, source)]
+        raise InputError(
+            f"unsupported kind {kind!r} (expected one of {', '.join(parsers)})",
+            source=source,
+            field="kind",
+        )
+    parsed: Manifest = parsers[kind](doc, source)
+    return [parsed]
 
 
 def parse_service(doc: Mapping[str, Any], source: str) -> Service:
@@ -119,12 +132,18 @@ def parse_service(doc: Mapping[str, Any], source: str) -> Service:
             raise InputError("expected a mapping", source=source, field=f)
         port_name = raw.get("name") or ""
         if len(raw_ports) > 1 and not port_name:
-            raise InputError("a multi-port Service must name every port", source=source, field=f"{f}.name")
+            raise InputError(
+                "a multi-port Service must name every port", source=source, field=f"{f}.name"
+            )
         node_port = raw.get("nodePort")
         if node_port is not None:
             node_port = _port(node_port, source, f"{f}.nodePort")
         elif svc_type in ("NodePort", "LoadBalancer"):
-            raise InputError("a NodePort Service needs a nodePort (svcwatch does not allocate one)", source=source, field=f"{f}.nodePort")
+            raise InputError(
+                "a NodePort Service needs a nodePort (svcwatch does not allocate one)",
+                source=source,
+                field=f"{f}.nodePort",
+            )
         target = raw.get("targetPort")
         if isinstance(target, int) or (isinstance(target, str) and target.isdigit()):
             target = _port(target, source, f"{f}.targetPort")
@@ -139,7 +158,11 @@ def parse_service(doc: Mapping[str, Any], source: str) -> Service:
         )
     policy = spec.get("externalTrafficPolicy", "Cluster")
     if policy not in ("Cluster", "Local"):
-        raise InputError(f"unknown externalTrafficPolicy {policy!r}", source=source, field="spec.externalTrafficPolicy")
+        raise InputError(
+            f"unknown externalTrafficPolicy {policy!r}",
+            source=source,
+            field="spec.externalTrafficPolicy",
+        )
     selector = spec.get("selector") or {}
     if not isinstance(selector, Mapping):
         raise InputError("expected a mapping", source=source, field="spec.selector")
@@ -158,10 +181,18 @@ def parse_service(doc: Mapping[str, Any], source: str) -> Service:
 def parse_slice(doc: Mapping[str, Any], source: str) -> EndpointSlice:
     namespace, name, labels = _metadata(doc, source)
     if not labels.get(SERVICE_NAME_LABEL):
-        raise InputError(f"missing label {SERVICE_NAME_LABEL} (kube-proxy ignores a slice without it)", source=source, field="metadata.labels")
+        raise InputError(
+            f"missing label {SERVICE_NAME_LABEL} (kube-proxy ignores a slice without it)",
+            source=source,
+            field="metadata.labels",
+        )
     address_type = doc.get("addressType")
     if address_type not in ADDRESS_TYPES:
-        raise InputError(f"addressType must be one of {', '.join(ADDRESS_TYPES)}, not {address_type!r}", source=source, field="addressType")
+        raise InputError(
+            f"addressType must be one of {', '.join(ADDRESS_TYPES)}, not {address_type!r}",
+            source=source,
+            field="addressType",
+        )
     endpoints = []
     for i, raw in enumerate(_list(doc, "endpoints", source, optional=True)):
         f = f"endpoints[{i}]"
@@ -169,7 +200,9 @@ def parse_slice(doc: Mapping[str, Any], source: str) -> EndpointSlice:
             raise InputError("expected a mapping", source=source, field=f)
         addresses = _list(raw, "addresses", source, f"{f}.addresses")
         if not addresses:
-            raise InputError("an endpoint needs at least one address", source=source, field=f"{f}.addresses")
+            raise InputError(
+                "an endpoint needs at least one address", source=source, field=f"{f}.addresses"
+            )
         if address_type == "IPv4":
             addresses = [_ipv4(a, source, f"{f}.addresses[{j}]") for j, a in enumerate(addresses)]
         elif address_type == "IPv6":
@@ -213,7 +246,9 @@ def parse_slice(doc: Mapping[str, Any], source: str) -> EndpointSlice:
         address_type=str(address_type),
         labels=labels,
         resource_version=None if version is None else str(version),
-        annotations={str(k): str(v) for k, v in annotations.items()} if isinstance(annotations, Mapping) else {},
+        annotations={str(k): str(v) for k, v in annotations.items()}
+        if isinstance(annotations, Mapping)
+        else {},
     )
 
 
@@ -224,15 +259,25 @@ def parse_deployment(doc: Mapping[str, Any], source: str) -> Deployment:
     pod_spec = _map(template, "spec", source, "spec.template.spec")
     containers = _list(pod_spec, "containers", source, "spec.template.spec.containers")
     if not containers or not isinstance(containers[0], Mapping):
-        raise InputError("needs one container", source=source, field="spec.template.spec.containers")
+        raise InputError(
+            "needs one container", source=source, field="spec.template.spec.containers"
+        )
     c = containers[0]
     ports = tuple(
-        _port(p.get("containerPort"), source, f"spec.template.spec.containers[0].ports[{i}].containerPort")
+        _port(
+            p.get("containerPort"),
+            source,
+            f"spec.template.spec.containers[0].ports[{i}].containerPort",
+        )
         for i, p in enumerate(c.get("ports") or [])
     )
     replicas = spec.get("replicas", 1)
     if not isinstance(replicas, int) or replicas < 0:
-        raise InputError(f"replicas must be a whole number >= 0, not {replicas!r}", source=source, field="spec.replicas")
+        raise InputError(
+            f"replicas must be a whole number >= 0, not {replicas!r}",
+            source=source,
+            field="spec.replicas",
+        )
     pod_labels = (template.get("metadata") or {}).get("labels") or labels
     return Deployment(
         namespace=namespace,
@@ -256,7 +301,8 @@ def collect(objects: Iterable[Manifest]) -> ManifestSet:
 
 def dump_slice(slice_: EndpointSlice) -> str:
     """The slice as YAML, in the API's field order (what `kubectl get -o yaml` shows)."""
-    return yaml.safe_dump(slice_.to_manifest(), sort_keys=False, default_flow_style=False)
+    text: str = yaml.safe_dump(slice_.to_manifest(), sort_keys=False, default_flow_style=False)
+    return text
 
 
 # --- field helpers: each raises InputError naming source and field ---------------------------
@@ -274,14 +320,23 @@ def _metadata(doc: Mapping[str, Any], source: str) -> tuple[str, str, dict[str, 
     return str(namespace), name, {str(k): str(v) for k, v in labels.items()}
 
 
-def _map(doc: Mapping[str, Any], key: str, source: str, path: str | None = None) -> Mapping[str, Any]:
+def _map(
+    doc: Mapping[str, Any], key: str, source: str, path: str | None = None
+) -> Mapping[str, Any]:
     value = doc.get(key)
     if not isinstance(value, Mapping):
         raise InputError(f"expected a mapping, got {value!r}", source=source, field=path or key)
     return value
 
 
-def _list(doc: Mapping[str, Any], key: str, source: str, path: str | None = None, *, optional: bool = False) -> list[Any]:
+def _list(
+    doc: Mapping[str, Any],
+    key: str,
+    source: str,
+    path: str | None = None,
+    *,
+    optional: bool = False,
+) -> list[Any]:
     value = doc.get(key)
     if value is None and optional:
         return []
@@ -300,7 +355,11 @@ def _port(value: Any, source: str, path: str) -> int:
 
 def _protocol(value: Any, source: str, path: str) -> str:
     if value not in PROTOCOLS:
-        raise InputError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {value!r}", source=source, field=path)
+        raise InputError(
+            f"protocol must be one of {', '.join(PROTOCOLS)}, not {value!r}",
+            source=source,
+            field=path,
+        )
     return str(value)
 
 
@@ -321,7 +380,9 @@ def _ipv4(value: Any, source: str, path: str) -> str:
 def _opt_bool(doc: Mapping[str, Any], key: str, source: str, path: str) -> bool | None:
     value = doc.get(key)
     if value is not None and not isinstance(value, bool):
-        raise InputError(f"must be true or false, not {value!r}", source=source, field=f"{path}.{key}")
+        raise InputError(
+            f"must be true or false, not {value!r}", source=source, field=f"{path}.{key}"
+        )
     return value
 
 

@@ -30,7 +30,9 @@ class ScenarioContext:
             return self.unused_ip
         first = next((e.address for e in self.baseline.endpoints if e.address), None)
         if first is None:
-            raise InputError("the baseline slice has no endpoint address to break", field="endpoints")
+            raise InputError(
+                "the baseline slice has no endpoint address to break", field="endpoints"
+            )
         return str(ipaddress.ip_address(first) + 1)
 
     def wrong_port(self, port: int) -> int:
@@ -92,50 +94,68 @@ SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
         Scenario(
-            "happy", "1", "Happy path",
+            "happy",
+            "1",
+            "Happy path",
             "The slice points at the pod's real IP and port: SYN, SYN-ACK, echo.",
             _happy,
         ),
         Scenario(
-            "wrong-port", "2", "Wrong port",
+            "wrong-port",
+            "2",
+            "Wrong port",
             "The slice says port 12346 but the pod listens on 12345: the pod's kernel answers the "
             "DNATed SYN with RST, and the client sees 'connection refused'.",
             _wrong_port,
         ),
         Scenario(
-            "wrong-ip", "3", "Wrong IP",
+            "wrong-ip",
+            "3",
+            "Wrong IP",
             "The slice points at an IP no pod has: the node asks 'who-has' on the bridge, nobody "
             "answers, and the client times out (or gets 'no route to host' once ARP gives up).",
             _wrong_ip,
         ),
         Scenario(
-            "mixed", "4", "Good + bad IP",
+            "mixed",
+            "4",
+            "Good + bad IP",
             "One good and one bad endpoint: kube-proxy's statistic rule sends about half of the "
             "new connections to each, so failures are intermittent.",
             _mixed,
         ),
         Scenario(
-            "not-ready", "5", "Not ready",
-            "The endpoint is not ready, so kube-proxy drops it; with no endpoint left, a filter-table "
-            "REJECT answers at once and the client sees 'connection refused'.",
+            "not-ready",
+            "5",
+            "Not ready",
+            "The endpoint is not ready, so kube-proxy drops it; with no endpoint left, a "
+            "filter-table REJECT answers at once and the client sees 'connection refused'.",
             _not_ready,
         ),
         Scenario(
-            "empty", "6", "No endpoints",
-            "The slice lists no endpoints: kube-proxy writes only the 'has no endpoints' REJECT rules.",
+            "empty",
+            "6",
+            "No endpoints",
+            "The slice lists no endpoints: kube-proxy writes only the 'has no endpoints' "
+            "REJECT rules.",
             _empty,
         ),
         Scenario(
-            "pod-down", "7", "Pod down",
-            "The slice still lists the pod, but its process has crashed: the pod's own kernel sends RST.",
+            "pod-down",
+            "7",
+            "Pod down",
+            "The slice still lists the pod, but its process has crashed: the pod's own kernel "
+            "sends RST.",
             _happy,
             pod_action="stop-listener",
         ),
         Scenario(
-            "rollout-race", "8", "Rollout race",
-            "A new pod replaces the old one, but the rule still points at the old IP until kube-proxy "
-            "syncs: SYNs to an address nobody has any more (flooded, or ARP unanswered) time out, "
-            "then recovery once the rules move.",
+            "rollout-race",
+            "8",
+            "Rollout race",
+            "A new pod replaces the old one, but the rule still points at the old IP until "
+            "kube-proxy syncs: SYNs to an address nobody has any more (flooded, or ARP "
+            "unanswered) time out, then recovery once the rules move.",
             _happy,
             pod_action="rollout",
         ),
@@ -158,4 +178,6 @@ def apply_scenario(name: str, ctx: ScenarioContext) -> EndpointSlice:
 
 def endpoint(address: str, *, ready: bool | None = True, target_ref: str | None = None) -> Endpoint:
     """Shorthand used by transforms and tests."""
-    return Endpoint(addresses=(address,), conditions=EndpointConditions(ready=ready), target_ref=target_ref)
+    return Endpoint(
+        addresses=(address,), conditions=EndpointConditions(ready=ready), target_ref=target_ref
+    )

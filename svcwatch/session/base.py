@@ -32,7 +32,7 @@ class Session(Protocol):
 
     @property
     def kind(self) -> str:
-        """"lab", "cluster" or "replay"."""
+        """ "lab", "cluster" or "replay"."""
 
     @property
     def title(self) -> str:
@@ -51,7 +51,7 @@ class Session(Protocol):
     def current_scenario(self) -> str | None: ...
 
     def request_scenario(self, name: str) -> None:
-        """Switch scenario; the change shows up as SliceChanged/RulesSynced/CaptureStarted events."""
+        """Switch scenario; the change arrives as SliceChanged, RulesSynced, CaptureStarted."""
 
     def apply_slice_text(self, text: str) -> None:
         """Apply an edited slice (YAML); raises InputError and applies nothing when invalid."""

@@ -38,7 +38,11 @@ def files_of(layer: str) -> list[Path]:
 def test_pure_core_imports_no_io_libraries(layer: str) -> None:
     for path in files_of(layer):
         bad = {n for n in imports_of(path) if n.split(".")[0] in HEAVY}
-        bad |= {n for n in imports_of(path) if n.startswith("svcwatch.") and n.split(".")[1] not in ("model", "kubeproxy")}
+        bad |= {
+            n
+            for n in imports_of(path)
+            if n.startswith("svcwatch.") and n.split(".")[1] not in ("model", "kubeproxy")
+        }
         assert not bad, f"{path.relative_to(PKG.parent)} imports {sorted(bad)}"
 
 
@@ -47,7 +51,11 @@ def test_backends_never_import_the_ui_or_each_other(layer: str) -> None:
     for path in files_of(layer):
         names = imports_of(path)
         bad = {n for n in names if n.split(".")[0] == "textual" or n.startswith("svcwatch.ui")}
-        bad |= {n for n in names if n.startswith("svcwatch.") and n.split(".")[1] in set(BACKENDS) - {layer}}
+        bad |= {
+            n
+            for n in names
+            if n.startswith("svcwatch.") and n.split(".")[1] in set(BACKENDS) - {layer}
+        }
         assert not bad, f"{path.relative_to(PKG.parent)} imports {sorted(bad)}"
 
 

@@ -44,7 +44,9 @@ def test_conditions_default_like_kubernetes() -> None:
     (s,) = parse_documents(SLICE % ("10.42.0.142", "", "12345"), "s.yaml")
     c = s.endpoints[0].conditions  # type: ignore[union-attr]
     assert (c.is_ready, c.is_serving, c.is_terminating) == (True, True, False)
-    (s,) = parse_documents(SLICE % ("10.42.0.142", "ready: false, terminating: true", "1"), "s.yaml")
+    (s,) = parse_documents(
+        SLICE % ("10.42.0.142", "ready: false, terminating: true", "1"), "s.yaml"
+    )
     c = s.endpoints[0].conditions  # type: ignore[union-attr]
     assert (c.is_ready, c.is_serving, c.is_terminating) == (False, True, True)
 
@@ -58,13 +60,25 @@ def test_slice_round_trips_through_yaml() -> None:
 @pytest.mark.parametrize(
     ("address", "conditions", "port", "message"),
     [
-        ("10.42.0.999", "", "12345", "s.yaml: endpoints[0].addresses[0]: '10.42.0.999' is not an IPv4 address"),
+        (
+            "10.42.0.999",
+            "",
+            "12345",
+            "s.yaml: endpoints[0].addresses[0]: '10.42.0.999' is not an IPv4 address",
+        ),
         ("10.42.0.142", "", "0", "s.yaml: ports[0].port: port must be 1-65535, not 0"),
         ("10.42.0.142", "", "70000", "s.yaml: ports[0].port: port must be 1-65535, not 70000"),
-        ("10.42.0.142", "ready: maybe", "1", "s.yaml: endpoints[0].conditions.ready: must be true or false, not 'maybe'"),
+        (
+            "10.42.0.142",
+            "ready: maybe",
+            "1",
+            "s.yaml: endpoints[0].conditions.ready: must be true or false, not 'maybe'",
+        ),
     ],
 )
-def test_bad_values_name_file_field_and_value(address: str, conditions: str, port: str, message: str) -> None:
+def test_bad_values_name_file_field_and_value(
+    address: str, conditions: str, port: str, message: str
+) -> None:
     with pytest.raises(InputError) as err:
         parse_documents(SLICE % (address, conditions, port), "s.yaml")
     assert str(err.value) == message
@@ -78,6 +92,8 @@ def test_malformed_yaml_is_one_line_with_the_line_number() -> None:
 
 
 def test_slice_without_service_name_label_is_refused() -> None:
-    text = (SLICE % ("10.42.0.142", "", "1")).replace("labels: {kubernetes.io/service-name: socat}", "labels: {}")
+    text = (SLICE % ("10.42.0.142", "", "1")).replace(
+        "labels: {kubernetes.io/service-name: socat}", "labels: {}"
+    )
     with pytest.raises(InputError, match="kubernetes.io/service-name"):
         parse_documents(text, "s.yaml")
