@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from svcwatch.lab.topology import LabSpec, baseline_slice_of, first_service, val
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError, SetupError
 from svcwatch.model.events import RulesSynced
-from svcwatch.model.manifest import ManifestSet, dump_slice, parse_documents
+from svcwatch.model.manifest import ManifestSet, dump_slice, parse_documents, parse_service
 from svcwatch.model.scenario import ScenarioContext, apply_scenario, get_scenario
 from svcwatch.model.service import Service
 from svcwatch.session.base import EndpointFacts
@@ -186,14 +186,16 @@ class LabNode:
         self.store.write_slice(self.baseline_slice(), scenario="happy")
 
     def service(self) -> Service:
-        return replace(self.store.read_service(), cluster_ip=self.spec.cluster_ip)
+        path = self.store.service_path
+        try:
+            stored = _parsed_service(path.read_text(), str(path))
+        except FileNotFoundError:
+            stored = self.store.read_service()  # raises the store's "is the lab up?" InputError
+        return replace(stored, cluster_ip=self.spec.cluster_ip)
 
     def baseline_slice(self) -> EndpointSlice:
         """The manifests' slice, pointing at the current socat pod (a rollout moves it)."""
-        text = (self.store.root / BASELINE_FILE).read_text()
-        baseline = next(
-            o for o in parse_documents(text, BASELINE_FILE) if isinstance(o, EndpointSlice)
-        )
+        baseline = _parsed_baseline((self.store.root / BASELINE_FILE).read_text())
         echo = self.echo_record()
         moved = tuple(
             replace(e, addresses=(echo.ip, *e.addresses[1:]))
@@ -213,8 +215,10 @@ class LabNode:
             return None
 
     def scenario_context(self) -> ScenarioContext:
-        used = {p.ip for p in self.record.pods}
-        return ScenarioContext(baseline=self.baseline_slice(), unused_ip=self.spec.unused_ip(used))
+        used = frozenset(p.ip for p in self.record.pods)
+        return ScenarioContext(
+            baseline=self.baseline_slice(), unused_ip=_unused_ip(self.spec, used)
+        )
 
     def set_scenario(self, name: str) -> EndpointSlice:
         """Do the scenario's pod action, then store its slice (rules follow on `reconcile`)."""
@@ -385,6 +389,23 @@ class LabNode:
             pod = self._pod_record(name)  # reloads self.record: look it up before retiring
             retire(self.record, pod)
             save_record(self.state_root, self.record)
+
+
+# A scenario key re-reads these on every press; parsing the same text again (pure-Python YAML,
+# a walk over the pod CIDR) cost ~5 ms of the key -> rules path. Keyed by content: never stale.
+@lru_cache(maxsize=4)
+def _parsed_service(text: str, source: str) -> Service:
+    return parse_service(yaml.safe_load(text), source)
+
+
+@lru_cache(maxsize=4)
+def _parsed_baseline(text: str) -> EndpointSlice:
+    return next(o for o in parse_documents(text, BASELINE_FILE) if isinstance(o, EndpointSlice))
+
+
+@lru_cache(maxsize=16)
+def _unused_ip(spec: LabSpec, used: frozenset[str]) -> str:
+    return spec.unused_ip(used)
 
 
 def service_manifest(service: Service, cluster_ip: str) -> dict[str, Any]:
