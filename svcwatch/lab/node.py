@@ -206,11 +206,16 @@ class LabNode:
         return replace(baseline.with_endpoints(*moved), resource_version=None, annotations={})
 
     def current_slice(self) -> EndpointSlice:
-        return self.store.read_slice()
+        """The stored slice; InputError if the file was hand-edited into something invalid."""
+        path = self.store.slice_path
+        try:
+            return _parsed_slice(path.read_text(), str(path))
+        except FileNotFoundError:
+            return self.store.read_slice()  # raises the store's "is the lab up?" InputError
 
     def current_scenario(self) -> str | None:
         try:
-            return scenario_of(self.store.read_slice())
+            return scenario_of(self.current_slice())
         except InputError:
             return None
 
@@ -250,7 +255,7 @@ class LabNode:
     def reconcile(self) -> RulesSynced:
         """Render the stored Service and slice and write them into the node, as kube-proxy syncs."""
         with locked(self.state_root, self.spec.name, "sync"):
-            service, slice_ = self.service(), self.store.read_slice()
+            service, slice_ = self.service(), self.current_slice()
             sync = partial(iptables.sync_service, self.spec.node_ns, service, slice_)
             try:
                 # The last sync's memory spares reading the kernel first (kube-proxy's partial
@@ -292,13 +297,13 @@ class LabNode:
         ):
             out.append(f"nothing listens on {echo.ip}:{echo.port} in pod {echo.name}")
         desired = iptables.desired_tree(
-            self.service(), self.store.read_slice(), self.spec.cluster_cidr
+            self.service(), self.current_slice(), self.spec.cluster_cidr
         )
         return out + iptables.tree_differences(desired, self.read_chain())
 
     def endpoint_facts(self) -> list[EndpointFacts]:
         """For each endpoint and port in the stored slice: which pod has the IP, does it listen?"""
-        slice_ = self.store.read_slice()
+        slice_ = self.current_slice()
         by_ip = {p.ip: p for p in self.record.pods}
         ports = [p.port for p in slice_.ports] or [None]
         facts = []
@@ -391,8 +396,17 @@ class LabNode:
             save_record(self.state_root, self.record)
 
 
-# A scenario key re-reads these on every press; parsing the same text again (pure-Python YAML,
-# a walk over the pod CIDR) cost ~5 ms of the key -> rules path. Keyed by content: never stale.
+# A scenario key re-reads these on every press, and the dashboard reads the slice thrice per
+# change: parsing the same text again (pure-Python YAML, a walk over the pod CIDR) held the GIL
+# for ~10 ms of the key -> rules path, while iptables-restore ran. Keyed by content: never stale.
+@lru_cache(maxsize=4)
+def _parsed_slice(text: str, source: str) -> EndpointSlice:
+    found = [o for o in parse_documents(text, source) if isinstance(o, EndpointSlice)]
+    if len(found) != 1:
+        raise InputError("expected exactly one EndpointSlice", source=source)
+    return found[0]
+
+
 @lru_cache(maxsize=4)
 def _parsed_service(text: str, source: str) -> Service:
     return parse_service(yaml.safe_load(text), source)
