@@ -26,16 +26,30 @@ def effective_caps() -> int:
 
 
 def require_lab_privileges() -> None:
-    """SetupError unless the lab can be built here."""
+    """SetupError unless the lab can be built here.
+
+    Capabilities are checked even for root: root in an unprivileged container (or under a dropped
+    bounding set) has uid 0 but no CAP_NET_ADMIN, and would otherwise fail half-way through a build.
+    """
     if not sys.platform.startswith("linux"):
         raise SetupError(
             f"the lab needs Linux network namespaces (this is {sys.platform}): {ALTERNATIVES}"
         )
-    if os.geteuid() == 0:
-        return
     caps = effective_caps()
-    if not (caps >> CAP_NET_ADMIN) & 1 or not (caps >> CAP_SYS_ADMIN) & 1:
+    missing = [
+        name
+        for name, bit in (("CAP_NET_ADMIN", CAP_NET_ADMIN), ("CAP_SYS_ADMIN", CAP_SYS_ADMIN))
+        if not (caps >> bit) & 1
+    ]
+    if not missing:
+        return
+    if os.geteuid() == 0:
         raise SetupError(
-            "the lab needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN): "
-            f"run it with sudo, {ALTERNATIVES}"
+            f"the lab needs {' and '.join(missing)}, which this root process lacks (an "
+            f"unprivileged container? run it with --privileged or --cap-add NET_ADMIN,SYS_ADMIN), "
+            f"{ALTERNATIVES}"
         )
+    raise SetupError(
+        "the lab needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN): "
+        f"run it with sudo, {ALTERNATIVES}"
+    )

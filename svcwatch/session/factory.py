@@ -9,9 +9,8 @@ chosen, so the lab's netlink code never loads for a cluster session and vice ver
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from svcwatch.model.errors import SetupError
 from svcwatch.session.base import Session
 from svcwatch.sinks import EventSink, FanoutSink
 
@@ -46,38 +45,27 @@ class PcapTapSession:
             self.pcap.close()
 
 
-def _missing(part: str, exc: ImportError) -> SetupError:
-    return SetupError(f"{part} is not available in this build of svcwatch ({exc.name} missing)")
-
-
 def make_session(**cli_kwargs: Any) -> Session:
     """The session the flags ask for: ClusterSession with `cluster=True`, else LabSession.
 
     `record` wraps it in a RecordingSession; `pcap` adds a pcapng writer. Other keys are the
-    shared flags of svcwatch.cli.options, passed through to the backend.
+    shared flags of svcwatch.cli.options, passed through to the backend. Bad flags, no root or no
+    kubeconfig raise here, before anything is built or drawn.
     """
     record, pcap = cli_kwargs.pop("record", None), cli_kwargs.pop("pcap", None)
-    # cast: the protocol declares `kind`/`title` as plain attributes, the sessions as properties.
     session: Session
     if cli_kwargs.get("cluster"):
-        try:
-            from svcwatch.session.cluster import ClusterSession  # type: ignore[import-untyped]
-        except ImportError as exc:
-            raise _missing("cluster mode", exc) from exc
-        session = cast(Session, ClusterSession(**cli_kwargs))
+        from svcwatch.session.cluster import ClusterSession
+
+        session = ClusterSession(**cli_kwargs)
     else:
         from svcwatch.session.lab import LabSession
 
-        session = cast(Session, LabSession(**cli_kwargs))
+        session = LabSession(**cli_kwargs)
     if pcap:
-        try:
-            session = cast(Session, PcapTapSession(session, Path(pcap)))
-        except ImportError as exc:
-            raise _missing("--pcap", exc) from exc
+        session = PcapTapSession(session, Path(pcap))
     if record:
-        try:
-            from svcwatch.session.recording import RecordingSession
-        except ImportError as exc:
-            raise _missing("--record", exc) from exc
-        session = cast(Session, RecordingSession(session, Path(record)))
+        from svcwatch.session.recording import RecordingSession
+
+        session = RecordingSession(session, Path(record))
     return session

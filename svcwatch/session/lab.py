@@ -87,8 +87,11 @@ class LabSession:
         state_root: Path | None = None,
         **_ignored: Any,
     ) -> None:
+        from svcwatch.lab.privileges import require_lab_privileges  # stdlib only: cheap
+
         if scenario is not None:
             get_scenario(scenario)  # unknown names fail before anything is built
+        require_lab_privileges()  # no root: one line before any output or any UI
         self.lab_name = lab_name
         self.manifest_paths = list(manifests or [])
         self.idle_pods = pods
