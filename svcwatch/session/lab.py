@@ -87,11 +87,13 @@ class LabSession:
         state_root: Path | None = None,
         **_ignored: Any,
     ) -> None:
-        from svcwatch.lab.privileges import require_lab_privileges  # stdlib only: cheap
+        from svcwatch.lab.iptables import iptables_tool
+        from svcwatch.lab.privileges import require_lab_privileges
 
         if scenario is not None:
             get_scenario(scenario)  # unknown names fail before anything is built
         require_lab_privileges()  # no root: one line before any output or any UI
+        iptables_tool("iptables-restore")  # no iptables: likewise, naming the Debian package
         self.lab_name = lab_name
         self.manifest_paths = list(manifests or [])
         self.idle_pods = pods

@@ -1,0 +1,79 @@
+"""Without the lab's prerequisites every lab entry point says so in one line and builds nothing.
+
+No capabilities: root with CAP_NET_ADMIN/CAP_SYS_ADMIN dropped from the bounding set (setpriv),
+which is exactly what root in an unprivileged container sees. No iptables: a private mount
+namespace (unshare -m) hides /usr/sbin behind an empty tmpfs, so the host's files are untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.lab.conftest import SVCWATCH, lab_namespaces
+
+pytestmark = pytest.mark.lab
+
+DROP = [
+    "setpriv",
+    "--bounding-set",
+    "-net_admin,-sys_admin",
+    "--inh-caps",
+    "-net_admin,-sys_admin",
+    "--",
+]
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
+@pytest.mark.parametrize(
+    "args",
+    [["run", "-d", "1"], [], ["lab", "up"], ["lab", "scenario", "wrong-ip"]],
+    ids=["run", "dashboard", "lab-up", "lab-scenario"],
+)
+def test_no_capabilities_is_one_line_naming_the_alternatives(
+    args: list[str], lab_name: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "SVCWATCH_STATE_DIR": str(tmp_path / "state"), "TERM": "dumb"}
+    out = subprocess.run(
+        [*DROP, SVCWATCH, *args, "--name", lab_name],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert out.returncode == 2, out
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "CAP_NET_ADMIN" in lines[0]
+    assert "svcwatch --cluster" in lines[0] and "replay --demo" in lines[0]
+    assert "Traceback" not in out.stderr + out.stdout
+    assert not lab_namespaces(lab_name)
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux)")
+@pytest.mark.parametrize("args", [["run", "-d", "1"], []], ids=["run", "dashboard"])
+def test_missing_iptables_is_one_line_naming_the_package(
+    args: list[str], lab_name: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "SVCWATCH_STATE_DIR": str(tmp_path / "state"), "TERM": "dumb"}
+    env["PATH"] = "/usr/bin:/bin"  # /usr/sbin (iptables) is hidden below; keep the tools apart
+    script = 'mount -t tmpfs none /usr/sbin && exec "$@"'
+    out = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", SVCWATCH, *args, "--name", lab_name],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert out.returncode == 2, out
+    assert out.stderr.strip().splitlines() == [
+        "svcwatch: error: iptables-restore not found: install the Debian package 'iptables' "
+        "(apt-get install iptables)"
+    ]
+    assert not lab_namespaces(lab_name)
