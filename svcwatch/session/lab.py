@@ -89,14 +89,17 @@ class LabSession:
     ) -> None:
         from svcwatch.lab.iptables import iptables_tool
         from svcwatch.lab.privileges import require_lab_privileges
+        from svcwatch.lab.sources import load_manifests
+        from svcwatch.lab.topology import LabSpec
 
         if scenario is not None:
             get_scenario(scenario)  # unknown names fail before anything is built
         require_lab_privileges()  # no root: one line before any output or any UI
         iptables_tool("iptables-restore")  # no iptables: likewise, naming the Debian package
+        # Bad manifests fail here too, naming file and field, before the dashboard is drawn.
+        self.manifests = load_manifests(manifests or None)
+        self.spec = LabSpec.from_manifests(self.manifests, lab_name, idle_pods=pods)
         self.lab_name = lab_name
-        self.manifest_paths = list(manifests or [])
-        self.idle_pods = pods
         self.start_scenario = scenario
         self.sync_delay = sync_delay
         self.keep = keep
@@ -157,14 +160,11 @@ class LabSession:
 
     def _bring_up(self) -> LabNode:
         from svcwatch.lab.node import LabNode
-        from svcwatch.lab.sources import load_manifests
-        from svcwatch.lab.topology import LabSpec
 
-        manifests = load_manifests(self.manifest_paths or None)
-        spec = LabSpec.from_manifests(manifests, self.lab_name, idle_pods=self.idle_pods)
+        spec = self.spec
         self._notice("info", f"lab {spec.name}: building or reusing (node {spec.node_ip})")
         return LabNode.up(
-            spec, manifests, self.state_root, progress=lambda m: self._notice("info", m)
+            spec, self.manifests, self.state_root, progress=lambda m: self._notice("info", m)
         )
 
     def _start_watcher(self) -> None:

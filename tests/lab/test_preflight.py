@@ -77,3 +77,34 @@ def test_missing_iptables_is_one_line_naming_the_package(
         "(apt-get install iptables)"
     ]
     assert not lab_namespaces(lab_name)
+
+
+@pytest.mark.parametrize("command", [["run", "-d", "1"], []], ids=["run", "dashboard"])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("kind: EndpointSlice\n  bad: [x\n", "line 2: malformed YAML"),
+        (None, "-f: no such file or directory"),
+    ],
+    ids=["malformed-yaml", "missing-file"],
+)
+def test_bad_manifests_fail_before_the_dashboard_opens(
+    command: list[str], content: str | None, message: str, lab_name: str, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "bad.yaml"
+    if content is not None:
+        manifest.write_text(content)
+    env = {**os.environ, "SVCWATCH_STATE_DIR": str(tmp_path / "state"), "TERM": "dumb"}
+    out = subprocess.run(
+        [SVCWATCH, *command, "-f", str(manifest), "--name", lab_name],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert out.returncode == 2, out
+    (line,) = out.stderr.strip().splitlines()
+    assert message in line and str(manifest) in line
+    assert out.stdout == ""  # nothing drawn, nothing streamed
+    assert not lab_namespaces(lab_name)
