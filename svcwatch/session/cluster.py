@@ -284,8 +284,22 @@ class ClusterSession:
             on_error=lambda m: self._notice("warning", m),
             context=self.context,
             kubeconfig=self._kubeconfig_path,
+            on_stale=self._on_stale,
         )
         self._source.start()
+
+    @property
+    def stale_since(self) -> float | None:
+        """When the Service/slice watch broke (time.time()), None while it is live: the UI shows
+        "stale for Ns" from it."""
+        source = self._source
+        return None if source is None else source.stale_since
+
+    def _on_stale(self, since: float | None) -> None:
+        if since is None:
+            self._notice("stale", "cluster watch live again: slice and rules are current")
+        else:
+            self._notice("stale", "cluster watch broken: what is shown may be out of date")
 
     def _start_probes(self, target: tuple[str, int]) -> None:
         assert self._sink is not None

@@ -65,7 +65,8 @@ class RecordingSession:
         self._changed = threading.Event()  # set by slice and rule changes: pull at once
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="svcwatch-record-poll", daemon=True)
-        self.recorder.record_start(time.time() if t0 is None else t0)
+        self.t0 = time.time() if t0 is None else t0  # the dashboard starts its stream here too
+        self.recorder.record_start(self.t0)
 
     @property
     def kind(self) -> str:

@@ -5,17 +5,24 @@ events come at their recorded spacing (scaled by `speed`); everything the dashbo
 with counters, Service, slice, endpoint facts, scenario) is the recorded value at the current
 replay time. A scenario key jumps to the next moment that scenario started. Notices the replay
 itself adds (jumps, the end, damage) have origin "replay", so they never pass for recorded ones.
+
+"Recorded value at the current replay time" allows for the live dashboard's lag: it pulled in
+answer to an event some milliseconds after it, so a replay pulling in answer to the same event
+reads what was recorded up to PULL_WINDOW after the last replayed event -- but never past the next
+change (slice change, rules sync, scenario request) that the replay has not reached yet.
 """
 
 from __future__ import annotations
 
+import bisect
+import math
 import time
 from pathlib import Path
 
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError
-from svcwatch.model.events import Notice
+from svcwatch.model.events import Notice, RulesSynced, SliceChanged
 from svcwatch.model.service import Service
 from svcwatch.record.reader import Recording, latest_at, load_recording
 from svcwatch.record.replay import Player, ReplayClock
@@ -24,6 +31,7 @@ from svcwatch.sinks import EventSink
 
 REPLAY_ORIGIN = "replay"
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 25.0)  # what `[` and `]` step through
+PULL_WINDOW = 0.5  # seconds: the live dashboard pulls within this of the event it answers
 
 
 class ReplaySession:
@@ -42,6 +50,10 @@ class ReplaySession:
         first = self.recording.events[0].ts if self.recording.events else self.recording.start_ts
         self.clock = ReplayClock(first, speed)
         self._player: Player | None = None
+        self._changes = sorted(  # the moments after which pulled state may differ
+            [e.ts for e in self.recording.events if isinstance(e, (SliceChanged, RulesSynced))]
+            + [ts for ts, _ in self.recording.scenario_starts()]
+        )
         self._sink: EventSink | None = None
         created = time.strftime(
             "%Y-%m-%d %H:%M", time.localtime(float(self.recording.header.get("created", 0)))
@@ -74,7 +86,7 @@ class ReplaySession:
         return self._objects()[2]
 
     def current_scenario(self) -> str | None:
-        entry = latest_at(self.recording.scenario_starts(), self.clock.now())
+        entry = latest_at(self.recording.scenario_starts(), self._pull_time())
         return None if entry is None else entry[1]
 
     def request_scenario(self, name: str) -> None:
@@ -97,11 +109,11 @@ class ReplaySession:
         raise InputError("a replay cannot change the slice (it shows what was recorded)")
 
     def read_chain(self) -> ChainTree:
-        entry = latest_at(self.recording.chains, self.clock.now())
+        entry = latest_at(self.recording.chains, self._pull_time())
         return ChainTree(service=self.service().key) if entry is None else entry[1]
 
     def endpoint_facts(self) -> list[EndpointFacts]:
-        entry = latest_at(self.recording.facts, self.clock.now())
+        entry = latest_at(self.recording.facts, self._pull_time())
         return [] if entry is None else [EndpointFacts(**facts) for facts in entry[1]]
 
     # --- replay controls (the UI binds space . [ ]) ----------------------------------------
@@ -159,12 +171,25 @@ class ReplaySession:
     # --- helpers ----------------------------------------------------------------------------
 
     def _objects(self) -> tuple[float, Service, EndpointSlice]:
-        entry = latest_at(self.recording.objects, self.clock.now())
+        entry = latest_at(self.recording.objects, self._pull_time())
         if entry is None:
             raise InputError(
                 "the recording holds no Service or EndpointSlice", source=str(self.recording.path)
             )
         return entry
+
+    def _pull_time(self) -> float:
+        """The recording time pulled state is read at (see the module docstring)."""
+        now = self.clock.now()
+        position = self._player.position if self._player is not None else 0
+        if position == 0:
+            return now
+        last = self.recording.events[position - 1].ts
+        upcoming = bisect.bisect_right(self._changes, last)
+        pulled = last + PULL_WINDOW
+        if upcoming < len(self._changes):
+            pulled = min(pulled, math.nextafter(self._changes[upcoming], -math.inf))
+        return max(now, pulled)
 
     def _announce_end(self) -> None:
         self._notice(
