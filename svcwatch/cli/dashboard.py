@@ -1,8 +1,10 @@
-"""`svcwatch` with no subcommand: build or attach a session and open the dashboard on it.
+"""`svcwatch` with no subcommand, and `svcwatch replay`: open the dashboard on a session.
 
-The session is made before Textual starts, so setup problems the factory can see up front (not
-root, a bad manifest, no kubeconfig) still end as one line and exit 2; problems while starting
-show inside the dashboard, and the first of them is repeated on stderr after it closes.
+`run_session_dashboard` is the one entry both use, so --theme, --captions and --script mean the
+same on a live lab, a cluster and a replay. The session is made before Textual starts, so setup
+problems the factory can see up front (not root, a bad manifest, no kubeconfig) still end as one
+line and exit 2; problems while starting show inside the dashboard, and the first of them is
+repeated on stderr after it closes.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from svcwatch.model.errors import SetupError
+from svcwatch.session.base import Session
 
 
 def run_dashboard(**kwargs: Any) -> None:
     """Open the dashboard with the CLI's flags (see svcwatch/cli/options.py)."""
     from svcwatch.session.factory import make_session  # backends are heavy: import on use
-    from svcwatch.ui.app import SvcwatchApp  # Textual is heavy: import on use
     from svcwatch.ui.script import load_script
 
     theme = kwargs.get("theme")
@@ -23,9 +25,30 @@ def run_dashboard(**kwargs: Any) -> None:
     # A bad talk script is a one-line error (exit 2) before the lab is built or Textual starts.
     script = load_script(script_path) if script_path else None
     session = make_session(**kwargs)
-    app = SvcwatchApp(
-        session, theme_name=theme, keep=bool(kwargs.get("keep")), captions=captions, script=script
+    run_session_dashboard(
+        session, theme=theme, keep=bool(kwargs.get("keep")), captions=captions, script=script
     )
+
+
+def stream_start(session: Any) -> float | None:
+    """The stream's +0.000s: a replay's recorded start, a recording's own; None: the app's now."""
+    recording = getattr(session, "recording", None)
+    if session.kind == "replay" and recording is not None:
+        return float(recording.start_ts)
+    t0 = getattr(session, "t0", None)
+    return float(t0) if isinstance(t0, (int, float)) else None
+
+
+def run_session_dashboard(session: Session, **opts: Any) -> None:
+    """Run the dashboard on `session` until quit; `opts` are SvcwatchApp's (theme, keep,
+    captions, script). A replay runs on its own clock (the recording's time, paused when it is).
+    """
+    from svcwatch.ui.app import SvcwatchApp  # Textual is heavy: import on use
+
+    theme = opts.pop("theme", None)
+    if session.kind == "replay":
+        opts.setdefault("clock", session.now)  # type: ignore[attr-defined]
+    app = SvcwatchApp(session, theme_name=theme, t0=stream_start(session), **opts)
     app.run()
     if not app.stopping:  # closed without `q` (a browser tab under `svcwatch serve`, a signal)
         session.stop()

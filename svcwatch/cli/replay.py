@@ -89,17 +89,35 @@ recorded pace scaled by --speed (`--speed max`: no waiting).
     help="Print one JSON object per event instead of the dashboard.",
 )
 @click.option("--theme", default=None, help="Dashboard theme (as for `svcwatch`).")
+@click.option("--captions", is_flag=True, help="Show the caption bar (as for `svcwatch`).")
+@click.option(
+    "--script",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="A talk script stepped with the right-arrow key (as for `svcwatch`).",
+)
 def replay(
-    recording: str | None, demo: bool, speed: float, output: str | None, theme: str | None
+    recording: str | None,
+    demo: bool,
+    speed: float,
+    output: str | None,
+    theme: str | None,
+    captions: bool,
+    script: str | None,
 ) -> None:
     from svcwatch.session.replay import ReplaySession
 
     path = _recording_path(recording, demo)
     if output is None and math.isinf(speed):
         raise InputError("--speed max is for --plain/--json; the dashboard needs a finite speed")
+    if output is not None and (captions or script):
+        raise InputError("--captions and --script are for the dashboard, not --plain/--json")
+    talk = _load_script(script)
     session = ReplaySession(path, speed=speed)
     if output is None:
-        _run_dashboard(session, theme)
+        from svcwatch.cli.dashboard import run_session_dashboard  # Textual: import on use
+
+        run_session_dashboard(session, theme=theme, captions=captions, script=talk)
     else:
         _print_stream(session, as_json=output == "json")
     warning = session.recording.warning()
@@ -107,20 +125,13 @@ def replay(
         click.echo(f"svcwatch: warning: {warning}", err=True)
 
 
-def _run_dashboard(session: Any, theme: str | None) -> None:
-    """The live dashboard, on the replay (its clock is the recording's, not the wall's)."""
-    from svcwatch.cli import dashboard  # Textual is heavy: import on use
+def _load_script(script: str | None) -> Any:
+    """A bad talk script is a one-line error before the recording is read or Textual starts."""
+    if not script:
+        return None
+    from svcwatch.ui.script import load_script
 
-    runner = getattr(dashboard, "run_session_dashboard", None)
-    if runner is not None:
-        runner(session, theme=theme)
-        return
-    from svcwatch.ui.app import SvcwatchApp
-
-    app = SvcwatchApp(session, theme_name=theme, clock=session.now)
-    app.run()
-    if app.start_error is not None:
-        raise SetupError(f"the replay did not start: {app.start_error}")
+    return load_script(script)
 
 
 def _print_stream(session: Any, as_json: bool) -> None:

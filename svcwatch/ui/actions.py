@@ -3,7 +3,9 @@
 The app builds its `BINDINGS` from `DASHBOARD_ACTIONS`, the command palette lists the same
 entries, and the help screen renders this table, so a key documented anywhere is the key that
 works. Scenario keys come from `svcwatch.model.scenario.SCENARIOS` so a new scenario needs no UI
-change.
+change. An action marked `only="replay"` (or `"live"`) applies only to that kind of session: the
+app's `check_action` asks `applies_to`, so a replay's space pauses the replay itself, and the same
+key pauses just the stream pane on a live session (Textual tries a key's bindings in order).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class ActionSpec:
     help: str  # one sentence for the help screen and the palette
     show: bool = True  # shown in the footer
     priority: bool = False  # before the focused widget (the stream scrolls with the arrows)
+    only: str | None = None  # "replay" or "live": the sessions it applies to (None: all)
 
     def binding(self) -> Binding:
         return Binding(
@@ -59,6 +62,45 @@ def _scenario_actions() -> list[ActionSpec]:
     return out
 
 
+_REPLAY_ACTIONS = [
+    ActionSpec(
+        "replay-pause",
+        "space",
+        "space",
+        "replay_toggle_pause",
+        "Pause",
+        "Replay: pause or resume the replay itself (its clock stops; nothing is skipped).",
+        only="replay",
+    ),
+    ActionSpec(
+        "replay-step",
+        "full_stop",
+        ".",
+        "replay_step",
+        "Step",
+        "Replay: show the next recorded event, then stay paused there.",
+        only="replay",
+    ),
+    ActionSpec(
+        "replay-slower",
+        "left_square_bracket",
+        "[",
+        "replay_slower",
+        "Slower",
+        "Replay: play slower (0.25x to 25x; the header shows the speed).",
+        only="replay",
+    ),
+    ActionSpec(
+        "replay-faster",
+        "right_square_bracket",
+        "]",
+        "replay_faster",
+        "Faster",
+        "Replay: play faster (0.25x to 25x; the header shows the speed).",
+        only="replay",
+    ),
+]
+
 DASHBOARD_ACTIONS: list[ActionSpec] = [
     *_scenario_actions(),
     ActionSpec(
@@ -69,6 +111,7 @@ DASHBOARD_ACTIONS: list[ActionSpec] = [
         "Edit slice",
         "Edit the EndpointSlice in $EDITOR; it is validated on save and applied only if valid.",
     ),
+    *_REPLAY_ACTIONS,  # before pause-stream: on a replay, space pauses the replay
     ActionSpec(
         "pause-stream",
         "space",
@@ -76,6 +119,7 @@ DASHBOARD_ACTIONS: list[ActionSpec] = [
         "toggle_pause",
         "Pause",
         "Pause or resume the packet stream (packets keep being counted).",
+        only="live",
     ),
     ActionSpec(
         "filter-stream",
@@ -92,6 +136,16 @@ DASHBOARD_ACTIONS: list[ActionSpec] = [
         "clear_stream",
         "Clear",
         "Clear the packet stream and the probe history.",
+    ),
+    ActionSpec(
+        "write-pcap",
+        "w",
+        "w",
+        "write_pcap",
+        "Write pcap",
+        "Write the packets still held (raw bytes) to ./svcwatch-<date>-<time>.pcapng, or into "
+        "$SVCWATCH_PCAP_DIR, for Wireshark or tshark.",
+        show=False,
     ),
     ActionSpec(
         "next-theme",
@@ -141,6 +195,24 @@ DASHBOARD_ACTIONS: list[ActionSpec] = [
         "Quit; the lab is torn down unless svcwatch was started with --keep.",
     ),
 ]
+
+
+def applies_to(action: str, session_kind: str) -> bool:
+    """Whether the registry's `action` (its method name, without parameters) applies to a session
+    of this kind; actions not in the registry always do."""
+    only = _ONLY.get(action)
+    if only is None:
+        return True
+    return (session_kind == "replay") == (only == "replay")
+
+
+_ONLY = {spec.action.partition("(")[0]: spec.only for spec in DASHBOARD_ACTIONS if spec.only}
+_KEYS = {spec.action: spec.display_key for spec in DASHBOARD_ACTIONS}
+
+
+def key_for(action: str) -> str | None:
+    """The key (as the help screen prints it) bound to a registry action string, e.g. "2"."""
+    return _KEYS.get(action)
 
 
 def bindings() -> list[BindingType]:

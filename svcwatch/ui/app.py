@@ -3,6 +3,8 @@
 Every session call blocks (kernel, cluster, files), so each runs in a thread worker and answers
 with a message; events arrive in batches through `UiSink`. Key actions only post requests. One
 `Worker.StateChanged` handler turns any failed worker into a notification, never a crash.
+Presenter extras live in presenter.py; replay keys, `w`, key recording and the header's status
+(what differs by session kind) in controls.py.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from svcwatch.model.scenario import SCENARIOS
 from svcwatch.session.base import Session
 from svcwatch.ui import actions, messages
 from svcwatch.ui.bridge import UiSink
+from svcwatch.ui.controls import SessionControlsMixin
 from svcwatch.ui.diagnosis import Diagnosis
+from svcwatch.ui.presenter import PresenterMixin
 from svcwatch.ui.screens.help import HelpScreen
 from svcwatch.ui.screens.main import MainScreen, StoppingScreen
-from svcwatch.ui.script import Scene, ScenePlayer, TalkScript
+from svcwatch.ui.script import ScenePlayer, TalkScript
 from svcwatch.ui.themes import (
     DEFAULT_THEME,
     ROLE_DEFAULTS,
@@ -34,12 +38,12 @@ from svcwatch.ui.themes import (
     default_theme_dirs,
     load_themes,
 )
-from svcwatch.ui.widgets.caption_bar import PRESTOP_CAPTION, CaptionBar
+from svcwatch.ui.widgets.caption_bar import CaptionBar
 
 Editor = Callable[[str], "str | None"]
 
 
-class SvcwatchApp(App[None]):
+class SvcwatchApp(PresenterMixin, SessionControlsMixin, App[None]):
     """The dashboard on one session (lab, cluster or replay)."""
 
     CSS_PATH = "svcwatch.tcss"
@@ -59,7 +63,9 @@ class SvcwatchApp(App[None]):
         chain_interval: float = 1.0,
         captions: bool = False,
         script: TalkScript | None = None,
+        t0: float | None = None,
     ) -> None:
+        """`t0` is the stream's +0.000s (a replay: the recording's; default: `clock()` now)."""
         super().__init__()
         self.session = session
         self.keep = keep
@@ -72,7 +78,8 @@ class SvcwatchApp(App[None]):
         self.chain_interval = chain_interval
         self.scenario: str | None = None
         self.stopping = False
-        self.started_at = clock()
+        self.started_at = clock() if t0 is None else t0
+        self.scenario_label = ""
         self.session_ready = False
         self.start_error: str | None = None  # why the session did not start, for the CLI
         self._main = MainScreen(clock, self.started_at)
@@ -93,6 +100,7 @@ class SvcwatchApp(App[None]):
         self._load_themes()
         self.sub_title = "starting…"
         self.set_interval(self.chain_interval, self._refresh_counters)
+        self.set_interval(1.0, self.refresh_status)  # replay clock, "stale for Ns"
 
     def on_main_screen_ready(self, _message: MainScreen.Ready) -> None:
         if self.captions:
@@ -213,6 +221,8 @@ class SvcwatchApp(App[None]):
 
     def on_events_arrived(self, message: messages.EventsArrived) -> None:
         self.main.show_events(message.events, message.dropped)
+        if any(getattr(e, "kind", "") == "stale" for e in message.events):
+            self.refresh_status()  # the watch broke or came back: say so now
         if self.stopping:
             return
         if any(isinstance(e, RulesSynced) for e in message.events):
@@ -264,79 +274,22 @@ class SvcwatchApp(App[None]):
         self.scenario = name
         scenario = SCENARIOS.get(name)
         label = f"{scenario.title} ({scenario.key})" if scenario else name
-        self.sub_title = f"scenario: {label}"
+        self.scenario_label = f"scenario: {label}"
+        self.refresh_status()
         self._show_caption()
-
-    # --- presenter: captions, talk script, the preStop replay ----------------------------------
-
-    def _show_caption(self) -> None:
-        bars = self.main.query(CaptionBar) if self.captions else None
-        if not bars:
-            return
-        scene = self.scenes.current if self.scenes else None
-        position = self.scenes.position if self.scenes and scene else None
-        if self._caption_override is not None:
-            bars.first().show(*self._caption_override)
-        elif scene is not None and scene.scenario == self.scenario:
-            title = SCENARIOS[scene.scenario].title
-            bars.first().show(title, scene.caption, position)
-        else:
-            bars.first().show_scenario(self.scenario)
-
-    def _play_scene(self, scene: Scene | None) -> None:
-        if scene is None or self.stopping:
-            self.notify("no more scenes this way", timeout=2)
-            return
-        if self._scene_timer is not None:
-            self._scene_timer.stop()
-            self._scene_timer = None
-        self._caption_override = None
-        self.post_message(messages.ScenarioRequested(scene.scenario))
-        if scene.pause is not None:
-            self._scene_timer = self.set_timer(scene.pause, self.action_next_scene)
-
-    def action_next_scene(self) -> None:
-        if self.scenes is not None:
-            self._play_scene(self.scenes.next())
-
-    def action_previous_scene(self) -> None:
-        if self.scenes is not None:
-            self._play_scene(self.scenes.previous())
-
-    def action_prestop_replay(self) -> None:
-        if self.stopping:
-            return
-        if not hasattr(self.session, "replay_rollout_with_prestop"):
-            self.notify("the preStop replay needs the lab", severity="warning")
-            return
-        self._caption_override = ("Rollout with preStop", PRESTOP_CAPTION)
-        self._show_caption()
-        self._replay_prestop()
-
-    @work(
-        thread=True,
-        exclusive=True,
-        group="lab",
-        exit_on_error=False,
-        description="preStop replay",
-    )
-    def _replay_prestop(self) -> None:
-        self.session.replay_rollout_with_prestop()  # type: ignore[attr-defined]
-        self._read_endpoints()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Arrows step scenes only when a script runs; otherwise they scroll the stream."""
-        if action in ("next_scene", "previous_scene"):
-            return self.scenes is not None
-        return True
 
     # --- actions (bound through actions.DASHBOARD_ACTIONS) -----------------------------------
 
     def action_scenario(self, name: str) -> None:
-        """Switch scenario; the active scenario's own key goes back to the happy path."""
+        """Switch scenario; the active scenario's own key goes back to the happy path.
+
+        On a replay every key jumps to the next moment its scenario started (again, for the
+        active one), so no key toggles there.
+        """
         if self.stopping:
             return
-        target = "happy" if name == self.scenario and name != "happy" else name
+        toggles = self.session.kind != "replay" and name == self.scenario
+        target = "happy" if toggles and name != "happy" else name
         self._caption_override = None
         self.post_message(messages.ScenarioRequested(target))
 

@@ -218,3 +218,18 @@ def diagnose(evidence: Evidence) -> Diagnosis:
     if ok:
         return _mixed(evidence, failed, len(evidence.probes), ready)
     return _all_failed(evidence, ready)
+
+
+def with_stale_watch(diagnosis: Diagnosis, stale_for: float | None) -> Diagnosis:
+    """The diagnosis, prefixed with how long the cluster watch has been broken (None: live).
+
+    While the watch is down the slice and rules shown may be old, so the sentence says so first.
+    """
+    if stale_for is None:
+        return diagnosis
+    level = "partial" if diagnosis.level in ("ok", "waiting") else diagnosis.level
+    return Diagnosis(
+        f"Watch stale for {stale_for:.0f}s (API server unreachable?): the slice and rules shown "
+        f"may be old. {diagnosis.text}",
+        level,
+    )

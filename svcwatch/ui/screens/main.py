@@ -19,7 +19,7 @@ from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.events import Event, ProbeEvent
 from svcwatch.session.base import EndpointFacts
-from svcwatch.ui.diagnosis import Diagnosis, Evidence, diagnose
+from svcwatch.ui.diagnosis import Diagnosis, Evidence, diagnose, with_stale_watch
 from svcwatch.ui.widgets.chain_pane import ChainPane
 from svcwatch.ui.widgets.packet_pane import PacketPane
 from svcwatch.ui.widgets.probe_pane import ProbePane
@@ -38,6 +38,7 @@ class MainScreen(Screen[None]):
         self.t0 = t0
         self.evidence = Evidence()
         self.diagnosis = Diagnosis("Starting…", "waiting")
+        self.stale_for: float | None = None  # seconds the cluster watch has been broken
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="◆")
@@ -78,7 +79,7 @@ class MainScreen(Screen[None]):
         self.refresh_diagnosis()
 
     def refresh_diagnosis(self) -> None:
-        self.set_diagnosis(diagnose(self.evidence))
+        self.set_diagnosis(with_stale_watch(diagnose(self.evidence), self.stale_for))
 
     def set_diagnosis(self, diagnosis: Diagnosis) -> None:
         if diagnosis == self.diagnosis:

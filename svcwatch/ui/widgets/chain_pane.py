@@ -4,11 +4,12 @@ Rules are read back from the kernel (never taken from the renderer), so what the
 what packets really walk: entry rules (KUBE-SERVICES / KUBE-NODEPORTS) -> KUBE-EXT -> KUBE-SVC ->
 KUBE-SEP -> DNAT. `statistic` probabilities are also shown as effective shares, because "0.5 then
 1.0" really means 50% / 50%. Rules that appeared in the latest sync are highlighted for a while.
+In kube-proxy's nftables mode the pane shows table ip kube-proxy's maps and chains instead
+(service-ips -> external-/service- -> endpoint- -> dnat), with numgen's flat 1/N shares.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from rich.style import Style
@@ -16,15 +17,10 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from svcwatch.kubeproxy.restore import share_of
 from svcwatch.kubeproxy.rules import ChainTree, Rule
+from svcwatch.ui import chain_facts
 
 HIGHLIGHT_SECONDS = 4.0
-_MATCHES = re.compile(r"(?:^|\s)(!?\s?-[ds]\s+\S+|--dport\s+\d+)")
-
-
-def _match_summary(spec: str) -> str:
-    return " ".join(m.strip() for m in _MATCHES.findall(spec))
 
 
 class ChainPane(VerticalScroll):
@@ -61,8 +57,7 @@ class ChainPane(VerticalScroll):
                 if rule.line() not in before:
                     self.changed_at[rule.line()] = now
         self.chain_tree = tree
-        backend = f" · {tree.backend}" if tree.backend else ""
-        self.border_title = f"iptables chain · {tree.service}{backend}"
+        self.border_title = self.title_for(tree)
         self.redraw()
 
     def tick(self) -> None:
@@ -73,6 +68,15 @@ class ChainPane(VerticalScroll):
             del self.changed_at[key]
         if expired:
             self.redraw()
+
+    @staticmethod
+    def title_for(tree: ChainTree) -> str:
+        """What wrote the rules: iptables (nft or legacy backend) or kube-proxy's nftables mode."""
+        if chain_facts.is_nft(tree):
+            counters = "" if chain_facts.has_counters(tree) else " · no counters"
+            return f"nftables (table ip kube-proxy) · {tree.service}{counters}"
+        backend = f" · {tree.backend}" if tree.backend else ""
+        return f"iptables chain · {tree.service}{backend}"
 
     @property
     def chain_tree_service(self) -> str:
@@ -93,34 +97,41 @@ class ChainPane(VerticalScroll):
             return out
         entry_chains = sorted({r.chain for r in tree.entry})
         self._section(out, " / ".join(entry_chains) or "entry", tree.entry, {})
-        shares = share_of(tree)
+        shares = chain_facts.shares(tree)
+        balancers = chain_facts.balancer_chains(tree)
         for chain, rules in tree.chains.items():
-            self._section(
-                out, chain, rules, shares if chain.startswith(("KUBE-SVC-", "KUBE-SVL-")) else {}
-            )
+            self._section(out, chain, rules, shares if chain in balancers else {})
         if tree.filter_rules:
-            self._section(out, "filter table", tree.filter_rules, {})
+            title = " / ".join(sorted({r.chain for r in tree.filter_rules}))
+            self._section(
+                out, title if chain_facts.is_nft(tree) else "filter table", tree.filter_rules, {}
+            )
         out.rstrip()
         return out
 
     def _section(self, out: Text, title: str, rules: list[Rule], shares: dict[str, float]) -> None:
         out.append(title + "\n", self._style("chain--name"))
         for rule in rules:
-            out.append_text(self._rule_line(rule, shares.get(rule.target or "")))
+            out.append_text(self._rule_line(rule, shares.get(chain_facts.share_key(rule))))
             out.append("\n")
 
     def _rule_line(self, rule: Rule, share: float | None) -> Text:
         changed = self.is_highlighted(rule)
         line = Text("  ")
-        line.append(f"{rule.packets:>6} pkts ", self._style("chain--counter"))
+        tree = self.chain_tree
+        counted = tree is None or chain_facts.has_counters(tree)
+        packets = rule.packets if counted else "-"
+        line.append(f"{packets:>6} pkts ", self._style("chain--counter"))
         if share is not None:
-            prob = "" if rule.probability is None else f" p={rule.probability:.5f}"
+            nft_share = tree is not None and chain_facts.is_nft(tree)
+            prob = "" if rule.probability is None or nft_share else f" p={rule.probability:.5f}"
             line.append(f"{share * 100:3.0f}%{prob} ", self._style("chain--jump"))
-        match = _match_summary(rule.spec)
+        match = chain_facts.match_summary(tree, rule) if tree is not None else ""
         if match:
             line.append(match + " ")
         target = rule.target or "?"
-        target_role = "chain--reject" if target in ("REJECT", "DROP") else "chain--jump"
+        rejects = ("REJECT", "DROP", "reject", "drop")
+        target_role = "chain--reject" if target in rejects else "chain--jump"
         line.append(f"-> {target}", self._style(target_role))
         if rule.dnat_to:
             line.append(f" {rule.dnat_to}", self._style("chain--jump"))

@@ -4,6 +4,8 @@ Textual's RichLog renders each line synchronously and tops out near 1.8k lines/s
 (feasibility.md), so `StreamView` is a ScrollView that renders only the visible rows from a
 bounded ring. Each batch draws at most `MAX_LINES_PER_BATCH` lines; beyond that (a flood) the pane
 writes one "N packets not drawn" line instead of freezing. Pausing keeps a bounded backlog.
+Every packet received (drawn or not) is also kept, raw bytes included, in a bounded ring of
+PacketEvents: that is what `w` writes to a pcapng file.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from svcwatch.model.events import CaptureStarted, Event, Notice, PacketEvent, Pr
 
 RING_SIZE = 5_000  # lines kept for scrolling back and re-filtering
 MAX_LINES_PER_BATCH = 60  # at ~10 batches/s: 600 lines/s, already beyond reading speed
+PACKETS_KEPT = 20_000  # PacketEvents kept for `w` (pcapng): ~2 s of a 10k/s flood, a few MB
 IFACE_COLOURS = 6
 
 
@@ -145,6 +148,7 @@ class PacketPane(Vertical):
         self.t0 = t0
         self.ring: deque[StreamLine] = deque(maxlen=RING_SIZE)  # every line, filtered or not
         self.backlog: deque[StreamLine] = deque(maxlen=RING_SIZE)  # received while paused
+        self.packets: deque[PacketEvent] = deque(maxlen=PACKETS_KEPT)  # for `w`, raw included
         self.not_drawn = 0  # packets never drawn since the last clear
         self.bpf = ""
         self._serial = 0
@@ -174,6 +178,7 @@ class PacketPane(Vertical):
         shown = [
             e for e in events if isinstance(e, (PacketEvent, ProbeEvent, CaptureStarted, Notice))
         ]
+        self.packets.extend(e for e in shown if isinstance(e, PacketEvent))
         if self.paused:
             lines, examined = self._newest_lines(
                 shown, self.backlog.maxlen or RING_SIZE, matching=False
@@ -227,6 +232,8 @@ class PacketPane(Vertical):
         if isinstance(event, PacketEvent):
             pieces.extend(self._packet_pieces(event))
             haystack = f"{event.kind} {event.iface} {event.src} {event.dst} {event.flags}"
+            if event.node:
+                haystack += f" {event.node}"
         elif isinstance(event, ProbeEvent):
             pieces.append((event.text(), "stream--ok" if event.ok else "stream--fail"))
             haystack = f"{event.kind} probe {event.src} {event.dst} {event.error}"
@@ -262,6 +269,7 @@ class PacketPane(Vertical):
     def clear(self) -> None:
         self.ring.clear()
         self.backlog.clear()
+        self.packets.clear()
         self.not_drawn = 0
         self.view.set_lines([])
         self._update_titles()

@@ -1,8 +1,9 @@
 """SlicePane: the EndpointSlice's endpoints next to what the backend knows about each one.
 
 The slice says where kube-proxy should send traffic; the lab knows whether a pod really has that
-IP, whether anything listens on the port, and (from the KUBE-SEP DNAT counters) how many new
-connections actually landed there. Putting the claim and the truth side by side is the lesson.
+IP, whether anything listens on the port, and (from the endpoint chains' DNAT counters: KUBE-SEP-,
+or nftables' endpoint-) how many new connections actually landed there. Putting the claim and the
+truth side by side is the lesson. kube-proxy's nftables rules carry no counters: "n/a", not 0.
 """
 
 from __future__ import annotations
@@ -15,23 +16,7 @@ from textual.widgets import Static
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import Endpoint, EndpointSlice
 from svcwatch.session.base import EndpointFacts
-
-
-def landed_counts(tree: ChainTree | None) -> dict[str, int]:
-    """New connections DNATed to each `ip:port`, from the KUBE-SEP chains' DNAT counters.
-
-    Only a connection's first packet walks the nat table, so these counters count connections.
-    """
-    counts: dict[str, int] = {}
-    if tree is None:
-        return counts
-    for chain, rules in tree.chains.items():
-        if not chain.startswith("KUBE-SEP-"):
-            continue
-        for rule in rules:
-            if rule.dnat_to:
-                counts[rule.dnat_to] = counts.get(rule.dnat_to, 0) + rule.packets
-    return counts
+from svcwatch.ui.chain_facts import landed_counts
 
 
 def _conditions(endpoint: Endpoint) -> str:
@@ -87,13 +72,13 @@ class SlicePane(Static):
         table.add_column("landed", no_wrap=True, min_width=7)
         port = next((p.port for p in slice_.ports if p.port), None)
         counts = landed_counts(self.chain_tree)
-        total = sum(counts.values())
+        total = sum(counts.values()) if counts is not None else 0
         for endpoint in slice_.endpoints:
             table.add_row(*self._row(endpoint, port, counts, total))
         return table
 
     def _row(
-        self, endpoint: Endpoint, port: int | None, counts: dict[str, int], total: int
+        self, endpoint: Endpoint, port: int | None, counts: dict[str, int] | None, total: int
     ) -> list[Text]:
         address = endpoint.address or "?"
         fact = next((f for f in self.facts if f.address == address), None)
@@ -111,9 +96,20 @@ class SlicePane(Static):
                 else Text("no pod has this IP", self._style("slice--bad"))
             )
             listening = self._listening(fact)
-        landed = counts.get(f"{address}:{port}", 0)
-        share = f"{landed} ({landed * 100 / total:.0f}%)" if total else str(landed)
-        return [Text(address), Text(str(port) if port else "-"), cond, pod, listening, Text(share)]
+        return [
+            Text(address),
+            Text(str(port) if port else "-"),
+            cond,
+            pod,
+            listening,
+            self._landed(counts, f"{address}:{port}", total),
+        ]
+
+    def _landed(self, counts: dict[str, int] | None, target: str, total: int) -> Text:
+        if counts is None:
+            return Text("n/a", self._style("slice--dim"))  # nftables mode: no counters to read
+        landed = counts.get(target, 0)
+        return Text(f"{landed} ({landed * 100 / total:.0f}%)" if total else str(landed))
 
     def _listening(self, fact: EndpointFacts) -> Text:
         if fact.listening is None:
