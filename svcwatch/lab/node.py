@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -171,9 +170,8 @@ class LabNode:
 
     def _write_objects(self, manifests: ManifestSet, keep_slice: bool) -> None:
         service = first_service(manifests)
-        self.store.write_service(
-            yaml.safe_dump(service_manifest(service, self.spec.cluster_ip), sort_keys=False)
-        )
+        stored = replace(service, cluster_ip=self.spec.cluster_ip)  # as the API server assigns it
+        self.store.write_service(yaml.safe_dump(stored.to_manifest(), sort_keys=False))
         atomic_write(
             self.store.root / BASELINE_FILE, dump_slice(baseline_slice_of(manifests, service))
         )
@@ -421,25 +419,3 @@ def _parsed_baseline(text: str) -> EndpointSlice:
 def _unused_ip(spec: LabSpec, used: frozenset[str]) -> str:
     return spec.unused_ip(used)
 
-
-def service_manifest(service: Service, cluster_ip: str) -> dict[str, Any]:
-    """The Service as the API server would store it, with the lab's cluster IP assigned."""
-    ports = []
-    for p in service.ports:
-        port: dict[str, Any] = {"port": p.port, "protocol": p.protocol}
-        if p.name:
-            port["name"] = p.name
-        if p.target_port is not None:
-            port["targetPort"] = p.target_port
-        if p.node_port is not None:
-            port["nodePort"] = p.node_port
-        ports.append(port)
-    spec: dict[str, Any] = {"type": service.type, "clusterIP": cluster_ip, "ports": ports}
-    if service.selector:
-        spec["selector"] = dict(service.selector)
-    if service.external_traffic_policy != "Cluster":
-        spec["externalTrafficPolicy"] = service.external_traffic_policy
-    meta: dict[str, Any] = {"name": service.name, "namespace": service.namespace}
-    if service.labels:
-        meta["labels"] = dict(service.labels)
-    return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec}
