@@ -14,40 +14,13 @@ from typing import Any, TypeVar
 
 import click
 
+from svcwatch.cli import options
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _connection_options(func: F) -> F:
-    for decorator in reversed(
-        [
-            click.option(
-                "--context", default=None, help="kubeconfig context (default: the current one)."
-            ),
-            click.option(
-                "--kubeconfig",
-                default=None,
-                type=click.Path(),
-                envvar="KUBECONFIG",
-                help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).",
-            ),
-            click.option(
-                "-n",
-                "--namespace",
-                default=None,
-                help="Namespace of the demo objects (default: the manifests').",
-            ),
-            click.option(
-                "-f",
-                "--filename",
-                "manifests",
-                multiple=True,
-                type=click.Path(),
-                help="Manifest file or directory (repeatable). Default: the bundled manifests/.",
-            ),
-        ]
-    ):
-        func = decorator(func)
-    return func
+    return options.connection_options(options.manifests_option(func))
 
 
 def _connect(ctx: click.Context, kubeconfig: str | None, context: str | None) -> tuple[Any, Any]:

@@ -113,11 +113,9 @@ probe_options = _apply(
     ]
 )
 
-cluster_options = _apply(
+# How to reach a cluster, for the dashboard, `run --cluster` and `svcwatch cluster ...` alike.
+connection_options = _apply(
     [
-        click.option(
-            "--cluster", is_flag=True, help="Use a real cluster (kubeconfig) instead of the lab."
-        ),
         click.option(
             "--context", default=None, help="kubeconfig context (default: the current one)."
         ),
@@ -132,8 +130,17 @@ cluster_options = _apply(
             "-n",
             "--namespace",
             default=None,
-            help="Namespace of the demo Service (default: the manifests').",
+            help="Namespace of the demo objects (default: the manifests').",
         ),
+    ]
+)
+
+cluster_options = _apply(
+    [
+        click.option(
+            "--cluster", is_flag=True, help="Use a real cluster (kubeconfig) instead of the lab."
+        ),
+        connection_options,
         click.option(
             "--agent-image",
             default="nicolaka/netshoot:latest",
