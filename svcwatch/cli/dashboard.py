@@ -9,6 +9,9 @@ repeated on stderr after it closes.
 
 from __future__ import annotations
 
+import signal
+import threading
+from types import FrameType
 from typing import Any
 
 from svcwatch.model.errors import SetupError
@@ -49,8 +52,24 @@ def run_session_dashboard(session: Session, **opts: Any) -> None:
     if session.kind == "replay":
         opts.setdefault("clock", session.now)  # type: ignore[attr-defined]
     app = SvcwatchApp(session, theme_name=theme, t0=stream_start(session), **opts)
+    quit_on_signals(app)
     app.run()
     if not app.stopping:  # closed without `q` (a browser tab under `svcwatch serve`, a signal)
         session.stop()
     if app.start_error is not None:
         raise SetupError(f"the session did not start: {app.start_error}")
+
+
+def quit_on_signals(app: Any) -> None:
+    """SIGTERM (kill, systemd, `timeout`) and SIGHUP (the terminal went away) end the dashboard
+    like `q`, so the session is stopped and the lab torn down instead of being left behind.
+
+    The handler runs on the main thread, inside Textual's event loop, where `call_from_thread`
+    refuses to run; a short-lived thread hands the exit to the loop the thread-safe way.
+    """
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        threading.Thread(target=app.call_from_thread, args=(app.exit,), daemon=True).start()
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)

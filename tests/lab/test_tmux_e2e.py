@@ -110,3 +110,18 @@ def test_keys_2_and_3_show_refusal_and_timeout_and_q_tears_down(
     terminal.press("q")
     terminal.wait_for("SVCWATCH-EXITED=0")
     assert lab_namespaces(lab) == []
+
+
+@pytest.mark.parametrize("sig", ["TERM", "HUP"])
+def test_a_signal_ends_the_dashboard_like_q_and_tears_the_lab_down(
+    dashboard: tuple[Terminal, str, Path], sig: str
+) -> None:
+    terminal, lab, _state = dashboard
+    terminal.wait_for("scenario: Happy path (1)", "echo-ok")
+    # The Python process itself, not the shell tmux started it from.
+    pattern = f"^[^ ]*python[^ ]* {SVCWATCH} --name {lab}"
+    pids = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+    assert pids, "the dashboard process was not found"
+    subprocess.run(["kill", f"-{sig}", *pids], check=True)
+    terminal.wait_for("SVCWATCH-EXITED=")
+    assert lab_namespaces(lab) == []
