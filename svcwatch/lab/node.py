@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import lru_cache, partial
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -31,18 +31,23 @@ from svcwatch.lab.instances import (
     remove_state,
     save_record,
 )
+from svcwatch.lab.parsed import (
+    BASELINE_FILE,
+    parsed_baseline,
+    parsed_service,
+    parsed_slice,
+    unused_ip,
+)
 from svcwatch.lab.privileges import require_lab_privileges
 from svcwatch.lab.topology import LabSpec, baseline_slice_of, first_service, validate_lab_name
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError, SetupError
 from svcwatch.model.events import RulesSynced
-from svcwatch.model.manifest import ManifestSet, dump_slice, parse_documents, parse_service
+from svcwatch.model.manifest import ManifestSet, dump_slice
 from svcwatch.model.scenario import ScenarioContext, apply_scenario, get_scenario
 from svcwatch.model.service import Service
 from svcwatch.session.base import EndpointFacts
 from svcwatch.store import ObjectStore, atomic_write, scenario_of
-
-BASELINE_FILE = "baseline-endpointslice.yaml"
 
 
 @dataclass(frozen=True)
@@ -186,14 +191,14 @@ class LabNode:
     def service(self) -> Service:
         path = self.store.service_path
         try:
-            stored = _parsed_service(path.read_text(), str(path))
+            stored = parsed_service(path.read_text(), str(path))
         except FileNotFoundError:
             stored = self.store.read_service()  # raises the store's "is the lab up?" InputError
         return replace(stored, cluster_ip=self.spec.cluster_ip)
 
     def baseline_slice(self) -> EndpointSlice:
         """The manifests' slice, pointing at the current socat pod (a rollout moves it)."""
-        baseline = _parsed_baseline((self.store.root / BASELINE_FILE).read_text())
+        baseline = parsed_baseline((self.store.root / BASELINE_FILE).read_text())
         echo = self.echo_record()
         moved = tuple(
             replace(e, addresses=(echo.ip, *e.addresses[1:]))
@@ -207,7 +212,7 @@ class LabNode:
         """The stored slice; InputError if the file was hand-edited into something invalid."""
         path = self.store.slice_path
         try:
-            return _parsed_slice(path.read_text(), str(path))
+            return parsed_slice(path.read_text(), str(path))
         except FileNotFoundError:
             return self.store.read_slice()  # raises the store's "is the lab up?" InputError
 
@@ -219,9 +224,7 @@ class LabNode:
 
     def scenario_context(self) -> ScenarioContext:
         used = frozenset(p.ip for p in self.record.pods)
-        return ScenarioContext(
-            baseline=self.baseline_slice(), unused_ip=_unused_ip(self.spec, used)
-        )
+        return ScenarioContext(baseline=self.baseline_slice(), unused_ip=unused_ip(self.spec, used))
 
     def set_scenario(self, name: str) -> EndpointSlice:
         """Do the scenario's pod action, then store its slice (rules follow on `reconcile`)."""
@@ -392,30 +395,3 @@ class LabNode:
             pod = self._pod_record(name)  # reloads self.record: look it up before retiring
             retire(self.record, pod)
             save_record(self.state_root, self.record)
-
-
-# A scenario key re-reads these on every press, and the dashboard reads the slice thrice per
-# change: parsing the same text again (pure-Python YAML, a walk over the pod CIDR) held the GIL
-# for ~10 ms of the key -> rules path, while iptables-restore ran. Keyed by content: never stale.
-@lru_cache(maxsize=4)
-def _parsed_slice(text: str, source: str) -> EndpointSlice:
-    found = [o for o in parse_documents(text, source) if isinstance(o, EndpointSlice)]
-    if len(found) != 1:
-        raise InputError("expected exactly one EndpointSlice", source=source)
-    return found[0]
-
-
-@lru_cache(maxsize=4)
-def _parsed_service(text: str, source: str) -> Service:
-    return parse_service(yaml.safe_load(text), source)
-
-
-@lru_cache(maxsize=4)
-def _parsed_baseline(text: str) -> EndpointSlice:
-    return next(o for o in parse_documents(text, BASELINE_FILE) if isinstance(o, EndpointSlice))
-
-
-@lru_cache(maxsize=16)
-def _unused_ip(spec: LabSpec, used: frozenset[str]) -> str:
-    return spec.unused_ip(used)
-
