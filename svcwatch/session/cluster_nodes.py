@@ -13,13 +13,13 @@ import io
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, BinaryIO, cast
+from typing import BinaryIO, cast
 
 from svcwatch.capture.pcapstream import iter_pcap_events
 from svcwatch.cluster.agent import NodeAgent, NodeRules
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.errors import InputError, SetupError
-from svcwatch.model.events import CaptureStarted, Notice
+from svcwatch.model.events import CaptureStarted
 from svcwatch.model.service import Service
 from svcwatch.sinks import EventSink
 
@@ -124,12 +124,3 @@ class NodeWatch:
 
     def read_rules(self) -> NodeRules:
         return self.agent.read_rules()
-
-
-def emit_notice(sink: EventSink | None, kind: str, message: str) -> None:
-    if sink is not None:
-        sink.emit(Notice(time.time(), kind, message, origin="cluster"))
-
-
-def describe_nodes(watches: dict[str, Any]) -> str:
-    return ", ".join(sorted(watches)) or "none"

@@ -25,12 +25,21 @@ from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.locations import state_dir
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError
-from svcwatch.model.events import Event, Notice, RulesSynced, SliceChanged
-from svcwatch.model.manifest import collect, parse_documents, parse_ipv4, parse_port
+from svcwatch.model.events import Event, RulesSynced
+from svcwatch.model.manifest import collect, parse_documents
 from svcwatch.model.scenario import get_scenario
 from svcwatch.model.service import Service
 from svcwatch.probe.tcp import ProbeLoop
 from svcwatch.session.base import EndpointFacts
+from svcwatch.session.common import (
+    ProbeSettings,
+    StreamingSession,
+    node_port_of,
+    one_line,
+    service_change_text,
+    slice_changed,
+    stop_in_order,
+)
 from svcwatch.sinks import EventSink
 from svcwatch.store import written_at
 from svcwatch.watch.sync import SyncTracker
@@ -39,14 +48,6 @@ if TYPE_CHECKING:
     from svcwatch.lab.node import LabNode
     from svcwatch.watch.events import WatchEvent
     from svcwatch.watch.lab_source import LabSource
-
-
-def parse_probe_target(text: str) -> tuple[str, int]:
-    """`HOST:PORT` (IPv4) -> a connect address; InputError naming --probe when malformed."""
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        raise InputError(f"expected HOST:PORT, got {text!r}", field="--probe")
-    return parse_ipv4(host, "--probe address"), parse_port(port, "--probe port")
 
 
 class _TimingSink:
@@ -66,7 +67,7 @@ class _TimingSink:
             self.downstream.emit_many(timings)
 
 
-class LabSession:
+class LabSession(StreamingSession):
     """A lab built (or reused) from manifests, streaming everything it sees into one sink."""
 
     kind = "lab"
@@ -103,13 +104,10 @@ class LabSession:
         self.start_scenario = scenario
         self.sync_delay = sync_delay
         self.keep = keep
-        self.interval, self.timeout = interval, timeout
-        self.payload = payload.encode() if isinstance(payload, str) else payload
-        self.probe_target = parse_probe_target(probe_target) if probe_target else None
+        self.probing = ProbeSettings.from_flags(interval, timeout, payload, probe_target)
         self.state_root = state_root or state_dir()
         self.node: LabNode | None = None
         self.controller = False
-        self._sink: EventSink | None = None
         self._capture: NodeCapture | None = None
         self._source: LabSource | None = None
         self._probes: ProbeLoop | None = None
@@ -143,19 +141,9 @@ class LabSession:
             spec.node_ns, self._sink, service_key=self.node.service().key, node=None
         )
         self._start_watcher()  # its first delivery reconciles and starts the capture
-        target = self.probe_target or (spec.node_ip, self._node_port())
-        self._probes = ProbeLoop(
-            self._sink,
-            target=target,
-            netns=spec.client_ns,
-            interval=self.interval,
-            timeout=self.timeout,
-            payload=self.payload,
-        )
-        self._probes.start()
-        self._notice(
-            "info",
-            f"probing {target[0]}:{target[1]} from {spec.client_ns} every {self.interval:g}s",
+        target = self.probing.target or (spec.node_ip, self._node_port())
+        self._probes = self.probing.start(
+            self._sink, target, netns=spec.client_ns, where=spec.client_ns, notice=self._notice
         )
 
     def _bring_up(self) -> LabNode:
@@ -180,9 +168,7 @@ class LabSession:
 
     def stop(self) -> None:
         """Stop probes, watcher and capture, give the lease back, tear the lab down unless kept."""
-        for part in (self._probes, self._source, self._capture):
-            if part is not None:
-                part.stop()
+        stop_in_order((self._probes, self._source, self._capture))
         self._probes = self._source = self._capture = None
         if self.node is None:
             return
@@ -209,13 +195,10 @@ class LabSession:
             if event.kind == "EndpointSlice":
                 self._on_slice_event(event)
             elif event.type != "ADDED":  # the initial Service comes with its slice, synced then
-                self._notice(
-                    "info",
-                    f"service {event.key} {event.type.lower()}: " + "; ".join(event.describe()),
-                )
+                self._notice("info", service_change_text(event))
                 self._sync_and_refilter(None)
         except Exception as exc:  # the watcher thread must survive a failed sync; the user sees why
-            self._notice("error", f"sync failed: {' '.join(str(exc).split())}")
+            self._notice("error", f"sync failed: {one_line(exc)}")
 
     def _on_slice_event(self, event: WatchEvent) -> None:
         from svcwatch.watch.convert import slice_from_body
@@ -223,17 +206,7 @@ class LabSession:
         body = event.new or event.body
         slice_ = slice_from_body(body, "lab")
         scenario = slice_.annotations.get("svcwatch.dev/scenario")
-        self._emit(
-            SliceChanged(
-                event.seen_at,
-                event.key,
-                event.type,
-                event.resource_version,
-                event.describe(),
-                scenario,
-                manifest=dict(body),
-            )
-        )
+        self._emit(slice_changed(event, scenario, body))
         if event.type == "DELETED":
             self._notice(
                 "warning", f"EndpointSlice {event.key} deleted: the rules keep the last version"
@@ -277,19 +250,12 @@ class LabSession:
 
     def _node_port(self) -> int:
         service = self.service()
-        port = next((p.node_port for p in service.ports if p.node_port), None)
+        port = node_port_of(service)
         if port is None:
             raise InputError(
                 f"service {service.key} has no nodePort to probe (pass --probe HOST:PORT)"
             )
         return port
-
-    def _emit(self, event: Event) -> None:
-        if self._sink is not None:
-            self._sink.emit(event)
-
-    def _notice(self, kind: str, message: str) -> None:
-        self._emit(Notice(time.time(), kind, message, origin="lab"))
 
     # --- what the dashboard asks -------------------------------------------------------------
 

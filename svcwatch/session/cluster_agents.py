@@ -1,0 +1,152 @@
+"""The watched nodes of a ClusterSession: an agent pod on each, its capture, its rule reads.
+
+`AgentFleet` starts a stock node agent pod per watched node and joins each to a `NodeWatch`,
+re-filters every node's capture together when the Service or slice changes, and reads kube-proxy's
+rules on one thread: after every change and every RULES_PERIOD seconds (the counters move). The
+first node (by name) is the one whose chain tree the dashboard shows.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from svcwatch.cluster.agent import NodeAgent, delete_agents, start_agent
+from svcwatch.cluster.api import ClusterApi
+from svcwatch.kubeproxy.rules import ChainTree
+from svcwatch.model.events import RulesSynced
+from svcwatch.model.service import Service
+from svcwatch.session.cluster_nodes import NodeWatch, chain_tree
+from svcwatch.session.common import Notify, one_line
+from svcwatch.sinks import EventSink
+
+RULES_PERIOD = 3.0  # seconds between rule reads when nothing changed (counters move)
+Guard = Callable[[Callable[[], object]], bool]  # runs one teardown step; False when it failed
+
+
+class AgentFleet:
+    """Agent pods and their NodeWatches, by node name, and the thread that reads their rules."""
+
+    def __init__(self, notice: Notify) -> None:
+        self.notice = notice
+        self.nodes: dict[str, NodeWatch] = {}
+        self.agents: list[str] = []  # agent pod names, to delete on stop
+        self.tree: ChainTree | None = None  # the first node's chain tree, as last read
+        self._rules_wanted = threading.Event()
+        self._stopping = threading.Event()
+        self._rules_thread: threading.Thread | None = None
+
+    def start_agents(
+        self,
+        api: ClusterApi,
+        namespace: str,
+        nodes: list[str],
+        sink: EventSink,
+        *,
+        image: str,
+        transport_factory: Any,
+        fallback_ip: str,
+    ) -> None:
+        """One agent pod per node, each streaming into `sink` (node-labelled when several)."""
+        for node in nodes:
+            pod = start_agent(
+                api, namespace, node, image, progress=lambda m: self.notice("info", m)
+            )
+            self.agents.append(pod)
+            # hostNetwork: the agent's hostIP is its node's InternalIP, where NodePorts listen.
+            node_ip = (api.read("Pod", namespace, pod).get("status") or {}).get("hostIP")
+            agent = NodeAgent(node, transport_factory(api, namespace, pod, node))
+            self.nodes[node] = NodeWatch(
+                agent,
+                sink,
+                label_node=len(nodes) > 1,
+                on_error=lambda m: self.notice("warning", m),
+                node_ip=node_ip or fallback_ip,
+            )
+
+    def refilter(self, bpf_for: Callable[[str], str], service_key: str) -> None:
+        """Restart each node's capture whose filter (`bpf_for(node_ip)`) changed; none once
+        stopping."""
+        if self._stopping.is_set():
+            return
+        for watch in self.nodes.values():
+            bpf = bpf_for(watch.node_ip)
+            if watch.bpf != bpf:
+                watch.start_capture(bpf, service_key)
+
+    def start_rules(self, service: Callable[[], Service], emit: Callable[[Any], None]) -> None:
+        """Read the rules now, then after every `want_rules` and every RULES_PERIOD seconds."""
+        self._rules_thread = threading.Thread(
+            target=self._rules_loop, args=(service, emit), name="cluster-rules", daemon=True
+        )
+        self._rules_thread.start()
+
+    def want_rules(self) -> None:
+        self._rules_wanted.set()
+
+    def _rules_loop(self, service: Callable[[], Service], emit: Callable[[Any], None]) -> None:
+        known: dict[str, set[str]] = {}
+        while not self._stopping.is_set():
+            for node, watch in list(self.nodes.items()):
+                try:
+                    self._read_rules(node, watch, known, service(), emit)
+                except Exception as exc:  # one node's failure must not stop the others
+                    self.notice("warning", f"rules on {node}: {one_line(exc)}")
+            self._rules_wanted.wait(RULES_PERIOD)
+            self._rules_wanted.clear()
+
+    def _read_rules(
+        self,
+        node: str,
+        watch: NodeWatch,
+        known: dict[str, set[str]],
+        service: Service,
+        emit: Callable[[Any], None],
+    ) -> None:
+        started = time.time()
+        rules = watch.read_rules()
+        if rules.mode == "none":
+            self.notice(
+                "warning",
+                f"no kube-proxy rules on {node} (iptables nor nftables): is kube-proxy replaced?",
+            )
+            return
+        tree = chain_tree(rules, service)
+        if node == next(iter(sorted(self.nodes))):
+            self.tree = tree
+        chains = set(tree.chain_names())
+        before = known.get(node)
+        known[node] = chains
+        if before != chains:
+            emit(
+                RulesSynced(
+                    time.time(),
+                    service.key,
+                    tuple(sorted(chains - (before or set()))),
+                    tuple(sorted((before or set()) - chains)),
+                    backend=tree.backend,
+                    took_ms=(time.time() - started) * 1000,
+                )
+            )
+
+    def begin_stop(self) -> None:
+        """No capture restarts from here on; the rules thread wakes up to end."""
+        self._stopping.set()
+        self._rules_wanted.set()
+
+    def stop_captures(self, guard: Guard) -> None:
+        """Stop every node's capture (each through `guard`), then wait for the rules thread."""
+        for watch in self.nodes.values():
+            guard(watch.stop_capture)
+        if self._rules_thread is not None:
+            self._rules_thread.join(timeout=10)
+
+    def delete_agents(self, api: ClusterApi | None, namespace: str, guard: Guard) -> None:
+        """Delete the agent pods (through `guard`, saying so), and forget the nodes."""
+        if api is not None and self.agents:
+            agents = list(self.agents)
+            if guard(lambda: delete_agents(api, namespace, agents)):
+                self.notice("info", f"deleted node agent(s) {', '.join(agents)}")
+        self.nodes, self.agents = {}, []
