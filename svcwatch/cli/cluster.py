@@ -8,31 +8,58 @@ reads kubectl's kubeconfig and context (also when given before the subcommand:
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 import click
 
 from svcwatch.cli import options
 
-F = TypeVar("F", bound=Callable[..., Any])
+
+@dataclass(frozen=True)
+class _ClusterFlags:
+    """The connection flags of a cluster subcommand, else those given to `svcwatch` itself."""
+
+    context: str | None
+    kubeconfig: str | None
+    namespace: str | None
+    manifests: tuple[str, ...]
+
+    def connect(self) -> tuple[Any, Any]:
+        from svcwatch.cluster.api import connect
+
+        return connect(self.kubeconfig, self.context)
 
 
-def _connection_options(func: F) -> F:
-    return options.connection_options(options.manifests_option(func))
+def _cluster_flags(func: Callable[..., None]) -> Callable[..., None]:
+    """Adds --context/--kubeconfig/-n/-f and hands `func` them as one `_ClusterFlags`."""
 
+    @options.connection_options
+    @options.manifests_option
+    @click.pass_context
+    @functools.wraps(func)
+    def command(
+        ctx: click.Context,
+        /,
+        context: str | None,
+        kubeconfig: str | None,
+        namespace: str | None,
+        manifests: tuple[str, ...],
+        **rest: Any,
+    ) -> None:
+        root = ctx.find_root().params
+        flags = _ClusterFlags(
+            context or root.get("context"),
+            kubeconfig or root.get("kubeconfig"),
+            namespace or root.get("namespace"),
+            manifests,
+        )
+        func(flags, **rest)
 
-def _connect(ctx: click.Context, kubeconfig: str | None, context: str | None) -> tuple[Any, Any]:
-    """Connect with the subcommand's flags, else those given to `svcwatch` itself."""
-    from svcwatch.cluster.api import connect
-
-    parent = ctx.find_root().params
-    return connect(kubeconfig or parent.get("kubeconfig"), context or parent.get("context"))
-
-
-def _namespace(ctx: click.Context, namespace: str | None) -> str | None:
-    return namespace or ctx.find_root().params.get("namespace")
+    return command
 
 
 @click.group()
@@ -49,7 +76,7 @@ def cluster() -> None:
 
 
 @cluster.command()
-@_connection_options
+@_cluster_flags
 @click.option(
     "--timeout",
     type=click.FloatRange(1, 3600),
@@ -57,21 +84,13 @@ def cluster() -> None:
     show_default=True,
     help="Seconds to wait for the socat pod to become Ready.",
 )
-@click.pass_context
-def up(
-    ctx: click.Context,
-    context: str | None,
-    kubeconfig: str | None,
-    namespace: str | None,
-    manifests: tuple[str, ...],
-    timeout: float,
-) -> None:
+def up(flags: _ClusterFlags, timeout: float) -> None:
     """Apply manifests/ and fill svcwatch's EndpointSlice with the Ready socat pod's IP."""
     from svcwatch.cluster.demo import demo_documents
     from svcwatch.cluster.demo import up as cluster_up
 
-    docs = demo_documents(manifests, _namespace(ctx, namespace))
-    target, api = _connect(ctx, kubeconfig, context)
+    docs = demo_documents(flags.manifests, flags.namespace)
+    target, api = flags.connect()
     click.echo(f"cluster {target.label}")
     result = cluster_up(api, docs, progress=click.echo, timeout=timeout)
     click.echo(
@@ -81,21 +100,14 @@ def up(
 
 
 @cluster.command()
-@_connection_options
-@click.pass_context
-def down(
-    ctx: click.Context,
-    context: str | None,
-    kubeconfig: str | None,
-    namespace: str | None,
-    manifests: tuple[str, ...],
-) -> None:
+@_cluster_flags
+def down(flags: _ClusterFlags) -> None:
     """Delete the demo objects svcwatch created (labelled) and its node agent pods."""
     from svcwatch.cluster.demo import demo_documents
     from svcwatch.cluster.demo import down as cluster_down
 
-    docs = demo_documents(manifests, _namespace(ctx, namespace))
-    target, api = _connect(ctx, kubeconfig, context)
+    docs = demo_documents(flags.manifests, flags.namespace)
+    target, api = flags.connect()
     removed = cluster_down(api, docs, target.context, progress=click.echo)
     click.echo(
         f"removed {len(removed)} object(s) from {target.context}"
@@ -105,21 +117,14 @@ def down(
 
 
 @cluster.command()
-@_connection_options
-@click.pass_context
-def restore(
-    ctx: click.Context,
-    context: str | None,
-    kubeconfig: str | None,
-    namespace: str | None,
-    manifests: tuple[str, ...],
-) -> None:
+@_cluster_flags
+def restore(flags: _ClusterFlags) -> None:
     """Put every slice svcwatch changed in this context back to its saved original content."""
     from svcwatch.cluster.objects import list_saved
     from svcwatch.cluster.objects import restore as restore_slice
 
-    target, api = _connect(ctx, kubeconfig, context)
-    wanted = _namespace(ctx, namespace)
+    target, api = flags.connect()
+    wanted = flags.namespace
     saved = [s for s in list_saved(target.context) if wanted is None or s.namespace == wanted]
     if not saved:
         click.echo(f"nothing to restore in {target.context}")
@@ -138,19 +143,11 @@ def restore(
 
 
 @cluster.command()
-@_connection_options
-@click.pass_context
-def status(
-    ctx: click.Context,
-    context: str | None,
-    kubeconfig: str | None,
-    namespace: str | None,
-    manifests: tuple[str, ...],
-) -> None:
+@_cluster_flags
+def status(flags: _ClusterFlags) -> None:
     """The demo Service, its slices (and who manages them), agent pods and saved originals."""
     from svcwatch.cluster.status import describe
 
-    docs_namespace = _namespace(ctx, namespace)
-    target, api = _connect(ctx, kubeconfig, context)
-    for line in describe(api, target.context, manifests, docs_namespace):
+    target, api = flags.connect()
+    for line in describe(api, target.context, flags.manifests, flags.namespace):
         click.echo(line)
