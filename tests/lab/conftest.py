@@ -17,6 +17,9 @@ from svcwatch.lab import LabNode, LabSpec
 from svcwatch.lab.sources import load_manifests
 from svcwatch.model.manifest import ManifestSet
 
+# The shared `svcwatch run --json` assertions report their operands like a test's own asserts.
+pytest.register_assert_rewrite("tests.lab.stream_helpers")
+
 # The console script of the interpreter running the tests (the project venv, wherever it is).
 SVCWATCH = str(Path(sys.executable).with_name("svcwatch"))
 HOST_COMMANDS = (

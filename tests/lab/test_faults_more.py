@@ -1,7 +1,7 @@
 """Faults 5-8 on a real lab: not-ready, empty, pod-down, rollout-race, and the preStop-style fix.
 
-Like test_run_scenarios.py (whose fixture and helpers this reuses), each test runs the CLI as a
-user would and asserts on the JSON Lines it printed and on `svcwatch lab status --json`. The
+Like test_run_scenarios.py (the same stream_helpers fixture and helpers), each test runs the CLI
+as a user would and asserts on the JSON Lines it printed and on `svcwatch lab status --json`. The
 rollout race needs the change to land while the stream runs, so a second process switches the
 scenario (`svcwatch lab scenario rollout-race`), as a presenter's other terminal would. The
 preStop replay (the dashboard's `p` key) runs in-process on a LabSession.
@@ -22,40 +22,24 @@ from svcwatch import netns
 from svcwatch.model.events import PacketEvent, ProbeEvent, RulesSynced, to_dict
 from svcwatch.session.lab import LabSession
 from svcwatch.sinks import CollectingSink
-from tests.lab import test_run_scenarios
-from tests.lab.test_run_scenarios import (
-    BRIDGE,
+from tests.lab import stream_helpers
+from tests.lab.stream_helpers import (
     CLIENT,
     IDLE_PODS,
     NODE,
-    NODE_PORT,
     POD,
     POD_PORT,
     Event,
     Lab,
-    connection,
-    hop,
+    assert_refused_by_a_reset_from_the_pod,
+    icmp,
     probes,
     tcp,
 )
 
 pytestmark = pytest.mark.lab
 
-lab = test_run_scenarios.lab  # the same fixture: a unique lab name, torn down whatever happens
-
-
-def status(lab: Lab) -> dict[str, Any]:
-    done = subprocess.run(
-        lab.argv("lab", "status", "--json", "--name", lab.name),
-        env=lab.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+lab = stream_helpers.lab  # a unique lab name, torn down whatever happens
 
 
 @pytest.mark.parametrize("scenario", ["not-ready", "empty"])
@@ -66,34 +50,21 @@ def test_no_usable_endpoint_is_rejected_by_the_filter_rule(lab: Lab, scenario: s
     assert not [e for e in tcp(events) if e["iface"] != "eth0"], "no SYN may reach cni0 or a veth"
     # REJECT's answer is the node's ICMP port unreachable, which the client's kernel turns into
     # ECONNREFUSED: no pod is involved at all.
-    rejected = [e for e in events if e["kind"] == "icmp" and e["detail"] == "port unreachable"]
+    rejected = icmp(events, "port unreachable")
     sent = {e["sport"] for e in tcp(events) if e["iface"] == "eth0" and e["flags"] == "SYN"}
     assert rejected and {(e["iface"], e["src"], e["dst"]) for e in rejected} == {
         ("eth0", NODE, CLIENT)
     }
     assert {e["sport"] for e in rejected} <= sent
-    chain = [r["line"] for r in status(lab)["chain"]]
+    chain = [r["line"] for r in lab.status()["chain"]]
     assert any("has no endpoints" in line and "-j REJECT" in line for line in chain), chain
     assert not any("DNAT" in line for line in chain)
 
 
 def test_pod_down_is_a_reset_from_the_pod_itself(lab: Lab) -> None:
     events = lab.run_json("-s", "pod-down", "-d", "2.5", "--keep")
-    refused = probes(events)[0]
-    assert (refused["kind"], refused["phase"], refused["error"]) == (
-        "io-error",
-        "connect",
-        "connection refused",
-    )
-    p = refused["sport"]
-    frames = connection(events, p)
-    q = frames[1]["sport"]
-    assert [hop(e) for e in frames if e["flags"] == "ACK,RST"] == [
-        (lab.echo_veth, POD, POD_PORT, BRIDGE, q, "ACK,RST"),
-        ("cni0", POD, POD_PORT, CLIENT, p, "ACK,RST"),
-        ("eth0", NODE, NODE_PORT, CLIENT, p, "ACK,RST"),
-    ]
-    echo = next(pod for pod in status(lab)["pods"] if pod["echo"])
+    assert_refused_by_a_reset_from_the_pod(lab, events, POD_PORT)
+    echo = next(pod for pod in lab.status()["pods"] if pod["echo"])
     assert (echo["ip"], echo["port"], echo["listening"]) == (POD, POD_PORT, False)
 
 
@@ -109,10 +80,7 @@ def test_rollout_race_loses_connections_until_the_rules_sync(lab: Lab) -> None:
             events.append(json.loads(line))
             if events[-1]["kind"] == "echo-ok":
                 break
-        switched = subprocess.run(
-            lab.argv("lab", "scenario", "rollout-race", "--name", lab.name),
-            env=lab.env, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+        switched = lab.run("lab", "scenario", "rollout-race", "--name", lab.name)
         assert switched.returncode == 0, switched.stderr
         events += [json.loads(line) for line in proc.stdout]
         assert proc.wait(timeout=60) == 0

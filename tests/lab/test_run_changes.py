@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.lab.test_run_scenarios import IDLE_PODS, Lab, lab  # noqa: F401  (the fixture)
+from tests.lab.stream_helpers import IDLE_PODS, Lab, lab  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.lab
 

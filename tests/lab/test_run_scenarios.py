@@ -8,113 +8,33 @@ fixture tears it down again whatever happened and checks nothing of it is left.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import signal
 import subprocess
-import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from svcwatch import netns
-from svcwatch.lab.sources import load_manifests
-from svcwatch.lab.topology import LabSpec
+from tests.lab import stream_helpers
+from tests.lab.stream_helpers import (
+    BRIDGE,
+    CLIENT,
+    NODE,
+    NODE_PORT,
+    POD,
+    POD_PORT,
+    WRONG_IP,
+    Lab,
+    assert_refused_by_a_reset_from_the_pod,
+    connection,
+    hop,
+    icmp,
+    probes,
+    tcp,
+)
 
 pytestmark = pytest.mark.lab
 
-CLIENT, NODE, BRIDGE, POD, WRONG_IP = (
-    "192.168.97.2",
-    "192.168.97.3",
-    "10.42.0.1",
-    "10.42.0.142",
-    "10.42.0.143",
-)
-NODE_PORT, POD_PORT = 31234, 12345
-IDLE_PODS = 3
-
-Event = dict[str, Any]
-
-
-@dataclass
-class Lab:
-    name: str
-    state: Path
-    spec: LabSpec
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "SVCWATCH_STATE_DIR": str(self.state)}
-
-    def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "svcwatch", *args]
-
-    def run_json(self, *args: str) -> list[Event]:
-        done = subprocess.run(
-            self.argv("run", "--json", "--name", self.name, "--pods", str(IDLE_PODS), *args),
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=90,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        return [json.loads(line) for line in done.stdout.splitlines()]
-
-    @property
-    def echo_veth(self) -> str:
-        return self.spec.echo_pod().veth
-
-    @property
-    def pod_veths(self) -> set[str]:
-        return {p.veth for p in self.spec.pod_plans()}
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    name = f"t{secrets.token_hex(3)}"
-    spec = LabSpec.from_manifests(load_manifests(None), name, idle_pods=IDLE_PODS)
-    created = Lab(name, tmp_path / "state", spec)
-    try:
-        yield created
-    finally:
-        subprocess.run(
-            created.argv("lab", "down", "--name", name),
-            env=created.env,
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        assert not [n for n in netns.list_names() if spec.netns_pattern().match(n)]
-
-
-def tcp(events: list[Event]) -> list[Event]:
-    return [e for e in events if e["kind"] == "tcp-packet"]
-
-
-def probes(events: list[Event]) -> list[Event]:
-    return [e for e in events if e["source"] == "tcp-probe"]
-
-
-def hop(e: Event) -> tuple[str, str, int, str, int, str]:
-    return (e["iface"], e["src"], e["sport"], e["dst"], e["dport"], e["flags"])
-
-
-def connection(events: list[Event], client_port: int) -> list[Event]:
-    """One probe's frames: the client's port on eth0, the masqueraded port inside."""
-    frames = tcp(events)
-    first = next(
-        i for i, e in enumerate(frames) if e["iface"] == "eth0" and e["sport"] == client_port
-    )
-    inner = next(e["sport"] for e in frames[first:] if e["iface"] == "cni0" and e["dst"] == POD)
-    return [
-        e
-        for e in frames[first:]
-        if client_port in (e["sport"], e["dport"]) or inner in (e["sport"], e["dport"])
-    ]
+lab = stream_helpers.lab  # a unique lab name, torn down whatever happens
 
 
 def test_happy_path_crosses_eth0_cni0_veth_and_back(lab: Lab) -> None:
@@ -139,20 +59,7 @@ def test_happy_path_crosses_eth0_cni0_veth_and_back(lab: Lab) -> None:
 
 def test_wrong_port_is_a_reset_from_the_pod_and_connection_refused(lab: Lab) -> None:
     events = lab.run_json("-s", "wrong-port", "-d", "2.5")
-    refused = probes(events)[0]
-    assert (refused["kind"], refused["phase"], refused["error"]) == (
-        "io-error",
-        "connect",
-        "connection refused",
-    )
-    p = refused["sport"]
-    frames = connection(events, p)
-    q = frames[1]["sport"]
-    assert [hop(e) for e in frames if e["flags"] == "ACK,RST"] == [
-        (lab.echo_veth, POD, 12346, BRIDGE, q, "ACK,RST"),
-        ("cni0", POD, 12346, CLIENT, p, "ACK,RST"),
-        ("eth0", NODE, NODE_PORT, CLIENT, p, "ACK,RST"),
-    ]
+    assert_refused_by_a_reset_from_the_pod(lab, events, 12346)
     capture = next(e for e in events if e["kind"] == "capture-started")
     assert "((net 10.42.0.0/24) and port 12346)" in capture["bpf"]
 
@@ -169,7 +76,7 @@ def test_wrong_ip_asks_every_veth_who_has_and_nobody_answers(lab: Lab) -> None:
     assert outcomes and outcomes <= {("io-error", "i/o timeout"), ("io-error", "no route to host")}
     # What the seed does not show: once ARP gives up (~3 s), the node answers the client's SYNs
     # with ICMP host unreachable, quoting them; the capture filter lets these through.
-    unreachable = [e for e in events if e["kind"] == "icmp" and e["detail"] == "host unreachable"]
+    unreachable = icmp(events, "host unreachable")
     sent_from = {e["sport"] for e in tcp(events) if e["iface"] == "eth0" and e["src"] == CLIENT}
     assert unreachable and {(e["iface"], e["src"], e["dst"]) for e in unreachable} == {
         ("eth0", NODE, CLIENT)
@@ -188,14 +95,7 @@ def test_mixed_shows_both_patterns_within_twenty_probes(lab: Lab) -> None:
 
 
 def test_plain_output_is_the_seeds_line_format(lab: Lab) -> None:
-    done = subprocess.run(
-        lab.argv("run", "--plain", "--name", lab.name, "--pods", "0", "-d", "1.5"),
-        env=lab.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = lab.run("run", "--plain", "--name", lab.name, "--pods", "0", "-d", "1.5")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert any(
@@ -239,14 +139,7 @@ def test_interrupt_stops_the_stream_and_tears_the_lab_down(lab: Lab, sig: int) -
 def test_bad_flags_are_one_line_errors_before_anything_is_built(
     lab: Lab, args: list[str], message: str
 ) -> None:
-    done = subprocess.run(
-        lab.argv("run", "--name", lab.name, *args),
-        env=lab.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = lab.run("run", "--name", lab.name, *args)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("svcwatch: error: ") and message in done.stderr
     assert len(done.stderr.splitlines()) == 1

@@ -17,7 +17,7 @@ import pytest
 
 from svcwatch.lab.instances import lab_dir
 from svcwatch.store import SLICE_FILE
-from tests.lab.test_run_scenarios import IDLE_PODS, Lab, lab  # noqa: F401  (the fixture)
+from tests.lab.stream_helpers import IDLE_PODS, Lab, lab  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.lab
 
