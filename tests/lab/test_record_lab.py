@@ -29,6 +29,7 @@ from svcwatch.model.events import PacketEvent, to_dict
 from svcwatch.record.reader import load_recording
 from svcwatch.session.replay import REPLAY_ORIGIN, ReplaySession
 from svcwatch.sinks import CollectingSink
+from tests.helpers.tshark import tshark
 
 pytestmark = pytest.mark.lab
 
@@ -212,18 +213,11 @@ def test_the_exported_pcapng_shows_the_lab_interfaces_and_the_wrong_port_rsts(
         e for e in load_recording(recorded_run.recording).events if isinstance(e, PacketEvent)
     ]
 
-    def tshark(*args: str) -> list[list[str]]:
-        result = subprocess.run(
-            ["tshark", "-r", str(out), "-T", "fields", *args],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=WAIT,
-        )
-        return [line.split("\t") for line in result.stdout.splitlines()]
+    def fields(*args: str) -> list[list[str]]:
+        return tshark(out, "-T", "fields", *args, timeout=WAIT)
 
-    assert [row[0] for row in tshark("-e", "frame.interface_name")] == [p.iface for p in packets]
-    rsts = tshark("-Y", "tcp.flags.reset==1", "-e", "frame.interface_name", "-e", "tcp.srcport")
+    assert [row[0] for row in fields("-e", "frame.interface_name")] == [p.iface for p in packets]
+    rsts = fields("-Y", "tcp.flags.reset==1", "-e", "frame.interface_name", "-e", "tcp.srcport")
     echo_veth = {p.iface for p in packets if p.iface.startswith("veth") and p.src == "10.42.0.142"}
     assert {(iface, port) for iface, port in rsts} == {
         ("eth0", "31234"),

@@ -7,7 +7,6 @@ file is opened with tshark when it is installed, as Wireshark users would.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from svcwatch.model.events import Notice
 from svcwatch.model.service import Service, ServicePort
 from svcwatch.ui import chain_facts
 from svcwatch.ui.controls import PCAP_DIR_ENV
+from tests.helpers.tshark import tshark
 from tests.ui.conftest import make_app, settle, widget_text
 from tests.ui.fake_variants import NFT_DATA, NftablesSession, RawFramesSession, StaleWatchSession
 from tests.ui.fakes import T0
@@ -111,26 +111,6 @@ async def test_packet_rows_carry_the_node_and_filter_by_it() -> None:
         assert shown and all("[k3d-demo-agent-1/cni0]" in line for line in shown)
 
 
-def tshark_rows(path: Path) -> list[list[str]]:
-    out = subprocess.run(
-        [
-            "tshark",
-            "-r",
-            str(path),
-            "-T",
-            "fields",
-            "-e",
-            "frame.interface_name",
-            "-e",
-            "tcp.flags.reset",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [line.split("\t") for line in out.splitlines()]
-
-
 async def test_w_writes_the_buffered_packets_to_pcapng(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -149,7 +129,7 @@ async def test_w_writes_the_buffered_packets_to_pcapng(
     assert held == 13  # the happy probe: 7 packets; the refused one: 3 SYNs, 3 RSTs
     if shutil.which("tshark") is None:
         pytest.skip("tshark (Debian package tshark) not installed: file written, not opened")
-    rows = tshark_rows(written)
+    rows = tshark(written, "-T", "fields", "-e", "frame.interface_name", "-e", "tcp.flags.reset")
     assert len(rows) == held
     assert {name for name, _ in rows} == {"eth0", "cni0", "veth0829e839"}
     assert sum(1 for _, reset in rows if reset in ("1", "True")) == 3  # RST back on each hop

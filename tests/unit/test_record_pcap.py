@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,17 +10,11 @@ from record_samples import T0, packet, scripted_stream, wrong_port_exchange
 
 from svcwatch.model.events import Notice, PacketEvent
 from svcwatch.record.pcap import PcapngSink, write_pcapng
+from tests.helpers.tshark import tshark
 
 pytestmark = pytest.mark.skipif(
     shutil.which("tshark") is None, reason="needs tshark (Debian package tshark)"
 )
-
-
-def tshark(path: Path, *args: str) -> list[list[str]]:
-    out = subprocess.run(
-        ["tshark", "-r", str(path), *args], capture_output=True, text=True, check=True
-    ).stdout
-    return [line.split("\t") for line in out.splitlines()]
 
 
 def test_each_interface_gets_its_name_and_every_packet_is_listed(tmp_path: Path) -> None:
