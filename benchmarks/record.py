@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import secrets
 import statistics
 import subprocess
 import sys
@@ -37,13 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from capture import SENDER, RingSink, capture_filter, prepare_dnat, thread_cpu  # noqa: E402
+from capture import SENDER, RingSink, capture_filter, flood_lab, thread_cpu  # noqa: E402
 
 from svcwatch import netns  # noqa: E402
 from svcwatch.capture.sniffer import NodeCapture  # noqa: E402
 from svcwatch.lab.node import LabNode  # noqa: E402
-from svcwatch.lab.sources import load_manifests  # noqa: E402
-from svcwatch.lab.topology import LabSpec  # noqa: E402
 from svcwatch.model.events import Event  # noqa: E402
 from svcwatch.record import DEMO_RECORDING  # noqa: E402
 from svcwatch.record.reader import load_recording  # noqa: E402
@@ -152,12 +149,8 @@ def _drained(capture: NodeCapture, quiet: float = 0.4) -> float:
 def capture_overhead(
     rates: Sequence[float], seconds: float, burst: int, repeat: int, keep: Path
 ) -> None:
-    state = Path(tempfile.mkdtemp(prefix="svcwatch-bench-"))
-    manifests = load_manifests(None)
-    spec = LabSpec.from_manifests(manifests, f"bench{secrets.token_hex(2)}", idle_pods=2)
-    node = LabNode.up(spec, manifests, state)
-    try:
-        prepare_dnat(spec)
+    with flood_lab() as node:
+        state = node.state_root
         print(
             f"1. capture with and without a recorder (3 frames a packet)\n{CAPTURE_HEADER}",
             flush=True,
@@ -177,8 +170,6 @@ def capture_overhead(
                 ratios.append(recorded.rate / reference.rate if reference.rate else 0.0)
             summary.append(f"{label}: {statistics.median(ratios):.3f}")
         print("median throughput ratio, recorder / reference: " + ", ".join(summary), flush=True)
-    finally:
-        LabNode.down(spec.name, state)
 
 
 class LatenessSink:
