@@ -145,7 +145,8 @@ async def scenario_switches(app, pilot, rounds: int, interval: float) -> None:  
         await asyncio.sleep(0.3)
     ms = [r * 1000 for r in rules]
     print(
-        f"key -> new rules in chain pane   median {statistics.median(ms):7.1f} ms  max {max(ms):7.1f} ms  (n={rounds}; target <= 100 ms)"
+        f"key -> new rules in chain pane   median {statistics.median(ms):7.1f} ms  "
+        f"max {max(ms):7.1f} ms  (n={rounds}; target <= 100 ms)"
     )
     print(
         f"  of which: key -> RulesSynced at the app median {statistics.median(synced):6.1f} ms; "
@@ -153,7 +154,8 @@ async def scenario_switches(app, pilot, rounds: int, interval: float) -> None:  
     )
     pms = [p * 1000 for p in probes]
     print(
-        f"key -> first probe of new scenario median {statistics.median(pms):5.0f} ms  max {max(pms):7.0f} ms  "
+        f"key -> first probe of new scenario median {statistics.median(pms):5.0f} ms  "
+        f"max {max(pms):7.0f} ms  "
         f"(probe interval {interval * 1000:.0f} ms; target <= interval + 100 ms)"
     )
 
@@ -199,7 +201,8 @@ async def run(args: argparse.Namespace) -> None:
             print(f"import svcwatch.ui + session factory {(imported - constructed) * 1000:7.0f} ms")
             print(
                 f"cold start to first full frame   {(time.perf_counter() - built) * 1000:7.0f} ms "
-                "(App built -> chain, slice facts and a probe on screen, lab build included; target <= 1.5 s)"
+                "(App built -> chain, slice facts and a probe on screen, lab build included; "
+                "target <= 1.5 s)"
             )
             await scenario_switches(app, pilot, args.rounds, args.interval)
             rest = await key_latencies(app, args.presses)
@@ -210,14 +213,17 @@ async def run(args: argparse.Namespace) -> None:
             await asyncio.to_thread(sender.communicate)
             pane = app.main.packet_pane
             print(
-                f"key-press latency at rest        p50 {pct(rest, 0.5) * 1000:6.1f} ms  p95 {pct(rest, 0.95) * 1000:6.1f} ms (reference)"
+                f"key-press latency at rest        p50 {pct(rest, 0.5) * 1000:6.1f} ms  "
+                f"p95 {pct(rest, 0.95) * 1000:6.1f} ms (reference)"
             )
             print(
-                f"key-press latency, {args.flood_rate:,.0f} pkt/s   p50 {pct(flooded, 0.5) * 1000:6.1f} ms  p95 "
-                f"{pct(flooded, 0.95) * 1000:6.1f} ms  (p95 ratio {pct(flooded, 0.95) / pct(rest, 0.95):.1f}x; target p95 <= 50 ms)"
+                f"key-press latency, {args.flood_rate:,.0f} pkt/s   "
+                f"p50 {pct(flooded, 0.5) * 1000:6.1f} ms  p95 {pct(flooded, 0.95) * 1000:6.1f} ms  "
+                f"(p95 ratio {pct(flooded, 0.95) / pct(rest, 0.95):.1f}x; target p95 <= 50 ms)"
             )
             print(
-                f"packets not drawn during the flood: {pane.not_drawn:,}; drawn lines kept: {len(pane.view.lines):,}"
+                f"packets not drawn during the flood: {pane.not_drawn:,}; "
+                f"drawn lines kept: {len(pane.view.lines):,}"
             )
             await memory_run(session, args)
             await pilot.press("q")

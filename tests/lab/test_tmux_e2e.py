@@ -64,7 +64,10 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[Terminal, str, Path]]:
     lab = "t" + secrets.token_hex(3)[:5]
     session = f"svcwatch-e2e-{lab}"
     # COLUMNS/LINES inherited from a test runner would override the real tmux window size.
-    env = f"env -u COLUMNS -u LINES SVCWATCH_STATE_DIR={shlex.quote(str(tmp_path))} TERM=xterm-256color"
+    env = (
+        f"env -u COLUMNS -u LINES SVCWATCH_STATE_DIR={shlex.quote(str(tmp_path))} "
+        "TERM=xterm-256color"
+    )
     command = f"{env} {SVCWATCH} --name {lab} --interval 0.5; echo SVCWATCH-EXITED=$?; sleep 600"
     subprocess.run(
         ["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50", command], check=True

@@ -230,7 +230,10 @@ class FakeSession:
         addresses = (
             " or ".join(f"host {e.address}" for e in self.slice.endpoints if e.address) or "none"
         )
-        return f"(ip and ((host {CLUSTER_IP} and port 12345) or (host {NODE} and port 31234))) or (arp and ({addresses}))"
+        return (
+            f"(ip and ((host {CLUSTER_IP} and port 12345) or (host {NODE} and port 31234))) "
+            f"or (arp and ({addresses}))"
+        )
 
     def _tick(self) -> float:
         self.now += 0.001

@@ -52,8 +52,8 @@ async def test_key_2_wrong_port_shows_rst_refusal_and_the_new_rule() -> None:
         assert session.requests == ["wrong-port"]
         assert app.sub_title == "scenario: Wrong port (2)"
         assert app.main.diagnosis.text == (
-            f"SYN DNATed to 10.42.0.142:12346 answered with RST: nothing listens on port 12346 in pod "
-            f"{POD}; clients see 'connection refused'"
+            "SYN DNATed to 10.42.0.142:12346 answered with RST: nothing listens on port 12346 "
+            f"in pod {POD}; clients see 'connection refused'"
         )
         assert "[veth0829e839] 10.42.0.142:12346 -> " in stream(app) and "ACK,RST" in stream(app)
         assert "connection refused" in stream(app)

@@ -53,9 +53,9 @@ def test_waiting_before_any_probe() -> None:
 
 def test_healthy_names_the_endpoint_and_pod() -> None:
     d = diagnose(evidence(slice_of("10.42.0.142"), probe(True), probe(True), facts=[REAL]))
-    assert (
-        d.text
-        == f"Healthy: 2 of 2 recent probes echoed via 10.42.0.142:12345 (pod {POD}); median connect 0 ms"
+    assert d.text == (
+        f"Healthy: 2 of 2 recent probes echoed via 10.42.0.142:12345 (pod {POD}); "
+        "median connect 0 ms"
     )
     assert d.level == "ok"
 

@@ -31,7 +31,10 @@ def latency_ms(probe: ProbeEvent) -> float:
 
 def outcome_line(probe: ProbeEvent) -> str:
     if probe.ok:
-        return f"ok    connect {probe.connect_ms or 0:.1f} ms  echo {probe.echo_ms or 0:.1f} ms  ({probe.nbytes}B)"
+        return (
+            f"ok    connect {probe.connect_ms or 0:.1f} ms  echo {probe.echo_ms or 0:.1f} ms  "
+            f"({probe.nbytes}B)"
+        )
     errno = f" [{probe.errno}]" if probe.errno else ""
     return (
         f"FAIL  {probe.phase or 'connect'}: {probe.error}{errno} after {latency_ms(probe):.0f} ms"
