@@ -50,6 +50,5 @@ def require_lab_privileges() -> None:
             f"{ALTERNATIVES}"
         )
     raise SetupError(
-        "the lab needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN): "
-        f"run it with sudo, {ALTERNATIVES}"
+        f"the lab needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN): run it with sudo, {ALTERNATIVES}"
     )

@@ -39,8 +39,16 @@ def stream_with_hand_edits(lab: Lab) -> list[dict[str, Any]]:  # noqa: F811
     """Run; after the first echo, break the slice file; after the warning, fix it to port 12346."""
     slice_path = lab_dir(lab.state, lab.name) / SLICE_FILE
     argv = lab.argv(
-        "run", "--json", "--name", lab.name, "--pods", str(IDLE_PODS), "-d", "6",
-        "--interval", "0.3",
+        "run",
+        "--json",
+        "--name",
+        lab.name,
+        "--pods",
+        str(IDLE_PODS),
+        "-d",
+        "6",
+        "--interval",
+        "0.3",
     )
     events: list[dict[str, Any]] = []
     step = 0
@@ -70,7 +78,8 @@ def test_a_broken_hand_edit_warns_and_the_fixed_one_flows_through(lab: Lab) -> N
     assert "malformed YAML" in events[warning]["message"]
     assert "keeping the previous version" in events[warning]["message"]
     modified = [
-        i for i, e in enumerate(events)
+        i
+        for i, e in enumerate(events)
         if e["kind"] == "endpointslice" and e["change"] == "MODIFIED"
     ]
     assert len(modified) == 1 and modified[0] > warning

@@ -8,15 +8,29 @@ from svcwatch.watch.sync import SyncTracker
 
 def packet(ts: float) -> PacketEvent:
     return PacketEvent(
-        ts=ts, kind="tcp-packet", iface="eth0", direction="out", src="192.168.97.2",
-        dst="192.168.97.3", sport=40000, dport=31234, flags="S",
+        ts=ts,
+        kind="tcp-packet",
+        iface="eth0",
+        direction="out",
+        src="192.168.97.2",
+        dst="192.168.97.3",
+        sport=40000,
+        dport=31234,
+        flags="S",
     )
 
 
 def probe(ts: float, started: float) -> ProbeEvent:
     return ProbeEvent(
-        ts=ts, kind="io-error", src="192.168.97.2", sport=40002, dst="192.168.97.3",
-        dport=31234, phase="connect", error="connection refused", started=started,
+        ts=ts,
+        kind="io-error",
+        src="192.168.97.2",
+        sport=40002,
+        dst="192.168.97.3",
+        dport=31234,
+        phase="connect",
+        error="connection refused",
+        started=started,
     )
 
 
