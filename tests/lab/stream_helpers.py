@@ -62,9 +62,12 @@ class Lab:
             check=False,
         )
 
+    def stream_args(self, *args: str) -> list[str]:
+        """`run --json` on this lab with IDLE_PODS idle pods, then `args`."""
+        return ["run", "--json", "--name", self.name, "--pods", str(IDLE_PODS), *args]
+
     def run_json(self, *args: str) -> list[Event]:
-        argv = ("run", "--json", "--name", self.name, "--pods", str(IDLE_PODS), *args)
-        done = self.run(*argv, timeout=90)
+        done = self.run(*self.stream_args(*args), timeout=90)
         assert done.returncode == 0, done.stderr
         return [json.loads(line) for line in done.stdout.splitlines()]
 

@@ -70,9 +70,8 @@ def test_pod_down_is_a_reset_from_the_pod_itself(lab: Lab) -> None:
 
 def test_rollout_race_loses_connections_until_the_rules_sync(lab: Lab) -> None:
     argv = lab.argv(
-        "run", "--json", "--name", lab.name, "--pods", str(IDLE_PODS),
-        "--sync-delay", "1", "--interval", "0.2", "--timeout", "1", "-d", "6",
-    )  # fmt: skip
+        *lab.stream_args("--sync-delay", "1", "--interval", "0.2", "--timeout", "1", "-d", "6")
+    )
     events: list[Event] = []
     with subprocess.Popen(argv, env=lab.env, stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None

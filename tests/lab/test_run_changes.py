@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.lab.stream_helpers import IDLE_PODS, Lab, lab  # noqa: F401  (the fixture)
+from tests.lab.stream_helpers import Lab, lab  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.lab
 
@@ -51,18 +51,7 @@ def stream_with_changes(
         lab.argv("lab", "scenario", "happy", "--name", lab.name),
     ]
     argv = lab.argv(
-        "run",
-        "--json",
-        "--name",
-        lab.name,
-        "--pods",
-        str(IDLE_PODS),
-        "-d",
-        "7",
-        "--interval",
-        "0.3",
-        "--sync-delay",
-        str(sync_delay),
+        *lab.stream_args("-d", "7", "--interval", "0.3", "--sync-delay", str(sync_delay))
     )
     events: list[dict[str, Any]] = []
     with subprocess.Popen(argv, env=lab.env, stdout=subprocess.PIPE, text=True) as proc:

@@ -17,7 +17,7 @@ import pytest
 
 from svcwatch.lab.instances import lab_dir
 from svcwatch.store import SLICE_FILE
-from tests.lab.stream_helpers import IDLE_PODS, Lab, lab  # noqa: F401  (the fixture)
+from tests.lab.stream_helpers import Lab, lab  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.lab
 
@@ -38,18 +38,7 @@ def edit_in_place(path: Path, *replacements: tuple[str, str]) -> None:
 def stream_with_hand_edits(lab: Lab) -> list[dict[str, Any]]:  # noqa: F811
     """Run; after the first echo, break the slice file; after the warning, fix it to port 12346."""
     slice_path = lab_dir(lab.state, lab.name) / SLICE_FILE
-    argv = lab.argv(
-        "run",
-        "--json",
-        "--name",
-        lab.name,
-        "--pods",
-        str(IDLE_PODS),
-        "-d",
-        "6",
-        "--interval",
-        "0.3",
-    )
+    argv = lab.argv(*lab.stream_args("-d", "6", "--interval", "0.3"))
     events: list[dict[str, Any]] = []
     step = 0
     with subprocess.Popen(argv, env=lab.env, stdout=subprocess.PIPE, text=True) as proc:
