@@ -141,9 +141,7 @@ class ClusterSession(StreamingSession):
         self._start_watcher()
         self._fleet.start_rules(self.service, self._emit)
         warn_if_unreachable(target, self.probing.timeout, self._notice)
-        self._probes = self.probing.start(
-            sink, target, netns=None, where="this machine", notice=self._notice
-        )
+        self._probes = self.probing.start(sink, target, netns=None, notice=self._notice)
 
     def stop(self) -> None:
         """Stop everything, put the slice back exactly as it was, delete the agent pods."""

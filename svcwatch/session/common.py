@@ -86,7 +86,6 @@ class ProbeSettings:
         target: tuple[str, int],
         *,
         netns: str | None,
-        where: str,
         notice: Notify,
     ) -> ProbeLoop:
         """Start probing `target` from `netns` (None: this machine) and say so."""
@@ -99,6 +98,7 @@ class ProbeSettings:
             payload=self.payload,
         )
         probes.start()
+        where = netns or "this machine"
         notice("info", f"probing {target[0]}:{target[1]} from {where} every {self.interval:g}s")
         return probes
 

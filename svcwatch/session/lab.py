@@ -143,7 +143,7 @@ class LabSession(StreamingSession):
         self._start_watcher()  # its first delivery reconciles and starts the capture
         target = self.probing.target or (spec.node_ip, self._node_port())
         self._probes = self.probing.start(
-            self._sink, target, netns=spec.client_ns, where=spec.client_ns, notice=self._notice
+            self._sink, target, netns=spec.client_ns, notice=self._notice
         )
 
     def _bring_up(self) -> LabNode:
