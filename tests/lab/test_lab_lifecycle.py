@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,10 @@ def test_reuse_restarts_a_crashed_echo_process(
     old = lab.record.pods[0].echo
     assert old is not None
     os.kill(old.pid, signal.SIGKILL)
+    # The kill lands when the kernel next schedules the process: the crash is over once it is gone.
+    deadline = time.monotonic() + 5
+    while old.alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
     again = LabNode.up(lab.spec, manifests, state_root)
     assert again.echo_pod.listening and again.record.pods[0].echo != old
     assert echo_roundtrip(lab.spec) == b"hello\n"
