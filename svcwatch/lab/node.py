@@ -43,10 +43,10 @@ from svcwatch.lab.topology import LabSpec, baseline_slice_of, first_service, val
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError, SetupError
 from svcwatch.model.events import RulesSynced
+from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.manifest import ManifestSet, dump_slice
 from svcwatch.model.scenario import ScenarioContext, apply_scenario, get_scenario
 from svcwatch.model.service import Service
-from svcwatch.session.base import EndpointFacts
 from svcwatch.store import ObjectStore, atomic_write, scenario_of
 
 

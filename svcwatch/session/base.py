@@ -7,24 +7,13 @@ from thread workers, never on its event loop. Events flow the other way, through
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
+from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.service import Service
 from svcwatch.sinks import EventSink
-
-
-@dataclass(frozen=True, slots=True)
-class EndpointFacts:
-    """What the backend knows about one endpoint beyond the slice: is it real, does it listen?"""
-
-    address: str
-    port: int | None
-    pod: str | None  # the pod that has this IP, if any
-    listening: bool | None  # is anything listening on that port in that pod (None: unknown)
-    node: str | None = None
 
 
 class Session(Protocol):

@@ -24,10 +24,10 @@ from svcwatch.cluster.transport import ExecTransport
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError
+from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.scenario import get_scenario
 from svcwatch.model.service import Service
 from svcwatch.probe.tcp import ProbeLoop
-from svcwatch.session.base import EndpointFacts
 from svcwatch.session.cluster_agents import AgentFleet
 from svcwatch.session.cluster_setup import (
     demo_pods,

@@ -26,11 +26,11 @@ from svcwatch.locations import state_dir
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError
 from svcwatch.model.events import Event, RulesSynced
+from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.manifest import collect, parse_documents
 from svcwatch.model.scenario import get_scenario
 from svcwatch.model.service import Service
 from svcwatch.probe.tcp import ProbeLoop
-from svcwatch.session.base import EndpointFacts
 from svcwatch.session.common import (
     ProbeSettings,
     StreamingSession,

@@ -19,9 +19,10 @@ from typing import Any
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.events import Event, RulesSynced, SliceChanged
+from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.service import Service
 from svcwatch.record.writer import Recorder
-from svcwatch.session.base import EndpointFacts, Session
+from svcwatch.session.base import Session
 from svcwatch.sinks import EventSink, FanoutSink
 
 POLL_INTERVAL = 1.0  # seconds; the dashboard reads the chain this often too

@@ -23,10 +23,10 @@ from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError
 from svcwatch.model.events import Notice, RulesSynced, SliceChanged
+from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.service import Service
 from svcwatch.record.reader import Recording, latest_at, load_recording
 from svcwatch.record.replay import Player, ReplayClock
-from svcwatch.session.base import EndpointFacts
 from svcwatch.sinks import EventSink
 
 REPLAY_ORIGIN = "replay"

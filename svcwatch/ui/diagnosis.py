@@ -16,7 +16,7 @@ from statistics import median
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.events import Event, PacketEvent, ProbeEvent, SliceChanged
-from svcwatch.session.base import EndpointFacts
+from svcwatch.model.facts import EndpointFacts
 
 PROBE_WINDOW = 10  # recent probes that count: enough for "~50%", short enough to show recovery
 

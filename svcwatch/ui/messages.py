@@ -13,8 +13,8 @@ from textual.message import Message
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.events import Event
+from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.service import Service
-from svcwatch.session.base import EndpointFacts
 
 
 @dataclass

@@ -27,10 +27,10 @@ from svcwatch.model.events import (
     RulesSynced,
     SliceChanged,
 )
+from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.manifest import collect, parse_documents
 from svcwatch.model.scenario import ScenarioContext, apply_scenario, get_scenario
 from svcwatch.model.service import Service
-from svcwatch.session.base import EndpointFacts
 from svcwatch.sinks import EventSink
 
 T0 = 1_000.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 from svcwatch.kubeproxy.rules import ChainTree, Rule
 from svcwatch.model.endpointslice import EndpointPort, EndpointSlice
 from svcwatch.model.events import PacketEvent, ProbeEvent, SliceChanged
+from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.scenario import endpoint
-from svcwatch.session.base import EndpointFacts
 from svcwatch.ui.diagnosis import Evidence, diagnose
 
 POD = "socat-5c97445bc5-vw5dz"

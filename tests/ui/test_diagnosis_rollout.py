@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from svcwatch.model.endpointslice import EndpointPort, EndpointSlice
 from svcwatch.model.events import PacketEvent, ProbeEvent, SliceChanged
+from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.scenario import endpoint
-from svcwatch.session.base import EndpointFacts
 from svcwatch.ui.diagnosis import Evidence, diagnose
 
 OLD, NEW = "10.42.0.142", "10.42.0.144"

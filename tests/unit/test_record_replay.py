@@ -15,10 +15,10 @@ from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError
 from svcwatch.model.events import Event, Notice, RulesSynced
+from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.service import Service
 from svcwatch.record.reader import load_recording
 from svcwatch.record.replay import ReplayClock
-from svcwatch.session.base import EndpointFacts
 from svcwatch.session.recording import RecordingSession
 from svcwatch.session.replay import REPLAY_ORIGIN, ReplaySession
 from svcwatch.sinks import CollectingSink, EventSink

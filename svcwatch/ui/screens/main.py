@@ -18,7 +18,7 @@ from textual.widgets import Footer, Header, Static
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.events import Event, ProbeEvent
-from svcwatch.session.base import EndpointFacts
+from svcwatch.model.facts import EndpointFacts
 from svcwatch.ui.diagnosis import Diagnosis, Evidence, diagnose, with_stale_watch
 from svcwatch.ui.widgets.chain_pane import ChainPane
 from svcwatch.ui.widgets.packet_pane import PacketPane

@@ -15,7 +15,7 @@ from textual.widgets import Static
 
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import Endpoint, EndpointSlice
-from svcwatch.session.base import EndpointFacts
+from svcwatch.model.facts import EndpointFacts
 from svcwatch.ui.chain_facts import landed_counts
 
 
