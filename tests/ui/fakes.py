@@ -26,6 +26,7 @@ from svcwatch.model.events import (
     ProbeEvent,
     RulesSynced,
     SliceChanged,
+    SyncTiming,
 )
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.manifest import collect, parse_documents
@@ -131,6 +132,7 @@ class FakeSession:
         self.version += 1
         self.slice = replace(slice_, resource_version=str(self.version))
         self.now = T0 + 0.4 if change == "ADDED" else self.now + 1.0
+        written_at = self.now
         events: list[Event] = [
             SliceChanged(
                 self._tick(), self.slice.key, change, self.slice.resource_version, scenario=scenario
@@ -142,6 +144,18 @@ class FakeSession:
         port = next((p.port for p in self.slice.ports if p.port), 12345)
         for address in ready or [None]:
             events.extend(self.connection(address, port))
+        # The lab's sync record: written, rules in the kernel 31 ms later, first packet after.
+        first_packet = next(e.ts for e in events if isinstance(e, PacketEvent))
+        events.append(
+            SyncTiming(
+                self._tick(),
+                self.slice.key,
+                self.slice.resource_version,
+                written_at,
+                rules_at=written_at + 0.031,
+                effect_at=first_packet,
+            )
+        )
         self._emit(events)
 
     def connection(self, address: str | None, port: int) -> list[Event]:

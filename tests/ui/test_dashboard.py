@@ -296,3 +296,16 @@ async def test_80x24_stacks_all_four_panes() -> None:
         assert all(p.region.height >= 3 and p.region.width == 80 for p in panes)
         tops = [p.region.y for p in panes]
         assert tops[0] < tops[1] < tops[3] < tops[2]
+
+
+async def test_the_last_sync_lag_is_shown_under_the_chain() -> None:
+    session = FakeSession()
+    app = make_app(session)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("2")
+        await settle(app, pilot)
+        subtitle = str(app.main.chain_pane.border_subtitle)
+        rv = session.slice.resource_version
+        assert subtitle.startswith(f"rv={rv} → rules +31 ms → first packet +")
+        assert subtitle.endswith(" ms")

@@ -17,7 +17,7 @@ from textual.widgets import Footer, Header, Static
 
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
-from svcwatch.model.events import Event, ProbeEvent
+from svcwatch.model.events import Event, ProbeEvent, SyncTiming
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.ui.diagnosis import Diagnosis, Evidence, diagnose, with_stale_watch
 from svcwatch.ui.widgets.chain_pane import ChainPane
@@ -65,6 +65,9 @@ class MainScreen(Screen[None]):
             self.evidence.observe(event)
         self.packet_pane.add_events(events, dropped)
         self.probe_pane.add_probes([e for e in events if isinstance(e, ProbeEvent)])
+        timings = [e for e in events if isinstance(e, SyncTiming)]
+        if timings:
+            self.chain_pane.show_sync(timings[-1])
         self.refresh_diagnosis()
 
     def show_chain(self, tree: ChainTree, after_sync: bool) -> None:

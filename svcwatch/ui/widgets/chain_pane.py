@@ -18,6 +18,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from svcwatch.kubeproxy.rules import ChainTree, Rule
+from svcwatch.model.events import SyncTiming
 from svcwatch.ui import chain_facts
 
 HIGHLIGHT_SECONDS = 4.0
@@ -59,6 +60,16 @@ class ChainPane(VerticalScroll):
         self.chain_tree = tree
         self.border_title = self.title_for(tree)
         self.redraw()
+
+    def show_sync(self, timing: SyncTiming) -> None:
+        """The last slice change's lag, under the pane: how long until the kernel and the wire
+        showed it (the lab's numbers against kube-proxy's 1 s minSyncPeriod are the point)."""
+        parts = [f"rv={timing.resource_version}"]
+        if timing.rules_ms is not None:
+            parts.append(f"rules +{timing.rules_ms:.0f} ms")
+        effect = "…" if timing.effect_ms is None else f"+{timing.effect_ms:.0f} ms"
+        parts.append(f"first packet {effect}")
+        self.border_subtitle = " → ".join(parts)
 
     def tick(self) -> None:
         """Expire highlights that are older than HIGHLIGHT_SECONDS."""
