@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,23 @@ DROP = [
 ]
 
 
+def svcwatch(
+    argv: list[str], tmp_path: Path, *, prefix: Sequence[str] = (), path: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI (behind `prefix`) with its own state directory and no terminal."""
+    env = {**os.environ, "SVCWATCH_STATE_DIR": str(tmp_path / "state"), "TERM": "dumb"}
+    if path is not None:
+        env["PATH"] = path
+    return subprocess.run(
+        [*prefix, SVCWATCH, *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+
+
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
 @pytest.mark.parametrize(
     "args",
@@ -37,15 +55,7 @@ DROP = [
 def test_no_capabilities_is_one_line_naming_the_alternatives(
     args: list[str], lab_name: str, tmp_path: Path
 ) -> None:
-    env = {**os.environ, "SVCWATCH_STATE_DIR": str(tmp_path / "state"), "TERM": "dumb"}
-    out = subprocess.run(
-        [*DROP, SVCWATCH, *args, "--name", lab_name],
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-    )
+    out = svcwatch([*args, "--name", lab_name], tmp_path, prefix=DROP)
     assert out.returncode == 2, out
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr
@@ -60,17 +70,9 @@ def test_no_capabilities_is_one_line_naming_the_alternatives(
 def test_missing_iptables_is_one_line_naming_the_package(
     args: list[str], lab_name: str, tmp_path: Path
 ) -> None:
-    env = {**os.environ, "SVCWATCH_STATE_DIR": str(tmp_path / "state"), "TERM": "dumb"}
-    env["PATH"] = "/usr/bin:/bin"  # /usr/sbin (iptables) is hidden below; keep the tools apart
-    script = 'mount -t tmpfs none /usr/sbin && exec "$@"'
-    out = subprocess.run(
-        ["unshare", "-m", "sh", "-c", script, "sh", SVCWATCH, *args, "--name", lab_name],
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-    )
+    hide_sbin = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none /usr/sbin && exec "$@"', "sh"]
+    # PATH without /usr/sbin: the binaries must be missing, not merely hidden from one lookup.
+    out = svcwatch([*args, "--name", lab_name], tmp_path, prefix=hide_sbin, path="/usr/bin:/bin")
     assert out.returncode == 2, out
     assert out.stderr.strip().splitlines() == [
         "svcwatch: error: iptables-restore not found: install the Debian package 'iptables' "
@@ -94,15 +96,7 @@ def test_bad_manifests_fail_before_the_dashboard_opens(
     manifest = tmp_path / "bad.yaml"
     if content is not None:
         manifest.write_text(content)
-    env = {**os.environ, "SVCWATCH_STATE_DIR": str(tmp_path / "state"), "TERM": "dumb"}
-    out = subprocess.run(
-        [SVCWATCH, *command, "-f", str(manifest), "--name", lab_name],
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-    )
+    out = svcwatch([*command, "-f", str(manifest), "--name", lab_name], tmp_path)
     assert out.returncode == 2, out
     (line,) = out.stderr.strip().splitlines()
     assert message in line and str(manifest) in line
