@@ -44,9 +44,17 @@ PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "Create
 Progress = Callable[[str], None]
 
 
+# Headers are all the stream decodes, and a short snapshot keeps libpcap's TPACKET_V3 ring from
+# being a handful of 256 KiB frames: with the default snaplen a burst of ~16 packets while tcpdump
+# was descheduled overflowed it ("6 packets dropped by kernel", seen under load here).
+SNAPLEN = 256
+BUFFER_KIB = 8192
+
+
 def capture_argv(bpf: str) -> list[str]:
     """tcpdump on every interface, unbuffered pcap to stdout; the filter as one argument."""
-    argv = ["tcpdump", "-i", "any", "-U", "--immediate-mode", "-n", "-w", "-"]
+    argv = ["tcpdump", "-i", "any", "-U", "--immediate-mode", "-n"]
+    argv += ["-s", str(SNAPLEN), "-B", str(BUFFER_KIB), "-w", "-"]
     return [*argv, bpf] if bpf else argv
 
 

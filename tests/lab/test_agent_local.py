@@ -139,6 +139,17 @@ def talk(node_ns: str, port: int) -> bytes | str:
         client.close()
 
 
+def tcp_shapes(events: list[PacketEvent]) -> list[tuple[object, ...]]:
+    return [shape(e) for e in events if e.kind == "tcp-packet"]
+
+
+def caught_up(agent_events: list[PacketEvent], reference: CollectingSink) -> bool:
+    """The agent saw the wrong-port RST and every TCP frame the lab capture saw so far."""
+    lab = [e for e in reference.snapshot() if isinstance(e, PacketEvent)]
+    agent = list(agent_events)
+    return any("RST" in e.flags for e in agent) and tcp_shapes(agent) == tcp_shapes(lab)
+
+
 def shape(event: PacketEvent) -> tuple[object, ...]:
     return (
         event.kind,
@@ -173,9 +184,11 @@ def test_agent_capture_decodes_like_the_lab_capture(fake_node: FakeNode) -> None
     try:
         assert talk(fake_node.node, PORT) == b"hello"
         assert talk(fake_node.node, PORT + 1) == "refused"  # the wrong-port scenario: RST
+        # Both captures see the same frames, each at its own pace (tcpdump -U per packet, the lab
+        # capture in 50 ms batches): wait until the agent's stream has caught up with the lab's.
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not any("RST" in e.flags for e in events):
-            time.sleep(0.05)  # tcpdump -U writes each packet as it comes; wait for the last one
+        while time.monotonic() < deadline and not caught_up(events, reference):
+            time.sleep(0.05)
     finally:
         stream.close()
         reader.join(timeout=10)
@@ -187,11 +200,15 @@ def test_agent_capture_decodes_like_the_lab_capture(fake_node: FakeNode) -> None
     assert (tcp[0].src, tcp[0].dst, tcp[0].dport, tcp[0].flags) == (NODE_IP, POD_IP, PORT, "SYN")
     assert any(e.flags == "SYN,ACK" and e.src == POD_IP and e.direction == "in" for e in tcp)
     assert any(e.length == 5 and e.dst == POD_IP for e in tcp)  # "hello"
-    assert any(e.dport == PORT + 1 and e.flags == "SYN" for e in tcp)
-    assert any(e.sport == PORT + 1 and "RST" in e.flags for e in tcp)
+    assert any(e.dport == PORT + 1 and e.flags == "SYN" for e in tcp), (
+        tcp_shapes(tcp),
+        stream.stderr_text,  # type: ignore[attr-defined]
+        tcp_shapes([e for e in reference.snapshot() if isinstance(e, PacketEvent)]),
+    )
+    assert any(e.sport == PORT + 1 and "RST" in e.flags for e in tcp), [shape(e) for e in tcp]
     assert all(e.linktype == 276 for e in events)  # Linux cooked v2: the interface index travels
     lab_events = [e for e in reference.snapshot() if isinstance(e, PacketEvent)]
-    assert [shape(e) for e in tcp] == [shape(e) for e in lab_events if e.kind == "tcp-packet"]
+    assert tcp_shapes(tcp) == tcp_shapes(lab_events)
 
 
 def test_agent_reads_the_service_chain_among_a_real_nodes_rules(fake_node: FakeNode) -> None:
