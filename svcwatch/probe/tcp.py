@@ -69,7 +69,11 @@ async def _connect(sock: socket.socket, target: tuple[str, int], timeout: float)
 
         loop.add_writer(sock.fileno(), _writable)
         try:
-            await asyncio.wait_for(writable, timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for returns the result instead of raising
+            # CancelledError when the connect completes as the probe is cancelled, so a stopped
+            # loop went on to wait out the echo timeout (stop() took 5 s under load).
+            async with asyncio.timeout(timeout):
+                await writable
         except TimeoutError:
             raise ProbeFailed("connect", "i/o timeout", "ETIMEDOUT") from None
         finally:
@@ -83,7 +87,8 @@ async def _echo(sock: socket.socket, payload: bytes, timeout: float) -> bytes:
     """Send the payload and read until as many bytes came back, EOF, or the timeout."""
     loop = asyncio.get_running_loop()
     try:
-        await asyncio.wait_for(loop.sock_sendall(sock, payload), timeout)
+        async with asyncio.timeout(timeout):
+            await loop.sock_sendall(sock, payload)
     except TimeoutError:
         raise ProbeFailed("write", "i/o timeout", "ETIMEDOUT") from None
     except OSError as exc:
@@ -92,9 +97,8 @@ async def _echo(sock: socket.socket, payload: bytes, timeout: float) -> bytes:
     deadline = loop.time() + timeout
     while len(received) < len(payload):
         try:
-            chunk = await asyncio.wait_for(
-                loop.sock_recv(sock, 65536), max(0.0, deadline - loop.time())
-            )
+            async with asyncio.timeout_at(deadline):
+                chunk = await loop.sock_recv(sock, 65536)
         except TimeoutError:
             raise ProbeFailed("read", "i/o timeout", "ETIMEDOUT") from None
         except OSError as exc:
