@@ -70,7 +70,7 @@ class _Starter(threading.Thread):
             self.error = exc
 
 
-def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
+def _signal_as_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
@@ -146,10 +146,14 @@ def run(as_json: bool, duration: float | None, **kwargs: Any) -> None:
 
     t0 = time.time()
     session = make_session(**kwargs)
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    # SIGINT too, explicitly: a run started from a background job inherits SIGINT as ignored,
+    # and `kill -INT` must still stop it cleanly (and tear the lab down) rather than do nothing.
+    stopping = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, _signal_as_interrupt) for sig in stopping}
     try:
         stream(session, StreamPrinter(sys.stdout, as_json=as_json, t0=t0), duration)
     except BrokenPipeError:  # `svcwatch run | head`: the reader left, the lab is already down
         sys.stderr.close()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
