@@ -9,7 +9,9 @@ repeated on stderr after it closes.
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from types import FrameType
 from typing import Any
@@ -28,9 +30,22 @@ def run_dashboard(**kwargs: Any) -> None:
     # A bad talk script is a one-line error (exit 2) before the lab is built or Textual starts.
     script = load_script(script_path) if script_path else None
     session = make_session(**kwargs)
+    require_terminal()
     run_session_dashboard(
         session, theme=theme, keep=bool(kwargs.get("keep")), captions=captions, script=script
     )
+
+
+def require_terminal() -> None:
+    """The dashboard draws on a terminal (or a browser under `svcwatch serve`); without one, say
+    so and point at the stream, instead of building a lab nobody can see or quit."""
+    if os.environ.get("TEXTUAL_DRIVER"):  # textual-serve's web driver: a browser is the screen
+        return
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise SetupError(
+            "the dashboard needs a terminal (stdin and stdout are not one): "
+            "for a text stream use `svcwatch run --plain`, for a browser `svcwatch serve`"
+        )
 
 
 def stream_start(session: Any) -> float | None:

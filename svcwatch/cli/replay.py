@@ -115,8 +115,9 @@ def replay(
     talk = _load_script(script)
     session = ReplaySession(path, speed=speed)
     if output is None:
-        from svcwatch.cli.dashboard import run_session_dashboard  # Textual: import on use
+        from svcwatch.cli.dashboard import require_terminal, run_session_dashboard
 
+        require_terminal()
         run_session_dashboard(session, theme=theme, captions=captions, script=talk)
     else:
         _print_stream(session, as_json=output == "json")

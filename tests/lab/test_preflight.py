@@ -102,3 +102,15 @@ def test_bad_manifests_fail_before_the_dashboard_opens(
     assert message in line and str(manifest) in line
     assert out.stdout == ""  # nothing drawn, nothing streamed
     assert not lab_namespaces(lab_name)
+
+
+def test_dashboard_without_a_terminal_says_so_and_builds_nothing(
+    lab_name: str, tmp_path: Path
+) -> None:
+    out = svcwatch(["--name", lab_name], tmp_path)  # stdin is /dev/null, stdout a pipe
+    assert out.returncode == 2, out
+    assert out.stderr.strip().splitlines() == [
+        "svcwatch: error: the dashboard needs a terminal (stdin and stdout are not one): "
+        "for a text stream use `svcwatch run --plain`, for a browser `svcwatch serve`"
+    ]
+    assert not lab_namespaces(lab_name)
