@@ -170,7 +170,11 @@ class Player:
                     continue
                 if self._steps:
                     self._steps -= 1
-                    return self._take(1, advance=True)
+                    # A step shows exactly the stepped event's moment, even if the clock had run a
+                    # little past it before the pause (the player had not emitted it yet).
+                    batch = self._take(1, advance=False)
+                    self.clock._rebase(batch[-1].ts)
+                    return batch
                 wait = self.clock.seconds_until(self.events[self._next].ts)
                 if wait == 0:
                     return self._take(_MAX_BATCH, advance=math.isinf(self.clock.speed))
