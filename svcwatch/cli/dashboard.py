@@ -23,7 +23,7 @@ from svcwatch.session.base import Session
 def run_dashboard(**kwargs: Any) -> None:
     """Open the dashboard with the CLI's flags (see svcwatch/cli/options.py)."""
     from svcwatch.session.factory import make_session  # backends are heavy: import on use
-    from svcwatch.ui.script import load_script
+    from svcwatch.talk.script import load_script
 
     theme = kwargs.get("theme")
     captions, script_path = bool(kwargs.pop("captions", False)), kwargs.pop("script", None)

@@ -130,7 +130,7 @@ def _load_script(script: str | None) -> Any:
     """A bad talk script is a one-line error before the recording is read or Textual starts."""
     if not script:
         return None
-    from svcwatch.ui.script import load_script
+    from svcwatch.talk.script import load_script
 
     return load_script(script)
 

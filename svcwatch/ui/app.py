@@ -3,8 +3,8 @@
 Every session call blocks (kernel, cluster, files), so each runs in a thread worker and answers
 with a message; events arrive in batches through `UiSink`. Key actions only post requests. One
 `Worker.StateChanged` handler turns any failed worker into a notification, never a crash.
-Presenter extras live in presenter.py; replay keys, `w`, key recording and the header's status
-(what differs by session kind) in controls.py.
+Talk-presenter extras live in talk_presenter.py; replay keys, `w`, key recording and the header's
+status (what differs by session kind) in controls.py.
 """
 
 from __future__ import annotations
@@ -19,18 +19,18 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
+from svcwatch.explain.diagnosis import Diagnosis
 from svcwatch.model.events import RulesSynced, SliceChanged
 from svcwatch.model.manifest import dump_slice
 from svcwatch.model.scenario import SCENARIOS
 from svcwatch.session.base import Session
+from svcwatch.talk.script import ScenePlayer, TalkScript
 from svcwatch.ui import actions, messages
 from svcwatch.ui.bridge import UiSink
 from svcwatch.ui.controls import SessionControlsMixin
-from svcwatch.ui.diagnosis import Diagnosis
-from svcwatch.ui.presenter import PresenterMixin
 from svcwatch.ui.screens.help import HelpScreen
 from svcwatch.ui.screens.main import MainScreen, StoppingScreen
-from svcwatch.ui.script import ScenePlayer, TalkScript
+from svcwatch.ui.talk_presenter import PresenterMixin
 from svcwatch.ui.themes import (
     DEFAULT_THEME,
     ROLE_DEFAULTS,

@@ -15,9 +15,9 @@ from textual.timer import Timer
 
 from svcwatch.model.scenario import SCENARIOS
 from svcwatch.session.base import Session
+from svcwatch.talk.script import Scene, ScenePlayer
 from svcwatch.ui import messages
 from svcwatch.ui.screens.main import MainScreen
-from svcwatch.ui.script import Scene, ScenePlayer
 from svcwatch.ui.widgets.caption_bar import PRESTOP_CAPTION, CaptionBar
 
 
