@@ -25,7 +25,7 @@ _NFT_MATCHES = re.compile(
 
 def is_nft(tree: ChainTree | None) -> bool:
     """Whether kube-proxy's nftables mode wrote these rules (table ip kube-proxy)."""
-    return tree is not None and tree.backend == nft.BACKEND
+    return tree is not None and tree.proxy_backend == nft.BACKEND
 
 
 def balancer_chains(tree: ChainTree) -> set[str]:

@@ -70,14 +70,14 @@ class ChainTree:
     `entry` holds the KUBE-SERVICES / KUBE-NODEPORTS rules that jump into the Service's chains;
     `chains` maps each of its chains (KUBE-EXT-, KUBE-SVC-, KUBE-SEP-... in the order a packet
     walks them) to its rules; `filter_rules` are the filter-table REJECT/DROP rules for it (no
-    endpoints). `backend` says which iptables wrote the dump (iptables-nft, iptables-legacy).
+    endpoints). `proxy_backend` says which iptables wrote the dump (iptables-nft, iptables-legacy).
     """
 
     service: str
     entry: list[Rule] = field(default_factory=list)
     chains: dict[str, list[Rule]] = field(default_factory=dict)
     filter_rules: list[Rule] = field(default_factory=list)
-    backend: str = ""
+    proxy_backend: str = ""
 
     def all_rules(self) -> list[Rule]:
         return [

@@ -273,7 +273,7 @@ class LabNode:
             service=service.key,
             added=result.added,
             removed=result.removed,
-            backend=self.iptables_backend(),
+            proxy_backend=self.iptables_backend(),
             took_ms=result.took_ms,
         )
 

@@ -57,7 +57,7 @@ def describe(node: LabNode) -> dict[str, Any]:
     }
     try:
         tree = node.read_chain()
-        data["backend"] = tree.backend
+        data["backend"] = tree.proxy_backend
         data["chain"] = [
             {"line": r.line(), "packets": r.packets, "bytes": r.bytes} for r in tree.all_rules()
         ]

@@ -43,11 +43,11 @@ def chain_tree(rules: NodeRules, service: Service) -> ChainTree:
         from svcwatch.kubeproxy.nft import service_tree_nft
 
         tree = service_tree_nft(rules.text, service)
-        tree.backend = "nftables"
+        tree.proxy_backend = "nftables"
         return tree
     from svcwatch.kubeproxy.restore import parse_save, service_tree
 
-    return service_tree(parse_save(rules.text), service, backend=backend_of(rules))
+    return service_tree(parse_save(rules.text), service, proxy_backend=backend_of(rules))
 
 
 class NodeWatch:
