@@ -104,7 +104,7 @@ def _local_endpoints(endpoints: Sequence[ProxyEndpoint]) -> tuple[list[ProxyEndp
 
 
 def categorize(
-    endpoints: Sequence[ProxyEndpoint], uses_cluster: bool = True, uses_local: bool = False
+    endpoints: Sequence[ProxyEndpoint], uses_local: bool = False, uses_cluster: bool = True
 ) -> Categorized:
     """Ready endpoints, else serving+terminating ones; for Local policy, the same on this node.
 
