@@ -24,7 +24,7 @@ from svcwatch.model.events import Event, RulesSynced, SliceChanged
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.service import Service
 from svcwatch.record.writer import Recorder
-from svcwatch.session.base import Session
+from svcwatch.session.base import ForwardingSession, Session
 from svcwatch.session.capabilities import Capabilities
 from svcwatch.sinks import EventSink, FanoutSink
 
@@ -46,7 +46,7 @@ class _ChangeTap:
             self.changed.set()
 
 
-class RecordingSession:
+class RecordingSession(ForwardingSession):
     """Proxies the Session protocol and the capabilities it wraps, and records what they return.
 
     Scenario switches and slice edits pass through this wrapper (so they are recorded), key
@@ -62,7 +62,7 @@ class RecordingSession:
         t0: float | None = None,
     ) -> None:
         """`t0` is the stream's +0.000s (default: now, as `svcwatch run` takes it just before)."""
-        self.inner = inner
+        super().__init__(inner)
         # The title is recorded once started: before that a lab does not know its node IP yet.
         self.recorder = Recorder(Path(path), backend=inner.kind, meta=meta)
         self._lock = threading.Lock()
@@ -75,10 +75,6 @@ class RecordingSession:
         self._poller = threading.Thread(target=self._poll, name="svcwatch-record-poll", daemon=True)
         self.t0 = time.time() if t0 is None else t0  # the dashboard starts its stream here too
         self.recorder.record_start(self.t0)
-
-    @property
-    def kind(self) -> str:
-        return self.inner.kind
 
     @property
     def title(self) -> str:
@@ -147,9 +143,6 @@ class RecordingSession:
         if changed:
             self.recorder.record_objects(service, slice_, time.time())
         return slice_
-
-    def current_scenario(self) -> str | None:
-        return self.inner.current_scenario()
 
     def scenarios_offered(self) -> Sequence[str]:
         scenarios = self.inner.capabilities().scenarios

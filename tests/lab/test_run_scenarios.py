@@ -112,6 +112,8 @@ def test_plain_output_is_the_seeds_line_format(lab: Lab) -> None:
         for line in lines
     )
     assert any("[tcp-probe]        echo-ok  " in line and line.endswith("(5B)") for line in lines)
+    # The dashboard's diagnosis line, as a stream line whenever it changes.
+    assert any("  [diagnosis]        diagnosis  ok: Healthy: " in line for line in lines)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
