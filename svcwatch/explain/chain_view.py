@@ -64,10 +64,22 @@ def landed_counts(tree: ChainTree | None) -> dict[str, int] | None:
 def match_summary(tree: ChainTree, rule: Rule) -> str:
     """The rule's matches in a few words: addresses and ports (nft map elements: their key)."""
     if not is_nft(tree):
-        return " ".join(m.strip() for m in _IPTABLES_MATCHES.findall(rule.spec))
+        return _iptables_summary(rule)
     if rule.chain in tree.chains:
         return " ".join(_NFT_MATCHES.findall(rule.spec))
     key, _, _ = rule.spec.rpartition(
         " : "
     )  # a verdict-map element: `10.43.0.1 . tcp . 80 : goto …`
     return key
+
+
+def _iptables_summary(rule: Rule) -> str:
+    """Addresses and ports, plus what affinity and the Local policy's node check do."""
+    parts = [m.strip() for m in _IPTABLES_MATCHES.findall(rule.spec)]
+    if "--src-type LOCAL" in rule.spec:
+        parts.append("from this node")
+    if rule.recent == "rcheck":
+        parts.append(f"affinity: client seen in the last {rule.sticky_seconds}s")
+    elif rule.recent == "set":
+        parts.append("affinity: remember client")
+    return " ".join(parts)

@@ -100,7 +100,13 @@ def shares(tree: ChainTree) -> dict[str, float]:
 
 
 def share_key(rule: Rule) -> str:
-    """The key of `shares` for one branch: its target chain, or `ip:port` for an nft dnat map."""
+    """The key of `shares` for one branch: its target chain, or `ip:port` for an nft dnat map.
+
+    A ClientIP-affinity check gets "" (no share): it only matches clients seen before, so it
+    takes none of the new ones, although it jumps to the same KUBE-SEP- as a statistic rule.
+    """
+    if rule.recent == "rcheck":
+        return ""
     if rule.target == "dnat" and rule.dnat_to:
         return rule.dnat_to
     return rule.target or ""

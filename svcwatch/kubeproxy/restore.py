@@ -138,7 +138,7 @@ def _walk(nat: Table, roots: list[str]) -> dict[str, list[Rule]]:
 
 
 def _filter_rule_matches(rule: Rule, spns: list[str], service: Service) -> bool:
-    if rule.chain not in _FILTER_CHAINS or rule.target not in ("REJECT", "DROP"):
+    if rule.chain not in _FILTER_CHAINS or rule.target not in ("REJECT", "DROP", "ACCEPT"):
         return False
     if rule.comment is not None:
         return any(rule.comment.startswith(spn + " ") for spn in spns)
@@ -148,7 +148,10 @@ def _filter_rule_matches(rule: Rule, spns: list[str], service: Service) -> bool:
 
 
 def service_tree(saved: RuleSet, service: Service, backend: str = "") -> ChainTree:
-    """One Service's entry rules, chains (walk order) and filter REJECT/DROP rules from a dump.
+    """One Service's entry rules, chains (walk order) and filter-table rules from a dump.
+
+    The filter rules are its REJECT/DROP rules (no endpoints, no local endpoints, the
+    loadBalancerSourceRanges firewall) and the health-check nodePort's ACCEPT.
 
     Args:
         saved: a parsed dump (`parse_save`), or `saved_form(render(...))` for what should be there.
@@ -178,7 +181,9 @@ def share_of(tree: ChainTree) -> dict[str, float]:
     """Each KUBE-SEP chain's share of new connections, from the statistic rules as stored.
 
     A rule with probability p takes p of what reached it; the last rule takes the rest. Local
-    (KUBE-SVL-) chains count only for ports that have no KUBE-SVC- chain.
+    (KUBE-SVL-) chains count only for ports that have no KUBE-SVC- chain. ClientIP-affinity
+    checks (`-m recent --rcheck`) come first but match only clients seen before, so they take
+    no share of new clients: they are skipped, not counted as catch-alls.
     """
     shares: dict[str, float] = {}
     svc_hashes = {c[len(names.SVC_PREFIX) :] for c in tree.chains if c.startswith(names.SVC_PREFIX)}
@@ -190,7 +195,7 @@ def share_of(tree: ChainTree) -> dict[str, float]:
             continue
         remaining = 1.0
         for rule in rules:
-            if not (rule.target or "").startswith(names.SEP_PREFIX):
+            if not (rule.target or "").startswith(names.SEP_PREFIX) or rule.recent == "rcheck":
                 continue
             taken = remaining if rule.probability is None else remaining * rule.probability
             shares[rule.target or ""] = shares.get(rule.target or "", 0.0) + taken
