@@ -12,49 +12,32 @@ from __future__ import annotations
 
 import re
 
-from svcwatch.kubeproxy import nft
-from svcwatch.kubeproxy.chains import SEP_PREFIX, SVC_PREFIX, SVL_PREFIX
-from svcwatch.kubeproxy.restore import share_of
+from svcwatch.kubeproxy.mode import (
+    balancer_chains,
+    endpoint_chain_prefix,
+    has_counters,
+    is_nft,
+    share_key,
+    shares,
+)
 from svcwatch.kubeproxy.rules import ChainTree, Rule
+
+# Which mode wrote a tree, and its shares, are kube-proxy facts (`kubeproxy.mode`); the panes read
+# them through here together with the presentation below.
+__all__ = [
+    "balancer_chains",
+    "has_counters",
+    "is_nft",
+    "landed_counts",
+    "match_summary",
+    "share_key",
+    "shares",
+]
 
 _IPTABLES_MATCHES = re.compile(r"(?:^|\s)(!?\s?-[ds]\s+\S+|--dport\s+\d+)")
 _NFT_MATCHES = re.compile(
     r"\b(ip6? [sd]addr (?:!= )?\S+|(?:tcp|udp|sctp|th) dport \S+|numgen random mod \d+)"
 )
-
-
-def is_nft(tree: ChainTree | None) -> bool:
-    """Whether kube-proxy's nftables mode wrote these rules (table ip kube-proxy)."""
-    return tree is not None and tree.proxy_backend == nft.BACKEND
-
-
-def balancer_chains(tree: ChainTree) -> set[str]:
-    """The chains whose branches pick an endpoint (their rules get a share column)."""
-    prefixes = (nft.SERVICE_PREFIX, nft.LOCAL_PREFIX) if is_nft(tree) else (SVC_PREFIX, SVL_PREFIX)
-    return {chain for chain in tree.chains if chain.startswith(prefixes)}
-
-
-def shares(tree: ChainTree) -> dict[str, float]:
-    """Each endpoint's share of new connections, keyed as `share_key` keys a branch rule."""
-    return nft.nft_share_of(tree) if is_nft(tree) else share_of(tree)
-
-
-def share_key(rule: Rule) -> str:
-    """The key of `shares` for one branch: its target chain, or `ip:port` for an nft dnat map.
-
-    A ClientIP-affinity check gets "" (no share): it only matches clients seen before, so it
-    takes none of the new ones, although it jumps to the same KUBE-SEP- as a statistic rule.
-    """
-    if rule.recent == "rcheck":
-        return ""
-    if rule.target == "dnat" and rule.dnat_to:
-        return rule.dnat_to
-    return rule.target or ""
-
-
-def has_counters(tree: ChainTree) -> bool:
-    """iptables counts every rule; kube-proxy's nftables rules count only if someone added them."""
-    return not is_nft(tree) or any(" counter" in f" {r.spec}" for r in tree.all_rules())
 
 
 def landed_counts(tree: ChainTree | None) -> dict[str, int] | None:
@@ -67,7 +50,7 @@ def landed_counts(tree: ChainTree | None) -> dict[str, int] | None:
         return {}
     if not has_counters(tree):
         return None
-    endpoint_prefix = nft.ENDPOINT_PREFIX if is_nft(tree) else SEP_PREFIX
+    endpoint_prefix = endpoint_chain_prefix(tree)
     counts: dict[str, int] = {}
     for chain, rules in tree.chains.items():
         if not chain.startswith(endpoint_prefix):

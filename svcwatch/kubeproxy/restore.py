@@ -18,7 +18,6 @@ from svcwatch.model.errors import InputError
 from svcwatch.model.service import Service
 
 __all__ = [
-    "detect_backend",
     "parse_save",
     "saved_form",
     "saved_probability",
@@ -28,7 +27,6 @@ __all__ = [
 ]
 
 _COUNTED_RULE = re.compile(r"^\[(\d+):(\d+)\] (-A \S+ .*)$")
-_VERSION = re.compile(r"iptables v(\d+)\.(\d+)\.(\d+)(?: \((nf_tables|legacy)\))?")
 _FILTER_CHAINS = (
     "KUBE-SERVICES",
     "KUBE-EXTERNAL-SERVICES",
@@ -158,7 +156,7 @@ def service_tree(saved: RuleSet, service: Service, proxy_backend: str = "") -> C
     Args:
         saved: a parsed dump (`parse_save`), or `saved_form(render(...))` for what should be there.
         service: the Service to isolate; found by hash, so comment-less dumps work too.
-        proxy_backend: which iptables produced the dump (`detect_backend`), recorded in the tree.
+        proxy_backend: which iptables wrote the dump (`mode.flavour_of_version`), kept in the tree.
     """
     tree = ChainTree(service=service.key, proxy_backend=proxy_backend)
     nat = next((t for t in saved.tables if t.name == "nat"), Table("nat"))
@@ -203,14 +201,3 @@ def share_of(tree: ChainTree) -> dict[str, float]:
             shares[rule.target or ""] = shares.get(rule.target or "", 0.0) + taken
             remaining -= taken
     return shares
-
-
-def detect_backend(version_output: str) -> str:
-    """`iptables --version` text -> "iptables-nft" or "iptables-legacy".
-
-    iptables before 1.8 had only the legacy backend and prints no "(legacy)" suffix.
-    """
-    found = _VERSION.search(version_output)
-    if not found:
-        raise InputError(f"not iptables --version output: {version_output.strip()[:60]!r}")
-    return "iptables-nft" if found[4] == "nf_tables" else "iptables-legacy"

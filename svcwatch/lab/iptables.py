@@ -71,9 +71,9 @@ def save(node_ns: str, *, counters: bool = False, table: str | None = None) -> s
 
 def backend(node_ns: str) -> str:
     """Which iptables the node uses: `iptables-nft` or `iptables-legacy` (`iptables --version`)."""
-    from svcwatch.kubeproxy.restore import detect_backend
+    from svcwatch.kubeproxy.mode import flavour_of_version
 
-    return str(detect_backend(_run(node_ns, [iptables_tool("iptables"), "--version"])))
+    return flavour_of_version(_run(node_ns, [iptables_tool("iptables"), "--version"]))
 
 
 def service_chains(saved: RuleSet) -> set[str]:
