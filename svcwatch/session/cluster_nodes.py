@@ -28,6 +28,8 @@ def backend_of(rules: NodeRules) -> str:
     """`iptables-nft`/`iptables-legacy` from the dump's header, or `nftables` (nft mode)."""
     if rules.mode != "iptables":
         return rules.mode
+    if rules.backend:
+        return rules.backend
     from svcwatch.kubeproxy.restore import detect_backend
 
     header = rules.text.splitlines()[0] if rules.text else ""
@@ -122,5 +124,5 @@ class NodeWatch:
             self._reader.join(timeout=5)
             self._reader = None
 
-    def read_rules(self) -> NodeRules:
-        return self.agent.read_rules()
+    def read_rules(self, service: Service, *, entry: bool) -> NodeRules:
+        return self.agent.read_rules(service, entry=entry)
