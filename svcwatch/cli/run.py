@@ -23,6 +23,7 @@ from typing import Any, TextIO
 import click
 
 from svcwatch.cli import options
+from svcwatch.model.errors import OutputError
 from svcwatch.model.events import Event, plain_line, to_dict
 from svcwatch.session.base import Session
 from svcwatch.sinks import QueueSink
@@ -47,8 +48,19 @@ class StreamPrinter:
         horizon = None if now is None else now - REORDER_SECONDS
         while self._heap and (horizon is None or self._heap[0][0] <= horizon):
             _, _, event = heapq.heappop(self._heap)
-            self.out.write(self.format(event) + "\n")
+            self._write(self.format(event) + "\n")
+
+    def _write(self, line: str) -> None:
+        try:
+            self.out.write(line)
             self.out.flush()
+        except BrokenPipeError:  # the reader left (`| head`): the caller ends quietly
+            raise
+        except OSError as exc:  # `> /dev/full`, a full disk, a terminal gone
+            self._heap.clear()  # nothing more can be written: do not try again for each event
+            raise OutputError(
+                f"cannot write the stream to standard output: {exc.strerror or exc}"
+            ) from None
 
     def format(self, event: Event) -> str:
         if self.as_json:
@@ -123,7 +135,7 @@ def stream(session: Session, printer: StreamPrinter, duration: float | None) -> 
 @click.option(
     "-d",
     "--duration",
-    type=click.FloatRange(min=0),
+    type=options.FiniteFloat(min=0),
     default=None,
     help="Stop after this many seconds of streaming (default: until Ctrl-C).",
 )

@@ -128,12 +128,12 @@ class RulesSource:
 
 def parse_detected(text: str) -> RulesSource:
     """`DETECT_SCRIPT`'s line -> RulesSource."""
-    from svcwatch.kubeproxy.restore import detect_backend
+    from svcwatch.kubeproxy.mode import flavour_of_version
 
     words = text.split()
     if words[:1] == ["iptables"] and len(words) >= 2:
         try:
-            backend = detect_backend(" ".join(words[2:]))
+            backend = flavour_of_version(" ".join(words[2:]))
         except InputError:
             backend = "iptables-legacy" if "legacy" in words[1] else "iptables-nft"
         return RulesSource("iptables", words[1], backend)

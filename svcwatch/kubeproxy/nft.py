@@ -52,6 +52,7 @@ LOCAL_PREFIX = "local-"  # Local traffic policy: this node's endpoints only
 EXTERNAL_PREFIX = "external-"  # NodePort / LoadBalancer / externalIP traffic enters here
 FIREWALL_PREFIX = "firewall-"  # loadBalancerSourceRanges
 ENDPOINT_PREFIX = "endpoint-"  # one endpoint: hairpin masquerade + DNAT
+REJECT_CHAIN = "reject-chain"  # the verdict of a no-endpoint element that rejects
 # knftables.NameLengthMax (256) minus the longest prefix (16): longer bases end in "...".
 _BASE_LENGTH_MAX = 256 - 16
 # Dispatch maps in the order a new packet meets them: firewall-check (filter, prerouting -110),

@@ -8,11 +8,13 @@ chosen, so the lab's netlink code never loads for a cluster session and vice ver
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from svcwatch.model.errors import OutputError
 from svcwatch.session.base import ForwardingSession, Session
-from svcwatch.sinks import EventSink, FanoutSink
+from svcwatch.sinks import EventSink, FanoutSink, report_write_error
 
 
 class PcapTapSession(ForwardingSession):
@@ -30,9 +32,11 @@ class PcapTapSession(ForwardingSession):
 
     @property
     def title(self) -> str:
-        return f"{self.inner.title} [pcap {self.pcap.path.name}]"
+        failed = " FAILED" if self.pcap.error is not None else ""
+        return f"{self.inner.title} [pcap {self.pcap.path.name}{failed}]"
 
     def start(self, sink: EventSink) -> None:
+        self.pcap.on_error = partial(report_write_error, sink, "pcap")
         self.inner.start(FanoutSink([sink, self.pcap]))
 
     def stop(self) -> None:
@@ -40,6 +44,8 @@ class PcapTapSession(ForwardingSession):
             self.inner.stop()
         finally:
             self.pcap.close()
+        if self.pcap.error is not None:  # torn down as usual; the exit status says it failed
+            raise OutputError(self.pcap.error)
 
 
 def make_session(**cli_kwargs: Any) -> Session:
@@ -55,6 +61,14 @@ def make_session(**cli_kwargs: Any) -> Session:
     session: Session
     if cli_kwargs.get("cluster"):
         from svcwatch.session.cluster import ClusterSession
+
+        if cli_kwargs.get("proxy_mode"):
+            from svcwatch.model.errors import InputError
+
+            raise InputError(
+                "--proxy-mode is for the lab; on a cluster svcwatch reads the mode its "
+                "kube-proxy runs in from the nodes"
+            )
 
         session = ClusterSession(**cli_kwargs)
     else:
