@@ -156,9 +156,10 @@ def stream(session: Session, printer: StreamPrinter, duration: float | None) -> 
 )
 def run(as_json: bool, duration: float | None, **kwargs: Any) -> None:
     from svcwatch.session.factory import make_session  # backends are heavy: import on use
+    from svcwatch.session.settings import SessionSettings
 
     t0 = time.time()
-    session = make_session(diagnosis=True, **kwargs)
+    session = make_session(SessionSettings.from_flags(diagnosis=True, **kwargs))
     # SIGINT too, explicitly: a run started from a background job inherits SIGINT as ignored,
     # and `kill -INT` must still stop it cleanly (and tear the lab down) rather than do nothing.
     stopping = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
