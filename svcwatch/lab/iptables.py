@@ -179,7 +179,9 @@ def read_tree(node_ns: str, service: Service, backend_name: str = "") -> ChainTr
     """The Service's chain tree as the kernel has it now (nat and filter), with counters."""
     from svcwatch.kubeproxy.restore import parse_save, service_tree
 
-    return service_tree(parse_save(save(node_ns, counters=True)), service, backend=backend_name)
+    return service_tree(
+        parse_save(save(node_ns, counters=True)), service, proxy_backend=backend_name
+    )
 
 
 def desired_tree(service: Service, slice_: EndpointSlice, cluster_cidr: str) -> ChainTree:
