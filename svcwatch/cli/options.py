@@ -69,12 +69,21 @@ pods_option = click.option(
     show_default=True,
     help="Idle pods on the bridge besides the echo pod (each gets a veth, so ARP floods show).",
 )
+proxy_mode_option = click.option(
+    "--proxy-mode",
+    type=click.Choice(["iptables", "nftables"]),
+    default=None,
+    help="kube-proxy's mode on the lab: iptables (a new lab's default) or nftables (one "
+    "`table ip kube-proxy`, no KUBE-* iptables chains). A reused lab keeps its mode unless this "
+    "is given; then its rules are swapped.",
+)
 
 lab_options = _apply(
     [
         lab_name_option,
         manifests_option,
         pods_option,
+        proxy_mode_option,
         click.option(
             "-s",
             "--scenario",

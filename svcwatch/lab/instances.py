@@ -66,6 +66,7 @@ class LabRecord:
     echo_pod: str = ""
     backend: str = ""
     generation: int = 0
+    proxy_mode: str = "iptables"  # kube-proxy's mode on this lab: iptables | nftables
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -85,6 +86,7 @@ class LabRecord:
             echo_pod=data.get("echo_pod", ""),
             backend=data.get("backend", ""),
             generation=int(data.get("generation", 0)),
+            proxy_mode=str(data.get("proxy_mode", "iptables")),
         )
 
     def pod(self, name: str) -> PodRecord | None:

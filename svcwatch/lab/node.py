@@ -9,14 +9,13 @@ outlives the process that built it; `attach` picks it up again from its state di
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 
 import yaml
 
+from svcwatch.kubeproxy.mode import NFTABLES
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.lab import build, iptables, pods
 from svcwatch.lab.instances import (
@@ -39,9 +38,10 @@ from svcwatch.lab.parsed import (
     unused_ip,
 )
 from svcwatch.lab.privileges import require_lab_privileges
+from svcwatch.lab.proxy import LabProxy, check_proxy_mode, require_proxy_tools
 from svcwatch.lab.topology import LabSpec, baseline_slice_of, first_service, validate_lab_name
 from svcwatch.model.endpointslice import EndpointSlice
-from svcwatch.model.errors import InputError, SetupError
+from svcwatch.model.errors import InputError
 from svcwatch.model.events import RulesSynced
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.manifest import ManifestSet, dump_slice
@@ -70,7 +70,7 @@ class LabNode:
         self.spec = record.spec
         self.state_root = state_root
         self.store = ObjectStore(lab_dir(state_root, record.spec.name))
-        self._written: iptables.Written | None = None  # what this node's last sync wrote
+        self.proxy = LabProxy(record.spec, record.proxy_mode)  # kube-proxy, in the lab's mode
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -81,19 +81,28 @@ class LabNode:
         manifests: ManifestSet,
         state_root: Path,
         progress: Callable[[str], None] | None = None,
+        proxy_mode: str | None = None,
     ) -> LabNode:
-        """Build the lab, or reuse it when it is healthy and the same; a broken one is rebuilt."""
+        """Build the lab, or reuse it when it is healthy and the same; a broken one is rebuilt.
+
+        `proxy_mode` (iptables or nftables) switches a reused lab's kube-proxy mode; None keeps
+        the mode the lab remembers (iptables for a new lab).
+        """
         require_lab_privileges()
-        iptables.iptables_tool("iptables-restore")
+        require_proxy_tools(proxy_mode)  # a missing tool or a bad mode: one line, nothing built
         say = progress or (lambda _: None)
         with locked(state_root, spec.name):
             old = load_record(state_root, spec.name)
             reuse = old is not None and old.spec == spec and not build.is_healthy(old)
             if not reuse:
-                return cls._rebuild(spec, old, manifests, state_root, say)
+                mode = proxy_mode or (old.proxy_mode if old else "iptables")
+                return cls._rebuild(spec, old, manifests, state_root, say, mode)
         assert old is not None
         say(f"lab {spec.name} is up and healthy: reusing it")
         node = cls(old, state_root)
+        if proxy_mode is not None and proxy_mode != old.proxy_mode:
+            synced = node.set_proxy_mode(proxy_mode)
+            say(f"kube-proxy mode {old.proxy_mode} -> {proxy_mode}: {synced.text()}")
         node._refresh()
         return node
 
@@ -112,6 +121,7 @@ class LabNode:
         manifests: ManifestSet,
         state_root: Path,
         say: Callable[[str], None],
+        proxy_mode: str,
     ) -> LabNode:
         """Tear down whatever is there (stale, broken or a different spec) and build afresh."""
         if old is not None or build.lab_namespaces(spec.name):
@@ -122,15 +132,17 @@ class LabNode:
             say(f"rebuilding lab {spec.name}: {'; '.join(problems)}")
             build.teardown(spec.name, old)
         keep_objects = old is not None and old.spec == spec
-        node = cls._build(spec, state_root, say)
+        node = cls._build(spec, state_root, say, proxy_mode)
         node._write_objects(manifests, keep_slice=keep_objects)
         synced = node.reconcile()
         say(f"rules synced: {synced.text()}")
         return node
 
     @classmethod
-    def _build(cls, spec: LabSpec, state_root: Path, say: Callable[[str], None]) -> LabNode:
-        record = LabRecord(spec, builder=ProcessRef.of(os.getpid()))
+    def _build(
+        cls, spec: LabSpec, state_root: Path, say: Callable[[str], None], proxy_mode: str
+    ) -> LabNode:
+        record = LabRecord(spec, builder=ProcessRef.of(os.getpid()), proxy_mode=proxy_mode)
         save_record(state_root, record)  # first, so `lab down` knows the lab even if we die now
         try:
             build.build(spec, record, say)
@@ -256,29 +268,38 @@ class LabNode:
     def reconcile(self) -> RulesSynced:
         """Render the stored Service and slice and write them into the node, as kube-proxy syncs."""
         with locked(self.state_root, self.spec.name, "sync"):
+            self._follow_mode()
             service, slice_ = self.service(), self.current_slice()
-            sync = partial(iptables.sync_service, self.spec.node_ns, service, slice_)
-            try:
-                # The last sync's memory spares reading the kernel first (kube-proxy's partial
-                # sync); when the kernel was changed behind its back, do the full sync instead.
-                result = sync(self.spec.cluster_cidr, self._written)
-            except SetupError:
-                if self._written is None:
-                    raise
-                self._written = None
-                result = sync(self.spec.cluster_cidr, None)
-            self._written = result.written
-        return RulesSynced(
-            ts=time.time(),
-            service=service.key,
-            added=result.added,
-            removed=result.removed,
-            backend=self.iptables_backend(),
-            took_ms=result.took_ms,
-        )
+            # The last sync's memory spares reading the kernel first (kube-proxy's partial sync);
+            # when the kernel was changed behind its back, the proxy does a full sync instead.
+            result = self.proxy.sync(service, slice_)
+        return result.event(service.key, self.proxy_backend())
+
+    def _follow_mode(self) -> None:
+        """Another process (`lab up --proxy-mode`) switched the mode: sync in the new one."""
+        recorded = load_record(self.state_root, self.spec.name)
+        if recorded is not None and recorded.proxy_mode != self.proxy.mode:
+            self.record.proxy_mode = recorded.proxy_mode
+            self.proxy = LabProxy(self.spec, recorded.proxy_mode)
+
+    def set_proxy_mode(self, mode: str) -> RulesSynced:
+        """Swap kube-proxy's mode on the running lab (rules swapped, see `LabProxy.switch`)."""
+        check_proxy_mode(mode)
+        with locked(self.state_root, self.spec.name, "sync"):
+            service, slice_ = self.service(), self.current_slice()
+            result = self.proxy.switch(mode, service, slice_, self.iptables_backend())
+            with locked(self.state_root, self.spec.name):
+                self._reload()
+                self.record.proxy_mode = mode
+                save_record(self.state_root, self.record)
+        return result.event(service.key, self.proxy_backend())
 
     def read_chain(self) -> ChainTree:
-        return iptables.read_tree(self.spec.node_ns, self.service(), self.iptables_backend())
+        return self.proxy.read_tree(self.service(), self.iptables_backend())
+
+    def proxy_backend(self) -> str:
+        """What writes the rules: `nftables` (kube-proxy's nftables mode) or iptables' flavour."""
+        return NFTABLES if self.proxy.mode == NFTABLES else self.iptables_backend()
 
     def iptables_backend(self) -> str:
         if not self.record.backend:
@@ -297,9 +318,7 @@ class LabNode:
             echo.netns
         ):
             out.append(f"nothing listens on {echo.ip}:{echo.port} in pod {echo.name}")
-        desired = iptables.desired_tree(
-            self.service(), self.current_slice(), self.spec.cluster_cidr
-        )
+        desired = self.proxy.desired_tree(self.service(), self.current_slice())
         return out + iptables.tree_differences(desired, self.read_chain())
 
     def endpoint_facts(self) -> list[EndpointFacts]:

@@ -62,6 +62,14 @@ def make_session(**cli_kwargs: Any) -> Session:
     if cli_kwargs.get("cluster"):
         from svcwatch.session.cluster import ClusterSession
 
+        if cli_kwargs.get("proxy_mode"):
+            from svcwatch.model.errors import InputError
+
+            raise InputError(
+                "--proxy-mode is for the lab; on a cluster svcwatch reads the mode its "
+                "kube-proxy runs in from the nodes"
+            )
+
         session = ClusterSession(**cli_kwargs)
     else:
         from svcwatch.session.lab import LabSession
