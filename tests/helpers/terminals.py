@@ -55,7 +55,8 @@ class PtyProgram:
         """Read what the program draws for `seconds` (a terminal that reads, as a real one)."""
         end = time.monotonic() + seconds
         while not self.closed and time.monotonic() < end:
-            ready, _, _ = select.select([self.master], [], [], min(0.05, end - time.monotonic()))
+            wait = max(0.0, min(0.05, end - time.monotonic()))
+            ready, _, _ = select.select([self.master], [], [], wait)
             if ready:
                 try:
                     self.output += os.read(self.master, 1 << 16)
