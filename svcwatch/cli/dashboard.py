@@ -23,7 +23,7 @@ from svcwatch.session.base import Session
 def run_dashboard(**kwargs: Any) -> None:
     """Open the dashboard with the CLI's flags (see svcwatch/cli/options.py)."""
     from svcwatch.session.factory import make_session  # backends are heavy: import on use
-    from svcwatch.ui.script import load_script
+    from svcwatch.talk.script import load_script
 
     theme = kwargs.get("theme")
     captions, script_path = bool(kwargs.pop("captions", False)), kwargs.pop("script", None)
@@ -48,15 +48,6 @@ def require_terminal() -> None:
         )
 
 
-def stream_start(session: Any) -> float | None:
-    """The stream's +0.000s: a replay's recorded start, a recording's own; None: the app's now."""
-    recording = getattr(session, "recording", None)
-    if session.kind == "replay" and recording is not None:
-        return float(recording.start_ts)
-    t0 = getattr(session, "t0", None)
-    return float(t0) if isinstance(t0, (int, float)) else None
-
-
 def run_session_dashboard(session: Session, **opts: Any) -> None:
     """Run the dashboard on `session` until quit; `opts` are SvcwatchApp's (theme, keep,
     captions, script). A replay runs on its own clock (the recording's time, paused when it is).
@@ -64,9 +55,11 @@ def run_session_dashboard(session: Session, **opts: Any) -> None:
     from svcwatch.ui.app import SvcwatchApp  # Textual is heavy: import on use
 
     theme = opts.pop("theme", None)
-    if session.kind == "replay":
-        opts.setdefault("clock", session.now)  # type: ignore[attr-defined]
-    app = SvcwatchApp(session, theme_name=theme, t0=stream_start(session), **opts)
+    capabilities = session.capabilities()
+    if capabilities.replay is not None:
+        opts.setdefault("clock", capabilities.replay.now)
+    # The stream's +0.000s: a replay's recorded start, a recording's own; None: the app's now.
+    app = SvcwatchApp(session, theme_name=theme, t0=capabilities.stream_start, **opts)
     quit_on_signals(app)
     app.run()
     if not app.stopping:  # closed without `q` (a browser tab under `svcwatch serve`, a signal)

@@ -24,6 +24,7 @@ import click
 
 from svcwatch.cli import options
 from svcwatch.model.events import Event, plain_line, to_dict
+from svcwatch.session.base import Session
 from svcwatch.sinks import QueueSink
 
 REORDER_SECONDS = 0.25  # longer than the capture's flush period, short enough to feel live
@@ -58,7 +59,7 @@ class StreamPrinter:
 class _Starter(threading.Thread):
     """Runs `session.start` off the main thread so its progress notices print while it builds."""
 
-    def __init__(self, session: Any, sink: QueueSink) -> None:
+    def __init__(self, session: Session, sink: QueueSink) -> None:
         super().__init__(name="session-start", daemon=True)
         self.session, self.sink = session, sink
         self.error: BaseException | None = None
@@ -74,7 +75,7 @@ def _signal_as_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def stream(session: Any, printer: StreamPrinter, duration: float | None) -> None:
+def stream(session: Session, printer: StreamPrinter, duration: float | None) -> None:
     """Start `session`, print its events until `duration` passes or Ctrl-C, then stop it."""
     sink = QueueSink()
     starter = _Starter(session, sink)

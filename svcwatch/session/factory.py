@@ -11,12 +11,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from svcwatch.kubeproxy.rules import ChainTree
+from svcwatch.model.endpointslice import EndpointSlice
+from svcwatch.model.facts import EndpointFacts
+from svcwatch.model.service import Service
 from svcwatch.session.base import Session
+from svcwatch.session.capabilities import Capabilities
 from svcwatch.sinks import EventSink, FanoutSink
 
 
 class PcapTapSession:
-    """Any Session, with its packet events also written to a pcapng file (closed on stop)."""
+    """Any Session, with its packet events also written to a pcapng file (closed on stop).
+
+    It forwards the Session protocol and hands out the inner session's capabilities unchanged:
+    writing packets adds no control.
+    """
 
     def __init__(self, inner: Session, path: Path) -> None:
         from svcwatch.record.pcap import PcapngSink  # opens the file now: a bad path fails early
@@ -32,8 +41,23 @@ class PcapTapSession:
     def title(self) -> str:
         return f"{self.inner.title} [pcap {self.pcap.path.name}]"
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)  # the rest of the Session protocol, and a lab's extras
+    def capabilities(self) -> Capabilities:
+        return self.inner.capabilities()
+
+    def service(self) -> Service:
+        return self.inner.service()
+
+    def current_slice(self) -> EndpointSlice:
+        return self.inner.current_slice()
+
+    def current_scenario(self) -> str | None:
+        return self.inner.current_scenario()
+
+    def read_chain(self) -> ChainTree:
+        return self.inner.read_chain()
+
+    def endpoint_facts(self) -> list[EndpointFacts]:
+        return self.inner.endpoint_facts()
 
     def start(self, sink: EventSink) -> None:
         self.inner.start(FanoutSink([sink, self.pcap]))

@@ -28,9 +28,10 @@ from svcwatch.model.errors import InputError
 from svcwatch.model.events import Event, RulesSynced
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.manifest import collect, parse_documents
-from svcwatch.model.scenario import get_scenario
+from svcwatch.model.scenario import SCENARIOS, get_scenario
 from svcwatch.model.service import Service
 from svcwatch.probe.tcp import ProbeLoop
+from svcwatch.session.capabilities import Capabilities
 from svcwatch.session.common import (
     ProbeSettings,
     StreamingSession,
@@ -272,6 +273,13 @@ class LabSession(StreamingSession):
 
     def current_scenario(self) -> str | None:
         return self._lab().current_scenario()
+
+    def capabilities(self) -> Capabilities:
+        """The lab does everything a live session can: scenarios, edits, the preStop rollout."""
+        return Capabilities(scenarios=self, slice_editing=self, rollout_replay=self)
+
+    def scenarios_offered(self) -> list[str]:
+        return list(SCENARIOS)
 
     def request_scenario(self, name: str) -> None:
         """Write the scenario's slice; the watcher then carries it through like any other change."""

@@ -13,16 +13,19 @@ import dataclasses
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
+from svcwatch.model.errors import InputError
 from svcwatch.model.events import Event, RulesSynced, SliceChanged
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.service import Service
 from svcwatch.record.writer import Recorder
 from svcwatch.session.base import Session
+from svcwatch.session.capabilities import Capabilities
 from svcwatch.sinks import EventSink, FanoutSink
 
 POLL_INTERVAL = 1.0  # seconds; the dashboard reads the chain this often too
@@ -44,7 +47,11 @@ class _ChangeTap:
 
 
 class RecordingSession:
-    """Proxies every method of `inner` and records what it returns (see the module docstring)."""
+    """Proxies the Session protocol and the capabilities it wraps, and records what they return.
+
+    Scenario switches and slice edits pass through this wrapper (so they are recorded), key
+    recording and the stream's start are its own; every other capability is the inner session's.
+    """
 
     def __init__(
         self,
@@ -77,9 +84,15 @@ class RecordingSession:
     def title(self) -> str:
         return f"{self.inner.title} [recording to {self.recorder.path.name}]"
 
-    def __getattr__(self, name: str) -> Any:
-        # Anything beyond the Session protocol (a lab's extra controls) goes straight through.
-        return getattr(self.inner, name)
+    def capabilities(self) -> Capabilities:
+        inner = self.inner.capabilities()
+        return replace(
+            inner,
+            scenarios=self if inner.scenarios is not None else None,
+            slice_editing=self if inner.slice_editing is not None else None,
+            key_recording=self,
+            stream_start=self.t0,
+        )
 
     def start(self, sink: EventSink) -> None:
         self.inner.start(FanoutSink([sink, self.recorder, _ChangeTap(self._changed)]))
@@ -138,12 +151,22 @@ class RecordingSession:
     def current_scenario(self) -> str | None:
         return self.inner.current_scenario()
 
+    def scenarios_offered(self) -> Sequence[str]:
+        scenarios = self.inner.capabilities().scenarios
+        return [] if scenarios is None else scenarios.scenarios_offered()
+
     def request_scenario(self, name: str) -> None:
+        scenarios = self.inner.capabilities().scenarios
+        if scenarios is None:
+            raise InputError(f"this {self.inner.kind} session cannot switch scenarios")
         self.recorder.record_scenario(name, time.time())
-        self.inner.request_scenario(name)
+        scenarios.request_scenario(name)
 
     def apply_slice_text(self, text: str) -> None:
-        self.inner.apply_slice_text(text)
+        editing = self.inner.capabilities().slice_editing
+        if editing is None:
+            raise InputError(f"this {self.inner.kind} session cannot change the slice")
+        editing.apply_slice_text(text)
         self.current_slice()
 
     def read_chain(self) -> ChainTree:

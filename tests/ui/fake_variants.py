@@ -15,6 +15,7 @@ from pathlib import Path
 from svcwatch.kubeproxy.nft import service_tree_nft
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.events import Event, PacketEvent
+from svcwatch.session.capabilities import Capabilities
 from tests.ui.fakes import FakeSession
 
 NFT_DATA = Path(__file__).resolve().parents[1] / "data" / "nft"
@@ -58,6 +59,9 @@ class StaleWatchSession(FakeSession):
     def __init__(self, stale_since: float | None = None) -> None:
         super().__init__()
         self.stale_since = stale_since
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(scenarios=self, slice_editing=self, watch_health=self)
 
 
 class NftablesSession(FakeSession):

@@ -30,8 +30,9 @@ from svcwatch.model.events import (
 )
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.manifest import collect, parse_documents
-from svcwatch.model.scenario import ScenarioContext, apply_scenario, get_scenario
+from svcwatch.model.scenario import SCENARIOS, ScenarioContext, apply_scenario, get_scenario
 from svcwatch.model.service import Service
+from svcwatch.session.capabilities import Capabilities
 from svcwatch.sinks import EventSink
 
 T0 = 1_000.0
@@ -89,6 +90,12 @@ class FakeSession:
 
     def current_scenario(self) -> str | None:
         return self.scenario
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(scenarios=self, slice_editing=self)
+
+    def scenarios_offered(self) -> list[str]:
+        return list(SCENARIOS)
 
     def request_scenario(self, name: str) -> None:
         get_scenario(name)

@@ -17,9 +17,9 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from svcwatch.explain import chain_view
 from svcwatch.kubeproxy.rules import ChainTree, Rule
 from svcwatch.model.events import SyncTiming
-from svcwatch.ui import chain_facts
 
 HIGHLIGHT_SECONDS = 4.0
 
@@ -83,8 +83,8 @@ class ChainPane(VerticalScroll):
     @staticmethod
     def title_for(tree: ChainTree) -> str:
         """What wrote the rules: iptables (nft or legacy backend) or kube-proxy's nftables mode."""
-        if chain_facts.is_nft(tree):
-            counters = "" if chain_facts.has_counters(tree) else " · no counters"
+        if chain_view.is_nft(tree):
+            counters = "" if chain_view.has_counters(tree) else " · no counters"
             return f"nftables (table ip kube-proxy) · {tree.service}{counters}"
         backend = f" · {tree.backend}" if tree.backend else ""
         return f"iptables chain · {tree.service}{backend}"
@@ -108,14 +108,14 @@ class ChainPane(VerticalScroll):
             return out
         entry_chains = sorted({r.chain for r in tree.entry})
         self._section(out, " / ".join(entry_chains) or "entry", tree.entry, {})
-        shares = chain_facts.shares(tree)
-        balancers = chain_facts.balancer_chains(tree)
+        shares = chain_view.shares(tree)
+        balancers = chain_view.balancer_chains(tree)
         for chain, rules in tree.chains.items():
             self._section(out, chain, rules, shares if chain in balancers else {})
         if tree.filter_rules:
             title = " / ".join(sorted({r.chain for r in tree.filter_rules}))
             self._section(
-                out, title if chain_facts.is_nft(tree) else "filter table", tree.filter_rules, {}
+                out, title if chain_view.is_nft(tree) else "filter table", tree.filter_rules, {}
             )
         out.rstrip()
         return out
@@ -123,21 +123,21 @@ class ChainPane(VerticalScroll):
     def _section(self, out: Text, title: str, rules: list[Rule], shares: dict[str, float]) -> None:
         out.append(title + "\n", self._style("chain--name"))
         for rule in rules:
-            out.append_text(self._rule_line(rule, shares.get(chain_facts.share_key(rule))))
+            out.append_text(self._rule_line(rule, shares.get(chain_view.share_key(rule))))
             out.append("\n")
 
     def _rule_line(self, rule: Rule, share: float | None) -> Text:
         changed = self.is_highlighted(rule)
         line = Text("  ")
         tree = self.chain_tree
-        counted = tree is None or chain_facts.has_counters(tree)
+        counted = tree is None or chain_view.has_counters(tree)
         packets = rule.packets if counted else "-"
         line.append(f"{packets:>6} pkts ", self._style("chain--counter"))
         if share is not None:
-            nft_share = tree is not None and chain_facts.is_nft(tree)
+            nft_share = tree is not None and chain_view.is_nft(tree)
             prob = "" if rule.probability is None or nft_share else f" p={rule.probability:.5f}"
             line.append(f"{share * 100:3.0f}%{prob} ", self._style("chain--jump"))
-        match = chain_facts.match_summary(tree, rule) if tree is not None else ""
+        match = chain_view.match_summary(tree, rule) if tree is not None else ""
         if match:
             line.append(match + " ")
         target = rule.target or "?"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from svcwatch.explain.diagnosis import Evidence, diagnose
 from svcwatch.kubeproxy.rules import ChainTree, Rule
 from svcwatch.model.endpointslice import EndpointPort, EndpointSlice
 from svcwatch.model.events import PacketEvent, ProbeEvent, SliceChanged
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.scenario import endpoint
-from svcwatch.ui.diagnosis import Evidence, diagnose
 
 POD = "socat-5c97445bc5-vw5dz"
 
