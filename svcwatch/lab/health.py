@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from svcwatch.lab.node import LabNode
     from svcwatch.model.endpointslice import EndpointSlice
 
+IFF_UP = 0x1
 IF_OPER = {"UP": "up", "DOWN": "down", "UNKNOWN": "up", "LOWERLAYERDOWN": "down"}
 REBUILD, CLIENT, BRIDGE, POD, FORWARD, RULES, ECHO = (
     "rebuild",
@@ -59,6 +60,7 @@ def interfaces(namespace: str) -> list[dict[str, Any]]:
             {
                 "name": names[link["index"]],
                 "state": IF_OPER.get(link.get_attr("IFLA_OPERSTATE") or "", "down"),
+                "admin_up": bool(link["flags"] & IFF_UP),  # operstate lags a fresh link
                 "master": names.get(link.get_attr("IFLA_MASTER") or -1),
                 "addresses": addrs.get(link["index"], []),
             }
@@ -114,7 +116,7 @@ def _link_faults(
     if link is None:
         return [Fault(f"{name} is missing in the {where}", fix, pod)]
     out = []
-    if link["state"] != "up":
+    if not link["admin_up"]:
         out.append(Fault(f"{name} is down in the {where}", fix, pod))
     if address not in link["addresses"]:
         out.append(Fault(f"{name} in the {where} has lost its address {address}", fix, pod))
@@ -145,7 +147,7 @@ def _pod_faults(node: LabNode, pod: PodRecord, links: dict[str, dict[str, Any]])
     inside = {link["name"]: link for link in interfaces(pod.netns)}
     where = f"pod {pod.name}"
     faults += _link_faults(inside, "eth0", f"{pod.ip}/{spec.pod_prefix}", where, POD, pod.name)
-    if not faults and veth["state"] != "up":
+    if not faults and not veth["admin_up"]:
         faults.append(Fault(f"{pod.veth} of pod {pod.name} is down", POD, pod.name))
     if not faults and default_gateway(pod.netns) != spec.bridge_ip:
         text = f"pod {pod.name} has no default route via {spec.bridge_ip}"

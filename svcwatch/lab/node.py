@@ -77,6 +77,7 @@ class LabNode:
         self.store = ObjectStore(lab_dir(state_root, record.spec.name))
         self._written: iptables.Written | None = None  # what this node's last sync wrote
         self.user: LabUser | None = None  # this process, while a session uses the lab
+        self.synced_slice: EndpointSlice | None = None  # the slice the last sync rendered
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -254,10 +255,12 @@ class LabNode:
         """Labs recorded under `state_root`, and labs whose namespaces exist without a record."""
         return sorted(set(recorded_names(state_root)) | set(build.orphan_labs(state_root)))
 
-    def faults(self, *, rules: bool = True) -> list[health.Fault]:
+    def faults(
+        self, *, rules: bool = True, rules_for: EndpointSlice | None = None
+    ) -> list[health.Fault]:
         """What is wrong with the data plane now (see svcwatch.lab.health)."""
         self._reload()
-        return health.check(self, rules=rules)
+        return health.check(self, rules_for, rules=rules)
 
     def repair(self, faults: list[health.Fault], *, rules: bool = True) -> list[str]:
         """Repair `faults` in place under the lab lock (re-checked there); what was done."""
@@ -372,6 +375,7 @@ class LabNode:
                 self._written = None
                 result = sync(self.spec.cluster_cidr, None)
             self._written = result.written
+            self.synced_slice = slice_
         return RulesSynced(
             ts=time.time(),
             service=service.key,
