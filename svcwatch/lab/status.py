@@ -20,11 +20,22 @@ from svcwatch.model.errors import InputError, SetupError
 def describe(node: LabNode) -> dict[str, Any]:
     """Everything `lab status` prints, as plain data; `problems` empty means healthy.
 
-    A lab whose node namespace is gone has nothing left to describe: that is a one-line
-    SetupError saying how to recover.
+    A lab whose node namespace is gone has nothing left to describe, and one removed while it is
+    being read (a concurrent `lab down`) cannot be described: each is a one-line SetupError.
     """
+    try:
+        return _describe(node)
+    except FileNotFoundError as exc:
+        name = node.spec.name
+        raise SetupError(
+            f"lab {name} changed while it was read ({exc.filename} went away): it is being "
+            f"removed or rebuilt; run `svcwatch lab status --name {name}` again"
+        ) from None
+
+
+def _describe(node: LabNode) -> dict[str, Any]:
     spec = node.spec
-    faults = _faults(node)
+    faults = node.faults()
     if any(f.fix == health.REBUILD for f in faults):
         raise SetupError(
             f"lab {spec.name} is broken: {faults[0].text} (run `svcwatch lab down --name "
@@ -51,14 +62,6 @@ def describe(node: LabNode) -> dict[str, Any]:
         data["chain"] = []
         data["problems"].append(str(exc))
     return data
-
-
-def _faults(node: LabNode) -> list[health.Fault]:
-    """The lab's faults; a namespace deleted while being read is checked once more."""
-    try:
-        return node.faults()
-    except FileNotFoundError:
-        return node.faults()
 
 
 def _pods(node: LabNode) -> list[Any]:
