@@ -16,7 +16,7 @@ import click
 
 from svcwatch import __version__
 from svcwatch.cli import options
-from svcwatch.model.errors import InputError, SetupError
+from svcwatch.model.errors import InputError, OutputError, SetupError
 
 # name -> "module:attribute"; each module defines one click command or group.
 SUBCOMMANDS: dict[str, str] = {
@@ -62,7 +62,13 @@ endpoints, pod down and the rollout race. The lab needs root (sudo) on Linux; wi
 """
 
 
-@click.group(cls=LazyGroup, invoke_without_command=True, help=HELP)
+@click.group(
+    cls=LazyGroup,
+    invoke_without_command=True,
+    help=HELP,
+    # -h as well, on every subcommand too (child contexts inherit it).
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="svcwatch")
 @options.lab_options
 @options.probe_options
@@ -79,6 +85,17 @@ def cli(ctx: click.Context, /, **kwargs: Any) -> None:
 
 def one_line(message: str) -> str:
     return " ".join(str(message).split())
+
+
+def silence_stdout() -> None:
+    """Point standard output at /dev/null: what could not be written there is dropped, and the
+    interpreter's last flush at exit does not fail again with a second message."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no stdout at all: nothing to silence
+        pass
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,6 +115,10 @@ def main(argv: list[str] | None = None) -> None:
     except (InputError, SetupError) as exc:
         click.echo(f"svcwatch: error: {one_line(str(exc))}", err=True)
         sys.exit(2)
+    except OutputError as exc:
+        silence_stdout()
+        click.echo(f"svcwatch: error: {one_line(str(exc))}", err=True)
+        sys.exit(1)
     except click.ClickException as exc:
         click.echo(f"svcwatch: error: {one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code or 1)

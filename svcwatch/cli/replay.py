@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from svcwatch.model.errors import InputError, SetupError
+from svcwatch.model.errors import InputError, OutputError, SetupError
 
 if TYPE_CHECKING:
     from svcwatch.session.replay import ReplaySession
@@ -195,10 +195,12 @@ def export(recording: str | None, demo: bool, output: str | None) -> None:
     loaded = load_recording(path)
     target = Path(output) if output else _default_output(path)
     sink = PcapngSink(target)
-    try:
-        sink.emit_many(loaded.events)
-    finally:
-        sink.close()
+    sink.emit_many(loaded.events)
+    sink.close()
+    if sink.error is not None:
+        if target.is_file():  # a half-written export is no export: never leave one behind
+            target.unlink()
+        raise OutputError(sink.error)
     names = ", ".join(dict.fromkeys(sink.interface_names)) or "none"
     click.echo(f"wrote {sink.packets} packets to {target} (interfaces: {names})")
     warning = loaded.warning()

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 import click
 
 from svcwatch.cli import options
-from svcwatch.model.errors import SetupError
+from svcwatch.model.errors import OutputError, SetupError
 from svcwatch.model.events import Event, Notice, plain_line, to_dict
 from svcwatch.session.base import Session
 from svcwatch.sinks import QueueSink
@@ -48,8 +48,19 @@ class StreamPrinter:
         horizon = None if now is None else now - REORDER_SECONDS
         while self._heap and (horizon is None or self._heap[0][0] <= horizon):
             _, _, event = heapq.heappop(self._heap)
-            self.out.write(self.format(event) + "\n")
+            self._write(self.format(event) + "\n")
+
+    def _write(self, line: str) -> None:
+        try:
+            self.out.write(line)
             self.out.flush()
+        except BrokenPipeError:  # the reader left (`| head`): the caller ends quietly
+            raise
+        except OSError as exc:  # `> /dev/full`, a full disk, a terminal gone
+            self._heap.clear()  # nothing more can be written: do not try again for each event
+            raise OutputError(
+                f"cannot write the stream to standard output: {exc.strerror or exc}"
+            ) from None
 
     def format(self, event: Event) -> str:
         if self.as_json:
@@ -131,7 +142,7 @@ def stream(session: Session, printer: StreamPrinter, duration: float | None) -> 
 @click.option(
     "-d",
     "--duration",
-    type=click.FloatRange(min=0),
+    type=options.FiniteFloat(min=0),
     default=None,
     help="Stop after this many seconds of streaming (default: until Ctrl-C).",
 )
@@ -154,7 +165,7 @@ def run(as_json: bool, duration: float | None, **kwargs: Any) -> None:
     from svcwatch.session.factory import make_session  # backends are heavy: import on use
 
     t0 = time.time()
-    session = make_session(**kwargs)
+    session = make_session(diagnosis=True, **kwargs)
     # SIGINT too, explicitly: a run started from a background job inherits SIGINT as ignored,
     # and `kill -INT` must still stop it cleanly (and tear the lab down) rather than do nothing.
     stopping = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)

@@ -201,7 +201,7 @@ class ExecStream(io.RawIOBase):
     def __init__(self, ws: Any) -> None:
         self.ws = ws
         self.stderr = bytearray()
-        self._pending = b""
+        self._pending = memoryview(b"")  # what the last frame left unread; sliced, never copied
         self._lock = threading.Lock()
 
     def readable(self) -> bool:
@@ -218,12 +218,13 @@ class ExecStream(io.RawIOBase):
     def _readinto(self, buffer: Any) -> int:
         while not self._pending:
             if self.closed or not self.ws.is_open():
-                self._pending = bytes(self.ws.read_channel(STDOUT)) if not self.closed else b""
-                if not self._pending:
+                rest = bytes(self.ws.read_channel(STDOUT)) if not self.closed else b""
+                self._pending = memoryview(rest)
+                if not rest:
                     return 0  # EOF
                 break
             self.ws.update(timeout=READ_TIMEOUT)
-            self._pending = bytes(self.ws.read_channel(STDOUT))
+            self._pending = memoryview(bytes(self.ws.read_channel(STDOUT)))
             self.stderr += self.ws.read_channel(STDERR)
         size = min(len(buffer), len(self._pending))
         buffer[:size] = self._pending[:size]

@@ -54,9 +54,12 @@ def build(spec: LabSpec, record: LabRecord, progress: Progress | None = None) ->
     for pod, proc in starting:
         pod.echo = pods.wait_ready(proc, pod.name)
         say(f"echo listener up in pod {pod.name} on {pod.ip}:{pod.port}")
-    iptables.install_hooks(spec.node_ns, spec.cluster_cidr)
     record.backend = iptables.backend(spec.node_ns)
-    say(f"kube-proxy hook rules installed ({record.backend})")
+    if record.proxy_mode == "iptables":
+        iptables.install_hooks(spec.node_ns, spec.cluster_cidr)
+        say(f"kube-proxy hook rules installed ({record.backend})")
+    else:
+        say("kube-proxy in nftables mode: table ip kube-proxy is written by the first sync")
     return record
 
 

@@ -156,12 +156,15 @@ def _pod_faults(node: LabNode, pod: PodRecord, links: dict[str, dict[str, Any]])
 
 
 def _rule_faults(node: LabNode, rules_for: EndpointSlice | None) -> list[Fault]:
+    """kube-proxy's hook rules (iptables mode) and the Service's rules, against the rendering."""
+    from svcwatch.lab.proxy import IPTABLES
+
     spec = node.spec
-    missing = iptables.missing_hooks(spec.node_ns, spec.cluster_cidr)
-    faults = [Fault(f"kube-proxy hook rule missing: {rule}", RULES) for rule in missing]
-    desired = iptables.desired_tree(
-        node.service(), rules_for or node.current_slice(), spec.cluster_cidr
-    )
+    faults = []
+    if node.proxy.mode == IPTABLES:
+        missing = iptables.missing_hooks(spec.node_ns, spec.cluster_cidr)
+        faults = [Fault(f"kube-proxy hook rule missing: {rule}", RULES) for rule in missing]
+    desired = node.proxy.desired_tree(node.service(), rules_for or node.current_slice())
     differences = iptables.tree_differences(desired, node.read_chain())
     return faults + [Fault(f"rules: {d}", RULES) for d in differences]
 

@@ -70,6 +70,7 @@ class LabRecord:
     echo_pod: str = ""
     backend: str = ""
     generation: int = 0
+    proxy_mode: str = "iptables"  # kube-proxy's mode on this lab: iptables | nftables
     # Who made the lab ("lab up", "svcwatch", "svcwatch run"), and who asked for it to stay after
     # the sessions using it end ("lab up", "--keep"; "": it goes with the last session using it).
     made_by: str = "lab up"
@@ -93,6 +94,7 @@ class LabRecord:
             echo_pod=data.get("echo_pod", ""),
             backend=data.get("backend", ""),
             generation=int(data.get("generation", 0)),
+            proxy_mode=str(data.get("proxy_mode", "iptables")),
             made_by=str(data.get("made_by", "lab up")),
             kept_by=str(data.get("kept_by", "lab up")),
         )

@@ -118,10 +118,10 @@ def sync_service(
     kernel is not read first and tables whose text did not change are not rewritten.
     """
     from svcwatch.kubeproxy.render import ProxyConfig, render  # pure, but only a sync needs it
-    from svcwatch.kubeproxy.restore import parse_save, to_restore_text
+    from svcwatch.kubeproxy.restore import to_restore_text
 
     if previous is None:
-        existing = service_chains(parse_save(save(node_ns, table="nat")))
+        existing = kernel_chains(node_ns)
     else:
         existing = set(previous.chains)
     # Given what is in the kernel, the renderer also flushes and deletes what this sync drops.
@@ -139,6 +139,32 @@ def sync_service(
     took_ms = restore(node_ns, text) if text else 0.0
     written = Written(frozenset(wanted), tables)
     return SyncResult(tuple(sorted(wanted - existing)), stale, took_ms, text, written)
+
+
+def kernel_chains(node_ns: str) -> set[str]:
+    """The per-Service KUBE-* chains in the node's nat table now."""
+    from svcwatch.kubeproxy.restore import parse_save
+
+    return service_chains(parse_save(save(node_ns, table="nat")))
+
+
+# Every rule and KUBE-* chain gone, built-in chains back to ACCEPT: the node's iptables as a fresh
+# namespace has them (in a lab node they hold nothing but kube-proxy's, kubelet's KUBE-FIREWALL).
+EMPTY_TABLES = "".join(
+    f"*{table}\n" + "".join(f":{c} ACCEPT [0:0]\n" for c in chains) + "COMMIT\n"
+    for table, chains in (
+        ("mangle", ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")),
+        ("nat", ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")),
+        ("filter", ("INPUT", "FORWARD", "OUTPUT")),
+    )
+)
+
+
+def remove_all(node_ns: str) -> float:
+    """Leave iptables mode: one iptables-restore (no --noflush) empties the node's tables."""
+    start = time.perf_counter()
+    _run(node_ns, [iptables_tool("iptables-restore"), "-w", "5"], stdin=EMPTY_TABLES)
+    return (time.perf_counter() - start) * 1000
 
 
 def install_hooks(node_ns: str, cluster_cidr: str) -> None:

@@ -9,10 +9,8 @@ outlives the process that built it; `attach` picks it up again from its state di
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 
 import yaml
@@ -44,6 +42,7 @@ from svcwatch.lab.parsed import (
     unused_ip,
 )
 from svcwatch.lab.privileges import require_lab_privileges
+from svcwatch.lab.proxy import NFTABLES, LabProxy, check_proxy_mode, require_proxy_tools
 from svcwatch.lab.topology import LabSpec, baseline_slice_of, first_service, validate_lab_name
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError, SetupError
@@ -75,7 +74,7 @@ class LabNode:
         self.spec = record.spec
         self.state_root = state_root
         self.store = ObjectStore(lab_dir(state_root, record.spec.name))
-        self._written: iptables.Written | None = None  # what this node's last sync wrote
+        self.proxy = LabProxy(record.spec, record.proxy_mode)  # kube-proxy, in the lab's mode
         self.user: LabUser | None = None  # this process, while a session uses the lab
         self.synced_slice: EndpointSlice | None = None  # the slice the last sync rendered
 
@@ -88,40 +87,61 @@ class LabNode:
         manifests: ManifestSet,
         state_root: Path,
         progress: Callable[[str], None] | None = None,
+        proxy_mode: str | None = None,
         *,
         user: str | None = None,
         keep: bool = True,
     ) -> LabNode:
         """Build the lab, or reuse it (repairing what is missing) when it is the same spec.
 
-        `user` is the command of a session that will use the lab ("svcwatch run"); it is
-        recorded as a user until `leave`. `lab up` passes none: its lab stays after sessions end,
-        as does a session's with `keep`. A lab that must be rebuilt is not rebuilt under a live
-        user: that is a SetupError naming it.
+        `proxy_mode` (iptables or nftables) switches a reused lab's kube-proxy mode; None keeps
+        the mode the lab remembers (iptables for a new lab). `user` is the command of a session
+        that will use the lab ("svcwatch run"); it is recorded as a user until `leave`. `lab up`
+        passes none: its lab stays after sessions end, as does a session's with `keep`. A lab
+        that must be rebuilt is not rebuilt under a live user: that is a SetupError naming it.
         """
         require_lab_privileges()
-        iptables.iptables_tool("iptables-restore")
+        require_proxy_tools(proxy_mode)  # a missing tool or a bad mode: one line, nothing built
         say = progress or (lambda _: None)
         with locked(state_root, spec.name):
-            old = load_record(state_root, spec.name)
-            reason = cls._rebuild_reason(spec, old)
-            if old is not None and reason is None:
-                node = cls(old, state_root)
-                faults = health.check(node, rules=controller_of(spec.name, state_root) is None)
-                if not any(f.fix == health.REBUILD for f in faults):
-                    node._reuse(faults, say)
-                    node._adopt(user, keep)
-                    return node
-                reason = faults[0].text
-            users = lab_users(state_root, spec.name) if old is not None else []
-            if users and reason:
-                raise SetupError(
-                    f"lab {spec.name} is in use by {users[0].describe()} and {reason}: quit it, "
-                    f"or run `svcwatch lab down --name {spec.name}` first"
-                )
-            node = cls._rebuild(spec, old, manifests, state_root, say, reason, user, keep)
-            node._adopt(user, keep)
-            return node
+            node = cls._up_locked(spec, manifests, state_root, say, proxy_mode, (user, keep))
+        if proxy_mode is not None and proxy_mode != node.proxy.mode:
+            was = node.proxy.mode
+            synced = node.set_proxy_mode(proxy_mode)
+            say(f"kube-proxy mode {was} -> {proxy_mode}: {synced.text()}")
+        return node
+
+    @classmethod
+    def _up_locked(
+        cls,
+        spec: LabSpec,
+        manifests: ManifestSet,
+        state_root: Path,
+        say: Callable[[str], None],
+        proxy_mode: str | None,
+        sharing: tuple[str | None, bool],
+    ) -> LabNode:
+        """`up` under the lab lock: reuse and repair, or rebuild when no live session uses it."""
+        old = load_record(state_root, spec.name)
+        reason = cls._rebuild_reason(spec, old)
+        if old is not None and reason is None:
+            node = cls(old, state_root)
+            faults = health.check(node, rules=controller_of(spec.name, state_root) is None)
+            if not any(f.fix == health.REBUILD for f in faults):
+                node._reuse(faults, say)
+                node._adopt(*sharing)
+                return node
+            reason = faults[0].text
+        users = lab_users(state_root, spec.name) if old is not None else []
+        if users and reason:
+            raise SetupError(
+                f"lab {spec.name} is in use by {users[0].describe()} and {reason}: quit it, "
+                f"or run `svcwatch lab down --name {spec.name}` first"
+            )
+        mode = proxy_mode or (old.proxy_mode if old else "iptables")
+        node = cls._rebuild(spec, old, manifests, state_root, say, reason, sharing, mode)
+        node._adopt(*sharing)
+        return node
 
     @staticmethod
     def _rebuild_reason(spec: LabSpec, old: LabRecord | None) -> str | None:
@@ -191,15 +211,21 @@ class LabNode:
         state_root: Path,
         say: Callable[[str], None],
         reason: str | None,
-        user: str | None,
-        keep: bool,
+        sharing: tuple[str | None, bool],
+        proxy_mode: str,
     ) -> LabNode:
         """Tear down whatever is there (stale, broken or a different spec) and build afresh."""
         if reason is not None:
             say(f"rebuilding lab {spec.name}: {reason}")
             build.teardown(spec.name, old)
         keep_objects = old is not None and old.spec == spec
-        record = LabRecord(spec, builder=ProcessRef.of(os.getpid()), made_by=user or "lab up")
+        user, keep = sharing
+        record = LabRecord(
+            spec,
+            builder=ProcessRef.of(os.getpid()),
+            proxy_mode=proxy_mode,
+            made_by=user or "lab up",
+        )
         record.kept_by = "lab up" if user is None else ("--keep" if keep else "")
         node = cls._build(record, state_root, say)
         try:
@@ -276,7 +302,7 @@ class LabNode:
 
     def forget_written_rules(self) -> None:
         """The kernel was changed behind the last sync's back: the next sync reads it first."""
-        self._written = None
+        self.proxy.forget()
 
     # --- objects ---------------------------------------------------------------------------
 
@@ -363,30 +389,40 @@ class LabNode:
     def reconcile(self) -> RulesSynced:
         """Render the stored Service and slice and write them into the node, as kube-proxy syncs."""
         with locked(self.state_root, self.spec.name, "sync"):
+            self._follow_mode()
             service, slice_ = self.service(), self.current_slice()
-            sync = partial(iptables.sync_service, self.spec.node_ns, service, slice_)
-            try:
-                # The last sync's memory spares reading the kernel first (kube-proxy's partial
-                # sync); when the kernel was changed behind its back, do the full sync instead.
-                result = sync(self.spec.cluster_cidr, self._written)
-            except SetupError:
-                if self._written is None:
-                    raise
-                self._written = None
-                result = sync(self.spec.cluster_cidr, None)
-            self._written = result.written
+            # The last sync's memory spares reading the kernel first (kube-proxy's partial sync);
+            # when the kernel was changed behind its back, the proxy does a full sync instead.
+            result = self.proxy.sync(service, slice_)
             self.synced_slice = slice_
-        return RulesSynced(
-            ts=time.time(),
-            service=service.key,
-            added=result.added,
-            removed=result.removed,
-            backend=self.iptables_backend(),
-            took_ms=result.took_ms,
-        )
+        return result.event(service.key, self.proxy_backend())
+
+    def _follow_mode(self) -> None:
+        """Another process (`lab up --proxy-mode`) switched the mode: sync in the new one."""
+        recorded = load_record(self.state_root, self.spec.name)
+        if recorded is not None and recorded.proxy_mode != self.proxy.mode:
+            self.record.proxy_mode = recorded.proxy_mode
+            self.proxy = LabProxy(self.spec, recorded.proxy_mode)
+
+    def set_proxy_mode(self, mode: str) -> RulesSynced:
+        """Swap kube-proxy's mode on the running lab (rules swapped, see `LabProxy.switch`)."""
+        check_proxy_mode(mode)
+        with locked(self.state_root, self.spec.name, "sync"):
+            service, slice_ = self.service(), self.current_slice()
+            result = self.proxy.switch(mode, service, slice_, self.iptables_backend())
+            self.synced_slice = slice_
+            with locked(self.state_root, self.spec.name):
+                self._reload()
+                self.record.proxy_mode = mode
+                save_record(self.state_root, self.record)
+        return result.event(service.key, self.proxy_backend())
 
     def read_chain(self) -> ChainTree:
-        return iptables.read_tree(self.spec.node_ns, self.service(), self.iptables_backend())
+        return self.proxy.read_tree(self.service(), self.iptables_backend())
+
+    def proxy_backend(self) -> str:
+        """What writes the rules: `nftables` (kube-proxy's nftables mode) or iptables' flavour."""
+        return NFTABLES if self.proxy.mode == NFTABLES else self.iptables_backend()
 
     def iptables_backend(self) -> str:
         if not self.record.backend:

@@ -15,6 +15,7 @@ from svcwatch import netns
 from svcwatch.lab import build, iptables, pods
 from svcwatch.lab.health import BRIDGE, CLIENT, ECHO, FORWARD, POD, REBUILD, RULES, Fault
 from svcwatch.lab.instances import LabRecord, PodRecord
+from svcwatch.lab.proxy import IPTABLES
 from svcwatch.lab.topology import LabSpec
 from svcwatch.model.errors import SetupError
 
@@ -50,7 +51,8 @@ def repair(node: LabNode, faults: list[Fault], *, rules: bool = True) -> list[st
         done.append("turned ip_forward back on")
     done += _restart_echoes(node, faults)
     if rules and RULES in fixes:
-        iptables.install_hooks(spec.node_ns, spec.cluster_cidr)  # empties KUBE-*: resync next
+        if node.proxy.mode == IPTABLES:  # nftables mode rewrites its whole table on a full sync
+            iptables.install_hooks(spec.node_ns, spec.cluster_cidr)  # empties KUBE-*: resync
         node.forget_written_rules()
         node.reconcile()
         done.append("reinstalled kube-proxy's rules")

@@ -51,13 +51,17 @@ def _describe(node: LabNode) -> dict[str, Any]:
         "pods": [vars(p) | {"echo": p.name == node.record.echo_pod} for p in _pods(node)],
         "problems": [f.text for f in faults],
         "drift": [f.text for f in faults if f.fix == health.RULES],
+        "proxy_mode": node.proxy.mode,
     }
     try:
         tree = node.read_chain()
         data["backend"] = tree.backend
+        nft = node.proxy.mode == "nftables"  # a rule there is `chain: statement`, not `-A …`
         data["chain"] = [
-            {"line": r.line(), "packets": r.packets, "bytes": r.bytes} for r in tree.all_rules()
-        ]
+            {"line": f"{r.chain}: {r.spec}" if nft else r.line(), "packets": r.packets,
+             "bytes": r.bytes}
+            for r in tree.all_rules()
+        ]  # fmt: skip
     except (InputError, SetupError) as exc:
         data["chain"] = []
         data["problems"].append(str(exc))
@@ -74,7 +78,8 @@ def _pods(node: LabNode) -> list[Any]:
 def render_text(data: dict[str, Any]) -> str:
     lines = [
         f"lab {data['name']}  scenario: {data['scenario'] or '-'}  "
-        f"iptables: {data.get('backend') or '-'}"
+        f"kube-proxy mode: {data.get('proxy_mode', 'iptables')}  "
+        f"rules: {data.get('backend') or '-'}"
     ]
     for ns, info in data["namespaces"].items():
         lines.append(f"  {ns}{'' if info['exists'] else '  (MISSING)'}")
@@ -91,8 +96,12 @@ def render_text(data: dict[str, Any]) -> str:
             else ""
         )
         lines.append(f"  {pod['name']:<44} {pod['ip']}{port}  {pod['veth']}  {pod['netns']}")
-    lines.append("chain (from the kernel, [packets:bytes]):")
-    lines.extend(f"  [{r['packets']}:{r['bytes']}] {r['line']}" for r in data["chain"])
+    if data.get("proxy_mode") == "nftables":
+        lines.append("chain (table ip kube-proxy from the kernel; kube-proxy adds no counters):")
+        lines.extend(f"  {r['line']}" for r in data["chain"])
+    else:
+        lines.append("chain (from the kernel, [packets:bytes]):")
+        lines.extend(f"  [{r['packets']}:{r['bytes']}] {r['line']}" for r in data["chain"])
     problems = data["problems"]
     lines.append("problems: none" if not problems else "problems (`svcwatch lab up` repairs them):")
     lines.extend(f"  {p}" for p in problems)

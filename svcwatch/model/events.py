@@ -223,7 +223,38 @@ class Notice:
         return self.message
 
 
-Event = PacketEvent | ProbeEvent | CaptureStarted | SliceChanged | RulesSynced | SyncTiming | Notice
+@dataclass(frozen=True, slots=True)
+class DiagnosisChanged:
+    """The one-sentence diagnosis changed: what the dashboard's diagnosis line now says.
+
+    `level` is ok | partial | fail | waiting. Derived from the other events and the session's
+    pulled state (svcwatch.explain.diagnosis), so `svcwatch run` can say it too.
+    """
+
+    SOURCE: ClassVar[str] = "diagnosis"
+    ts: float
+    level: str
+    sentence: str
+    kind: str = "diagnosis"
+
+    @property
+    def source(self) -> str:
+        return self.SOURCE
+
+    def text(self) -> str:
+        return f"{self.level}: {self.sentence}"
+
+
+Event = (
+    PacketEvent
+    | ProbeEvent
+    | CaptureStarted
+    | SliceChanged
+    | RulesSynced
+    | SyncTiming
+    | Notice
+    | DiagnosisChanged
+)
 
 EVENT_TYPES: dict[str, type[Any]] = {
     cls.__name__: cls
@@ -235,6 +266,7 @@ EVENT_TYPES: dict[str, type[Any]] = {
         RulesSynced,
         SyncTiming,
         Notice,
+        DiagnosisChanged,
     )
 }
 

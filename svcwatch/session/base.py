@@ -50,3 +50,46 @@ class Session(Protocol):
     def capabilities(self) -> Capabilities:
         """What this session can do beyond showing; cheap, and the same for its whole life."""
         ...
+
+
+class ForwardingSession:
+    """A wrapper around one Session that forwards the whole protocol to it, method by method.
+
+    Wrappers (pcap tap, recording, diagnosis) subclass it and override only what they change, so
+    what a wrapper passes on is declared here, not reached through `__getattr__`.
+    """
+
+    def __init__(self, inner: Session) -> None:
+        self.inner = inner
+
+    @property
+    def kind(self) -> str:
+        return self.inner.kind
+
+    @property
+    def title(self) -> str:
+        return self.inner.title
+
+    def start(self, sink: EventSink) -> None:
+        self.inner.start(sink)
+
+    def stop(self) -> None:
+        self.inner.stop()
+
+    def service(self) -> Service:
+        return self.inner.service()
+
+    def current_slice(self) -> EndpointSlice:
+        return self.inner.current_slice()
+
+    def current_scenario(self) -> str | None:
+        return self.inner.current_scenario()
+
+    def read_chain(self) -> ChainTree:
+        return self.inner.read_chain()
+
+    def endpoint_facts(self) -> list[EndpointFacts]:
+        return self.inner.endpoint_facts()
+
+    def capabilities(self) -> Capabilities:
+        return self.inner.capabilities()

@@ -88,23 +88,25 @@ class LabSession(StreamingSession):
         payload: str | bytes,
         probe_target: str | None,
         state_root: Path | None = None,
+        proxy_mode: str | None = None,
         **_ignored: Any,
     ) -> None:
-        from svcwatch.lab.iptables import iptables_tool
         from svcwatch.lab.privileges import require_lab_privileges
+        from svcwatch.lab.proxy import require_proxy_tools
         from svcwatch.lab.sources import load_manifests
         from svcwatch.lab.topology import LabSpec
 
         if scenario is not None:
             get_scenario(scenario)  # unknown names fail before anything is built
         require_lab_privileges()  # no root: one line before any output or any UI
-        iptables_tool("iptables-restore")  # no iptables: likewise, naming the Debian package
+        require_proxy_tools(proxy_mode)  # no iptables/nft, bad mode: likewise, naming the package
         # Bad manifests fail here too, naming file and field, before the dashboard is drawn.
         self.manifests = load_manifests(manifests or None)
         self.spec = LabSpec.from_manifests(self.manifests, lab_name, idle_pods=pods)
         self.lab_name = lab_name
         self.start_scenario = scenario
         self.sync_delay = sync_delay
+        self.proxy_mode = proxy_mode
         self.keep = keep
         self.probing = ProbeSettings.from_flags(interval, timeout, payload, probe_target)
         self.state_root = state_root or state_dir()
@@ -163,6 +165,7 @@ class LabSession(StreamingSession):
             self.manifests,
             self.state_root,
             progress=lambda m: self._notice("info", m),
+            proxy_mode=self.proxy_mode,
             user=_command_name(),
             keep=self.keep,
         )

@@ -14,19 +14,20 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
-from svcwatch.model.errors import InputError
+from svcwatch.model.errors import InputError, OutputError
 from svcwatch.model.events import Event, RulesSynced, SliceChanged
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.service import Service
 from svcwatch.record.writer import Recorder
-from svcwatch.session.base import Session
+from svcwatch.session.base import ForwardingSession, Session
 from svcwatch.session.capabilities import Capabilities
-from svcwatch.sinks import EventSink, FanoutSink
+from svcwatch.sinks import EventSink, FanoutSink, report_write_error
 
 POLL_INTERVAL = 1.0  # seconds; the dashboard reads the chain this often too
 
@@ -46,7 +47,7 @@ class _ChangeTap:
             self.changed.set()
 
 
-class RecordingSession:
+class RecordingSession(ForwardingSession):
     """Proxies the Session protocol and the capabilities it wraps, and records what they return.
 
     Scenario switches and slice edits pass through this wrapper (so they are recorded), key
@@ -62,7 +63,7 @@ class RecordingSession:
         t0: float | None = None,
     ) -> None:
         """`t0` is the stream's +0.000s (default: now, as `svcwatch run` takes it just before)."""
-        self.inner = inner
+        super().__init__(inner)
         # The title is recorded once started: before that a lab does not know its node IP yet.
         self.recorder = Recorder(Path(path), backend=inner.kind, meta=meta)
         self._lock = threading.Lock()
@@ -77,12 +78,11 @@ class RecordingSession:
         self.recorder.record_start(self.t0)
 
     @property
-    def kind(self) -> str:
-        return self.inner.kind
-
-    @property
     def title(self) -> str:
-        return f"{self.inner.title} [recording to {self.recorder.path.name}]"
+        name = self.recorder.path.name
+        if self.recorder.error is not None:  # the header must not claim a recording that stopped
+            return f"{self.inner.title} [recording to {name} FAILED]"
+        return f"{self.inner.title} [recording to {name}]"
 
     def capabilities(self) -> Capabilities:
         inner = self.inner.capabilities()
@@ -95,6 +95,7 @@ class RecordingSession:
         )
 
     def start(self, sink: EventSink) -> None:
+        self.recorder.on_error = partial(report_write_error, sink, "recorder")
         self.inner.start(FanoutSink([sink, self.recorder, _ChangeTap(self._changed)]))
         self.recorder.record_title(self.inner.title, time.time())
         scenario = self.inner.current_scenario()
@@ -108,10 +109,17 @@ class RecordingSession:
         self._changed.set()
         if self._poller.is_alive():
             self._poller.join()
+        failures: list[str] = []
         try:
             self.inner.stop()
+        except OutputError as exc:  # the pcap beside the recording failed too: say both
+            failures.append(str(exc))
         finally:
             self.recorder.close()
+        if self.recorder.error is not None:
+            failures.insert(0, self.recorder.error)
+        if failures:  # torn down as usual; the exit status says what failed
+            raise OutputError("; ".join(failures))
 
     def _poll(self) -> None:
         """Pull chain, objects and facts when nobody did for a second, or right after a change.
@@ -147,9 +155,6 @@ class RecordingSession:
         if changed:
             self.recorder.record_objects(service, slice_, time.time())
         return slice_
-
-    def current_scenario(self) -> str | None:
-        return self.inner.current_scenario()
 
     def scenarios_offered(self) -> Sequence[str]:
         scenarios = self.inner.capabilities().scenarios

@@ -236,6 +236,10 @@ class SvcwatchApp(App[None]):
 
     def on_events_arrived(self, message: messages.EventsArrived) -> None:
         self.main.show_events(message.events, message.dropped)
+        for error in (e for e in message.events if isinstance(e, Notice) and e.kind == "error"):
+            self.notify(error.message, title=error.origin, severity="error", timeout=15)
+            if self.session_ready:  # a writer that stopped changes the title ("… FAILED")
+                self.title = f"svcwatch · {self.session.title}"
         if any(isinstance(e, Notice) and e.kind == "stale" for e in message.events):
             self.refresh_status()  # the watch broke or came back: say so now
         if self.stopping:

@@ -173,3 +173,22 @@ def test_a_dead_writer_process_is_reported_and_the_session_goes_on(tmp_path: Pat
         rec.emit(Notice(ts=T0 + i, kind="info", message="still here"))
     rec.close()
     assert rec.error is not None and "recording stopped" in rec.error
+
+
+def test_a_killed_writer_is_reported_while_the_session_runs_not_only_at_the_end(
+    tmp_path: Path,
+) -> None:
+    heard: list[str] = []
+    rec = Recorder(tmp_path / "r.svcrec", backend="lab")
+    rec.on_error = heard.append
+    os.kill(rec.writer_pid, signal.SIGKILL)
+    deadline = time.monotonic() + GUARD
+    while not heard:  # the capture keeps emitting; the next hand-over finds the writer gone
+        assert time.monotonic() < deadline, "a dead writer was never reported"
+        rec.emit_many(burst(50))
+        time.sleep(0.02)
+    rec.close()
+    assert heard == [
+        f"{tmp_path / 'r.svcrec'}: recording stopped: the writer process was killed (SIGKILL)"
+    ]
+    assert rec.error == heard[0]
