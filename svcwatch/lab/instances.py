@@ -289,5 +289,5 @@ def is_orphan(name: str, state_root: Path) -> bool:
     try:
         owner = Path(json.loads((INDEX_DIR / f"{name}.json").read_text())["state"])
     except (FileNotFoundError, ValueError, KeyError, TypeError):
-        return True  # built before the index existed, or the index was lost with /run
+        return False  # not indexed: whose it is cannot be known, so it is not ours to remove
     return owner == state_root or not (lab_dir(owner, name) / RECORD_FILE).exists()
