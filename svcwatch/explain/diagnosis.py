@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from statistics import median
 
+from svcwatch.kubeproxy.mode import is_nft, rejects
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.events import Event, Notice, PacketEvent, ProbeEvent, SliceChanged
@@ -138,9 +139,11 @@ def endpoint_problem(evidence: Evidence, address: str) -> tuple[str, str] | None
     return None
 
 
-def _has_reject(evidence: Evidence) -> bool:
-    rules = evidence.chain.filter_rules if evidence.chain else []
-    return any(r.target == "REJECT" for r in rules)
+def _reject_rule(evidence: Evidence) -> str:
+    """What rejects a Service with no endpoints, in the words of the mode that wrote the rules."""
+    if is_nft(evidence.chain):
+        return "kube-proxy's no-endpoint-services element (goto reject-chain)"
+    return 'kube-proxy\'s REJECT rule "has no endpoints"'
 
 
 def _healthy(evidence: Evidence, ok: list[ProbeEvent]) -> Diagnosis:
@@ -214,10 +217,10 @@ def diagnose(evidence: Evidence) -> Diagnosis:
         return Diagnosis(f"{evidence.lab_fault}: the lab is at fault, not the Service", "fail")
     ready = _ready_addresses(evidence)
     no_endpoints = evidence.slice is not None and not ready
-    if no_endpoints and (_has_reject(evidence) or any(not p.ok for p in evidence.probes)):
+    if no_endpoints and (rejects(evidence.chain) or any(not p.ok for p in evidence.probes)):
         return Diagnosis(
-            f"{evidence.service} has no ready endpoints: kube-proxy's REJECT rule "
-            "\"has no endpoints\" answers the SYN at once; clients see 'connection refused'",
+            f"{evidence.service} has no ready endpoints: {_reject_rule(evidence)} "
+            "answers the SYN at once; clients see 'connection refused'",
             "fail",
         )
     if not evidence.probes:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from svcwatch.kubeproxy.chains import join_host_port, proto_of
 from svcwatch.kubeproxy.endpoints import Categorized, ProxyEndpoint, categorize, port_endpoints
 from svcwatch.kubeproxy.nft import (
+    REJECT_CHAIN,
     TABLE_FAMILY,
     TABLE_NAME,
     endpoint_chain,
@@ -42,7 +43,6 @@ from svcwatch.model.service import Service, ServicePort
 __all__ = ["NftConfig", "NftRuleset", "render_nft", "transaction_listing"]
 
 MARK_MASQ = "mark-for-masquerade"
-REJECT_CHAIN = "reject-chain"
 _T = f"{TABLE_FAMILY} {TABLE_NAME}"
 _ADDR = "ipv4_addr"
 _DEST = "ip daddr . meta l4proto . th dport"

@@ -71,9 +71,9 @@ def save(node_ns: str, *, counters: bool = False, table: str | None = None) -> s
 
 def backend(node_ns: str) -> str:
     """Which iptables the node uses: `iptables-nft` or `iptables-legacy` (`iptables --version`)."""
-    from svcwatch.kubeproxy.restore import detect_backend
+    from svcwatch.kubeproxy.mode import flavour_of_version
 
-    return str(detect_backend(_run(node_ns, [iptables_tool("iptables"), "--version"])))
+    return flavour_of_version(_run(node_ns, [iptables_tool("iptables"), "--version"]))
 
 
 def service_chains(saved: RuleSet) -> set[str]:
@@ -195,7 +195,9 @@ def read_tree(node_ns: str, service: Service, backend_name: str = "") -> ChainTr
     """The Service's chain tree as the kernel has it now (nat and filter), with counters."""
     from svcwatch.kubeproxy.restore import parse_save, service_tree
 
-    return service_tree(parse_save(save(node_ns, counters=True)), service, backend=backend_name)
+    return service_tree(
+        parse_save(save(node_ns, counters=True)), service, proxy_backend=backend_name
+    )
 
 
 def desired_tree(service: Service, slice_: EndpointSlice, cluster_cidr: str) -> ChainTree:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from svcwatch.kubeproxy.mode import NFTABLES
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.lab import build, health, iptables, pods
 from svcwatch.lab.instances import (
@@ -42,7 +43,7 @@ from svcwatch.lab.parsed import (
     unused_ip,
 )
 from svcwatch.lab.privileges import require_lab_privileges
-from svcwatch.lab.proxy import NFTABLES, LabProxy, check_proxy_mode, require_proxy_tools
+from svcwatch.lab.proxy import LabProxy, check_proxy_mode, require_proxy_tools
 from svcwatch.lab.topology import LabSpec, baseline_slice_of, first_service, validate_lab_name
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError, SetupError

@@ -13,6 +13,7 @@ import ipaddress
 import time
 from dataclasses import dataclass
 
+from svcwatch.kubeproxy.mode import IPTABLES, IPTABLES_NFT, NFTABLES, PROXY_MODES
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.lab import iptables, nftables
 from svcwatch.lab.topology import LabSpec
@@ -21,8 +22,6 @@ from svcwatch.model.errors import InputError, SetupError
 from svcwatch.model.events import RulesSynced
 from svcwatch.model.service import Service
 
-IPTABLES, NFTABLES = "iptables", "nftables"
-PROXY_MODES = (IPTABLES, NFTABLES)
 K3S_SERVICE_CIDR = "10.43.0.0/16"
 
 
@@ -143,7 +142,7 @@ class LabProxy:
         node_ns = self.spec.node_ns
         if mode == NFTABLES:
             old = iptables.kernel_chains(node_ns)
-            one_batch = iptables_backend == "iptables-nft"
+            one_batch = iptables_backend == IPTABLES_NFT
             drop = nftables.IPTABLES_NFT_TABLES if one_batch else ()
             self.mode, self._nft = NFTABLES, None
             synced = self._sync_nft(service, slice_, drop)

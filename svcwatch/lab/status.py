@@ -55,7 +55,7 @@ def _describe(node: LabNode) -> dict[str, Any]:
     }
     try:
         tree = node.read_chain()
-        data["backend"] = tree.backend
+        data["backend"] = tree.proxy_backend
         nft = node.proxy.mode == "nftables"  # a rule there is `chain: statement`, not `-A …`
         data["chain"] = [
             {"line": f"{r.chain}: {r.spec}" if nft else r.line(), "packets": r.packets,

@@ -145,6 +145,22 @@ def test_no_endpoints_blames_the_reject_rule() -> None:
     )
 
 
+def test_no_endpoints_in_nftables_mode_blames_the_no_endpoint_element() -> None:
+    """The same diagnosis, in nftables mode's words: the reject is a verdict-map element."""
+    element = Rule(
+        "no-endpoint-services",
+        '10.43.161.224 . tcp . 12345 comment "default/socat" : goto reject-chain',
+        target="reject-chain",
+        comment="default/socat",
+    )
+    ev = evidence(slice_of())
+    ev.chain = ChainTree("default/socat", filter_rules=[element], proxy_backend="nftables")
+    assert diagnose(ev).text == (
+        "default/socat has no ready endpoints: kube-proxy's no-endpoint-services element "
+        "(goto reject-chain) answers the SYN at once; clients see 'connection refused'"
+    )
+
+
 def test_not_ready_endpoints_count_as_none() -> None:
     d = diagnose(
         evidence(

@@ -1,9 +1,12 @@
 """ChainPane: the Service's iptables chain tree as the kernel has it, with live counters.
 
 Rules are read back from the kernel (never taken from the renderer), so what the pane shows is
-what packets really walk: entry rules (KUBE-SERVICES / KUBE-NODEPORTS) -> KUBE-EXT -> KUBE-SVC ->
+what packets really walk: entry rules (KUBE-SERVICES / KUBE-NODEPORTS: cluster IP, external IPs,
+load-balancer IPs, nodePort) -> KUBE-FW (source ranges) -> KUBE-EXT -> KUBE-SVC / KUBE-SVL ->
 KUBE-SEP -> DNAT. `statistic` probabilities are also shown as effective shares, because "0.5 then
-1.0" really means 50% / 50%. Rules that appeared in the latest sync are highlighted for a while.
+1.0" really means 50% / 50%; ClientIP-affinity checks show how long a client sticks instead of a
+share, since they only catch returning clients. Rules that appeared in the latest sync are
+highlighted for a while.
 In kube-proxy's nftables mode the pane shows table ip kube-proxy's maps and chains instead
 (service-ips -> external-/service- -> endpoint- -> dnat), with numgen's flat 1/N shares.
 """
@@ -86,7 +89,7 @@ class ChainPane(VerticalScroll):
         if chain_view.is_nft(tree):
             counters = "" if chain_view.has_counters(tree) else " · no counters"
             return f"nftables (table ip kube-proxy) · {tree.service}{counters}"
-        backend = f" · {tree.backend}" if tree.backend else ""
+        backend = f" · {tree.proxy_backend}" if tree.proxy_backend else ""
         return f"iptables chain · {tree.service}{backend}"
 
     @property
