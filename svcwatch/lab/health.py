@@ -157,7 +157,7 @@ def _pod_faults(node: LabNode, pod: PodRecord, links: dict[str, dict[str, Any]])
 
 def _rule_faults(node: LabNode, rules_for: EndpointSlice | None) -> list[Fault]:
     """kube-proxy's hook rules (iptables mode) and the Service's rules, against the rendering."""
-    from svcwatch.lab.proxy import IPTABLES
+    from svcwatch.kubeproxy.mode import IPTABLES
 
     spec = node.spec
     faults = []

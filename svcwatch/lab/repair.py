@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from svcwatch import netns
+from svcwatch.kubeproxy.mode import IPTABLES
 from svcwatch.lab import build, iptables, pods
 from svcwatch.lab.health import BRIDGE, CLIENT, ECHO, FORWARD, POD, REBUILD, RULES, Fault
 from svcwatch.lab.instances import LabRecord, PodRecord
-from svcwatch.lab.proxy import IPTABLES
 from svcwatch.lab.topology import LabSpec
 from svcwatch.model.errors import SetupError
 
