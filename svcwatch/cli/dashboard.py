@@ -78,6 +78,11 @@ def run_session_dashboard(session: Session, **opts: Any) -> None:
         guarded.stop()  # done already after `q`; else (a browser tab closed, a crash) now
     if app.stop_error is not None:
         raise app.stop_error
+    farewell = capabilities.exit_report.exit_line() if capabilities.exit_report else None
+    if farewell:  # "lab x torn down" / "lab x kept: it was made by `lab up`"
+        from svcwatch.cli import say
+
+        say(f"svcwatch: {farewell}")
     if app.start_error is not None:
         raise SetupError(f"the session did not start: {app.start_error}")
     if shutdown.signum is not None:

@@ -22,8 +22,8 @@ import click
 
 from svcwatch.cli import options
 from svcwatch.cli.signals import process_shutdown
-from svcwatch.model.errors import OutputError
-from svcwatch.model.events import Event, plain_line, to_dict
+from svcwatch.model.errors import OutputError, SetupError
+from svcwatch.model.events import Event, Notice, plain_line, to_dict
 from svcwatch.session.base import Session
 from svcwatch.session.guard import StartStopGuard
 from svcwatch.sinks import QueueSink
@@ -95,11 +95,16 @@ def stream(
     starter = _Starter(session, sink)
     deadline: float | None = None
     stop = stop or threading.Event()
+    ended: list[Notice] = []
     try:
         starter.start()
         while not stop.is_set():
-            printer.add(sink.drain(timeout=0.05))
+            batch = sink.drain(timeout=0.05)
+            printer.add(batch)
             printer.release(time.time())
+            ended = [e for e in batch if isinstance(e, Notice) and e.kind == "ended"]
+            if ended:  # the lab went away under the run (`lab down`): nothing left to stream
+                break
             if deadline is None and not starter.is_alive():
                 if starter.error is not None:
                     raise starter.error
@@ -115,6 +120,8 @@ def stream(
         finally:
             printer.add(sink.drain())
             printer.release()
+    if ended:
+        raise SetupError(ended[0].message)
 
 
 @click.command(
