@@ -211,7 +211,7 @@ class Notice:
     """Anything else a user should read in the stream: scenario switches, warnings, errors."""
 
     ts: float
-    kind: str  # scenario | info | warning | error | stale | key
+    kind: str  # scenario | info | warning | error | stale | key | drift | repaired | ended
     message: str
     origin: str = "svcwatch"
 
