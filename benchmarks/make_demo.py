@@ -54,9 +54,11 @@ def record_demo(output: Path, seconds: float, pods: int, interval: float) -> Non
     try:
         session.start(probe)
         probe.seen.wait(30)
+        scenarios = session.capabilities().scenarios
+        assert scenarios is not None  # a lab switches scenarios
         for scenario in SCENARIO_ORDER:
             if scenario != "happy":
-                session.request_scenario(scenario)
+                scenarios.request_scenario(scenario)
             time.sleep(seconds)
     finally:
         session.stop()

@@ -3,7 +3,7 @@
 svcwatch's cluster code is synchronous (the `kubernetes` client), so the emulator runs on its own
 event loop in a background thread; the test talks to it over HTTP like any client and reads its
 request log for assertions. The server lives for one test only: kmock slows down with every
-request it has served (docs/feasibility.md).
+request it has served (docs/design.md).
 """
 
 from __future__ import annotations

@@ -13,9 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster, make_pod
 
 from svcwatch import netns
 from svcwatch.cluster.transport import LocalTransport
@@ -23,6 +21,8 @@ from svcwatch.model.events import CaptureStarted, ProbeEvent, RulesSynced, Slice
 from svcwatch.session.cluster import ClusterSession
 from svcwatch.session.settings import ClusterSettings, ProbeFlags
 from svcwatch.sinks import CollectingSink
+from tests.cluster import kmock_cluster
+from tests.cluster.kmock_cluster import MockCluster, make_pod
 
 pytestmark = [pytest.mark.cluster, pytest.mark.lab]
 cluster = kmock_cluster.cluster  # the per-test kmock server fixture

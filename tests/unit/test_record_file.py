@@ -14,17 +14,17 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from record_samples import T0, chain_tree, packet, scripted_stream, seed_objects
 
 from svcwatch.model.errors import InputError
-from svcwatch.model.events import PacketEvent, RulesSynced, to_dict
+from svcwatch.model.events import Event, PacketEvent, RulesSynced, to_dict
 from svcwatch.record import DEMO_RECORDING
 from svcwatch.record.format import packet_line
 from svcwatch.record.reader import load_recording
 from svcwatch.record.writer import Recorder
+from tests.unit.record_samples import T0, chain_tree, packet, scripted_stream, seed_objects
 
 
-def write_sample(path: Path) -> list:
+def write_sample(path: Path) -> list[Event]:
     """Record the scripted stream with chains, objects, a scenario and keys; return its events."""
     service, slice_ = seed_objects()
     events = scripted_stream()
@@ -44,7 +44,7 @@ def write_sample(path: Path) -> list:
     return events
 
 
-def assert_same_events(got: list, want: list) -> None:
+def assert_same_events(got: list[Event], want: list[Event]) -> None:
     assert got == want
     # Raw frames and manifests are compare=False on the events; check them explicitly.
     assert [getattr(e, "raw", None) for e in got] == [getattr(e, "raw", None) for e in want]
@@ -239,11 +239,11 @@ def test_a_killed_recorder_leaves_a_replayable_file(tmp_path: Path, name: str) -
         proc.wait()
     rec = load_recording(path)
     assert len(rec.events) >= 200
-    assert [e.message for e in rec.events] == [f"event {i}" for i in range(len(rec.events))]
+    assert [e.text() for e in rec.events] == [f"event {i}" for i in range(len(rec.events))]
     assert not rec.complete and rec.warning() is not None
 
 
-def _readable_events(path: Path) -> list:
+def _readable_events(path: Path) -> list[Event]:
     try:
         return load_recording(path).events
     except InputError:  # the header is not flushed yet
