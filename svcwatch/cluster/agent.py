@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from svcwatch.cluster.api import ClusterApi, Conflict
-from svcwatch.cluster.transport import Transport, wait_for_stderr
+from svcwatch.cluster.transport import MissingBinary, Transport, none_available, wait_for_stderr
 from svcwatch.locations import package_data_dir
 from svcwatch.model.errors import SetupError
 
@@ -103,7 +103,10 @@ class NodeAgent:
         stream = self.transport.open_stream(capture_argv(bpf))
         if not wait_for_stderr(stream, "listening on", ready_timeout):
             message = getattr(stream, "stderr_text", "")
+            ended = getattr(stream, "failure", lambda: None)()
             stream.close()
+            if ended is not None:  # it could not run at all (exec: not in the image, ...)
+                raise ended
             raise SetupError(
                 f"tcpdump did not start on {self.transport.where}: "
                 f"{' '.join(message.split())[-200:]}"
@@ -112,9 +115,13 @@ class NodeAgent:
 
     def read_rules(self) -> NodeRules:
         """nat + filter tables with counters, from the iptables that holds kube-proxy's chains."""
+        missing: list[MissingBinary] = []  # a binary the image lacks: try the next one
         for command in self._save_candidates():
             try:
                 nat = self.transport.run(iptables_save_argv(command, "nat"))
+            except MissingBinary as exc:
+                missing.append(exc)
+                continue
             except SetupError:
                 continue
             if KUBE_PROXY_MARK in nat or command == self._save_command:
@@ -124,8 +131,12 @@ class NodeAgent:
         try:
             listing = self.transport.run(NFT_ARGV)
             return NodeRules(self.node, "nftables", listing, " ".join(NFT_ARGV), time.time())
+        except MissingBinary as exc:
+            if len(missing) == len(self._save_candidates()):
+                raise none_available([*missing, exc], "iptables-save or nft") from None
         except SetupError:
-            return NodeRules(self.node, "none", "", "", time.time())
+            pass
+        return NodeRules(self.node, "none", "", "", time.time())
 
     def _save_candidates(self) -> Sequence[str]:
         if self._save_command:
