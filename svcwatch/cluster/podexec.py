@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from svcwatch.cluster.transport import MissingBinary, command_failed
+from svcwatch.cluster.transport import MissingBinary, command_failed, timed_out
 from svcwatch.model.errors import SetupError
 
 STDOUT, STDERR, ERROR = 1, 2, 3  # the channels of Kubernetes' exec protocol
@@ -150,8 +150,8 @@ class ExecTransport:
             raise StreamDropped(f"the exec of {argv[0]} on {self.where} broke: {exc}") from None
         finally:
             dispose(ws)
-        if not finished:
-            raise SetupError(f"{argv[0]} on {self.where} did not finish within {timeout:g}s")
+        if not finished:  # still running: what came so far is not the command's output
+            raise timed_out(argv, self.where, timeout)
         check_exit(argv, self.where, self.image, status, err)
         return out.decode(errors="replace")
 
@@ -172,7 +172,7 @@ class ExecStream(io.RawIOBase):
         self.argv, self.where, self.image = list(argv), where, image
         self.stderr = bytearray()
         self.status = ExitStatus(None, "", received=False)
-        self._pending = b""
+        self._pending = memoryview(b"")  # what the last frame left unread; sliced, never copied
         self._closing = False
         self._io = threading.Lock()  # held while the websocket is read
         self._lock = threading.Lock()
@@ -199,7 +199,9 @@ class ExecStream(io.RawIOBase):
     def _poll(self, timeout: float) -> None:
         """One websocket poll: stdout to `_pending`, stderr kept, the status noted at the end."""
         self.ws.update(timeout=timeout)
-        self._pending += bytes(self.ws.read_channel(STDOUT))
+        chunk = bytes(self.ws.read_channel(STDOUT))
+        if chunk:  # joined only when wait_for_stderr polled before anything was read
+            self._pending = memoryview(bytes(self._pending) + chunk if self._pending else chunk)
         self.stderr += self.ws.read_channel(STDERR)
         if not self.ws.is_open():
             self.status = ExitStatus.parse(self.ws.read_channel(ERROR))

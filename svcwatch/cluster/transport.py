@@ -5,13 +5,15 @@ The agent runs three stock commands -- `tcpdump -i any -U -w - FILTER` (a pcap b
 (`ExecTransport` in podexec.py: a privileged hostNetwork pod, reached through pods/exec over a
 websocket) and a test (`LocalTransport`: the same argv run for real inside a network namespace on
 this machine). Both hand back a binary file object, so the pcap decoder cannot tell them apart,
-and both raise `MissingBinary` for a command that is not there, so the agent can try another.
+and both raise `MissingBinary` for a command that is not there.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Sequence
@@ -70,14 +72,22 @@ class LocalTransport:
 
     def run(self, argv: Sequence[str], timeout: float = 20.0) -> str:
         self._check_binary(argv)
-        done = subprocess.run(  # noqa: PLW1509 - preexec_fn only calls setns
-            list(argv), capture_output=True, timeout=timeout, check=False, **self._popen_kwargs()
+        proc = subprocess.Popen(  # noqa: PLW1509 - preexec_fn only calls setns
+            list(argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # a timeout ends the command's children too (sh -c ...)
+            **self._popen_kwargs(),
         )
-        if done.returncode != 0:
-            raise command_failed(
-                argv, self.where, done.returncode, done.stderr.decode(errors="replace")
-            )
-        return str(done.stdout.decode(errors="replace"))
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise timed_out(argv, self.where, timeout) from None
+        if proc.returncode != 0:
+            raise command_failed(argv, self.where, proc.returncode, err.decode(errors="replace"))
+        return str(out.decode(errors="replace"))
 
     def open_stream(self, argv: Sequence[str]) -> io.RawIOBase:
         self._check_binary(argv)
@@ -151,19 +161,15 @@ class ProcessStream(io.RawIOBase):
         super().close()
 
 
-def none_available(missing: Sequence[MissingBinary], need: str) -> SetupError:
-    """Every alternative binary was missing: name them all, the image and the node."""
-    names = ", ".join(m.binary for m in missing)
-    first = missing[0]
-    where = f"the agent image {first.image} on {first.where}" if first.image else first.where
-    fix = "pass --agent-image with an image that has" if first.image else "install"
-    return SetupError(f"none of {names} is in {where}: {fix} {need}")
-
-
 def wait_for_stderr(stream: io.RawIOBase, text: str, timeout: float = 10.0) -> bool:
     """Wait until the command behind `stream` printed `text` on stderr ("listening on")."""
     waiter = getattr(stream, "wait_for_stderr", None)
     return bool(waiter(text, timeout)) if waiter is not None else True
+
+
+def timed_out(argv: Sequence[str], where: str, timeout: float) -> SetupError:
+    """A command that outlived its timeout: an error, never its partial output as a result."""
+    return SetupError(f"{argv[0]} on {where} did not finish within {timeout:g}s")
 
 
 def command_failed(argv: Sequence[str], where: str, code: int, stderr: str) -> SetupError:

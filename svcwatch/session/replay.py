@@ -27,6 +27,7 @@ from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.service import Service
 from svcwatch.record.reader import Recording, latest_at, load_recording
 from svcwatch.record.replay import Player, ReplayClock
+from svcwatch.session.capabilities import Capabilities
 from svcwatch.sinks import EventSink
 
 REPLAY_ORIGIN = "replay"
@@ -59,7 +60,7 @@ class ReplaySession:
             "%Y-%m-%d %H:%M", time.localtime(float(self.recording.header.get("created", 0)))
         )
         original = (
-            self.recording.title or self.recording.meta.get("title") or self.recording.backend
+            self.recording.title or self.recording.meta.get("title") or self.recording.session_kind
         )
         self.title = f"replay of {original} · {self.recording.path.name}, recorded {created}"
 
@@ -89,6 +90,19 @@ class ReplaySession:
         entry = latest_at(self.recording.scenario_starts(), self._pull_time())
         return None if entry is None else entry[1]
 
+    def capabilities(self) -> Capabilities:
+        """Scenario keys jump, the clock pauses, steps and changes speed; nothing is changed."""
+        return Capabilities(
+            scenarios=self,
+            replay=self,
+            stream_start=self.recording.start_ts,
+            read_only="a replay shows what was recorded",
+        )
+
+    def scenarios_offered(self) -> list[str]:
+        """The scenarios this recording has a start of, in the order they first started."""
+        return list(dict.fromkeys(name for _, name in self.recording.scenario_starts()))
+
     def request_scenario(self, name: str) -> None:
         """Jump to the next moment scenario `name` started (wrapping to its first one)."""
         starts = [ts for ts, started in self.recording.scenario_starts() if started == name]
@@ -104,9 +118,6 @@ class ReplaySession:
         else:
             self.clock.seek(target)
         self._notice("scenario", f"replay: jumped to {name} at {self.elapsed_text(target)}")
-
-    def apply_slice_text(self, text: str) -> None:
-        raise InputError("a replay cannot change the slice (it shows what was recorded)")
 
     def read_chain(self) -> ChainTree:
         entry = latest_at(self.recording.chains, self._pull_time())
