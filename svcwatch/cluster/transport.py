@@ -161,6 +161,14 @@ class ProcessStream(io.RawIOBase):
         super().close()
 
 
+def none_available(transport: Transport, tools: Sequence[str], need: str) -> SetupError:
+    """Not one of the alternative tools is there: name them, the image and the node."""
+    image = getattr(transport, "image", None)  # an exec transport's agent image
+    where = f"the agent image {image} on {transport.where}" if image else transport.where
+    fix = "pass --agent-image with an image that has" if image else "install"
+    return SetupError(f"none of {', '.join(tools)} is in {where}: {fix} {need}")
+
+
 def wait_for_stderr(stream: io.RawIOBase, text: str, timeout: float = 10.0) -> bool:
     """Wait until the command behind `stream` printed `text` on stderr ("listening on")."""
     waiter = getattr(stream, "wait_for_stderr", None)

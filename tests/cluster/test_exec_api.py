@@ -6,11 +6,12 @@ host."""
 
 from __future__ import annotations
 
+import shutil
 import ssl
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import kmock_cluster
@@ -21,12 +22,22 @@ from kmock_cluster import MockCluster, running_cluster, start_agent_pod, wait_fo
 from svcwatch.cluster.agent import NodeAgent
 from svcwatch.cluster.podexec import ExecTransport, StreamDropped
 from svcwatch.model.errors import SetupError
+from svcwatch.watch.convert import service_from_body
 
 pytestmark = pytest.mark.cluster
 cluster = kmock_cluster.cluster  # the per-test kmock server fixture
 
 IMAGE = "nicolaka/netshoot:v0.13"
-RESTORE = Path(__file__).resolve().parents[1] / "data" / "iptables" / "k3s-node.restore"
+SERVICE = service_from_body(
+    {
+        "metadata": {"name": "socat", "namespace": "default"},
+        "spec": {
+            "type": "NodePort",
+            "clusterIP": "10.43.161.224",
+            "ports": [{"port": 12345, "nodePort": 31234}],
+        },
+    }
+)
 LOUD_CHILD = "echo listening on any >&2; while :; do echo tick; sleep 0.05; done"
 
 
@@ -65,29 +76,37 @@ def test_a_binary_missing_from_the_image_is_named_with_the_image(cluster: MockCl
     assert cluster.exec_api.execs[0].status["reason"] == "InternalError"  # no exit code at all
 
 
-def test_rules_fall_back_to_the_iptables_the_image_has(cluster: MockCluster) -> None:
-    assert cluster.exec_api is not None
-    cluster.exec_api.missing = {"iptables-save", "iptables-nft-save"}
-    cluster.exec_api.runner = lambda _ns, _pod, argv: (
-        ["cat", str(RESTORE)] if argv[0].endswith("-save") else argv
-    )
-    rules = NodeAgent("node-1", transport(cluster)).read_rules()
-    assert rules.command == "iptables-legacy-save" and "KUBE-SERVICES" in rules.text
-    tried = [r.argv[0] for r in cluster.exec_api.execs]
-    assert tried == ["iptables-save", "iptables-nft-save", "iptables-legacy-save"] + [
-        "iptables-legacy-save"  # the filter table, from the one that worked
-    ]
+def image_without(tmp_path: Path, *tools: str) -> Callable[[str, str, Sequence[str]], list[str]]:
+    """A runner whose "image" has only `tools` on its PATH (symlinks to this host's)."""
+    bin_dir = tmp_path / "image-bin"
+    bin_dir.mkdir()
+    for tool in tools:
+        found = shutil.which(tool)
+        assert found is not None
+        (bin_dir / tool).symlink_to(found)
+    return lambda _ns, _pod, argv: ["env", f"PATH={bin_dir}", *argv]
 
 
-def test_no_rules_binary_at_all_names_every_one_and_the_image(cluster: MockCluster) -> None:
+def test_rules_name_every_missing_tool_and_the_image(cluster: MockCluster, tmp_path: Path) -> None:
     assert cluster.exec_api is not None
-    cluster.exec_api.missing = {"iptables-save", "iptables-nft-save", "iptables-legacy-save", "nft"}
+    cluster.exec_api.runner = image_without(tmp_path, "sh", "grep", "head")
     with pytest.raises(
         SetupError,
-        match=r"^none of iptables-save, iptables-nft-save, iptables-legacy-save, nft is in the "
-        r"agent image nicolaka/netshoot:v0\.13 on node node-1: pass --agent-image",
+        match=r"^none of iptables, iptables-nft, iptables-legacy, nft is in the agent image "
+        r"nicolaka/netshoot:v0\.13 on node node-1: pass --agent-image with an image that has "
+        r"iptables or nft$",
     ):
-        NodeAgent("node-1", transport(cluster)).read_rules()
+        NodeAgent("node-1", transport(cluster)).read_rules(SERVICE)
+    (detect,) = cluster.exec_api.execs
+    assert detect.argv[:2] == ["sh", "-c"] and detect.status is not None
+    assert detect.status["status"] == "Success"
+
+
+def test_an_image_without_a_shell_is_named(cluster: MockCluster) -> None:
+    assert cluster.exec_api is not None
+    cluster.exec_api.missing = {"sh"}
+    with pytest.raises(SetupError, match=r"^sh is not in the agent image nicolaka/netshoot:v0\.13"):
+        NodeAgent("node-1", transport(cluster)).read_rules(SERVICE)
 
 
 def test_tls_with_a_client_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
