@@ -8,14 +8,13 @@ import secrets
 import socketserver
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster, make_pod
+from kmock_cluster import MockCluster, make_pod, wait_for
 
 from svcwatch import netns
 from svcwatch.cluster.transport import LocalTransport
@@ -78,14 +77,6 @@ def kubelet_for_agents(cluster: MockCluster, stop: threading.Event) -> None:
                         }
                     },
                 )
-
-
-def wait_for(check: Callable[[], bool], what: str, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never saw {what}")
-        time.sleep(0.05)
 
 
 def seed_demo(cluster: MockCluster) -> dict[str, Any]:
