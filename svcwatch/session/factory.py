@@ -70,8 +70,20 @@ def make_session(**cli_kwargs: Any) -> Session:
                 "kube-proxy runs in from the nodes"
             )
 
-        session = ClusterSession(**cli_kwargs)
+        if cli_kwargs.get("service"):
+            from svcwatch.session.cluster_existing import ExistingServiceSession
+
+            session = ExistingServiceSession(**cli_kwargs)
+        else:
+            session = ClusterSession(**cli_kwargs)
     else:
+        if cli_kwargs.get("service"):
+            from svcwatch.model.errors import InputError
+
+            raise InputError(
+                f"svc/{cli_kwargs['service']} is a Service on a cluster: add --cluster "
+                "(the lab has only its own demo Service)"
+            )
         from svcwatch.session.lab import LabSession
 
         session = LabSession(**cli_kwargs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -180,22 +181,61 @@ def make_ready(
 
 
 def make_slice(
-    api: ClusterApi, name: str, manager: str, endpoints: list[dict[str, Any]], port: int = 12345
+    api: ClusterApi,
+    name: str,
+    manager: str,
+    endpoints: list[dict[str, Any]],
+    port: int = 12345,
+    *,
+    service: str = "socat",
+    namespace: str = "default",
 ) -> dict[str, Any]:
-    """An EndpointSlice of Service default/socat managed by `manager`; the server's copy."""
+    """An EndpointSlice of Service default/socat (or `service`) managed by `manager`; the
+    server's copy."""
     labels = {
-        "kubernetes.io/service-name": "socat",
+        "kubernetes.io/service-name": service,
         "endpointslice.kubernetes.io/managed-by": manager,
     }
     return api.create(
         "EndpointSlice",
-        "default",
+        namespace,
         {
             "apiVersion": "discovery.k8s.io/v1",
             "kind": "EndpointSlice",
-            "metadata": {"name": name, "namespace": "default", "labels": labels},
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
             "addressType": "IPv4",
             "endpoints": endpoints,
             "ports": [{"name": "", "port": port, "protocol": "TCP"}],
         },
     )
+
+
+def kubelet_for_agents(
+    cluster: MockCluster, stop: threading.Event, namespace: str = "default"
+) -> None:
+    """Play the kubelet for agent pods: once created, their container runs on the node."""
+    api = cluster.api()
+    while not stop.wait(0.1):
+        for pod in api.list("Pod", namespace, {"app.kubernetes.io/component": "node-agent"}):
+            if not (pod.get("status") or {}).get("containerStatuses"):
+                api.merge_patch(
+                    "Pod",
+                    namespace,
+                    pod["metadata"]["name"],
+                    {
+                        "status": {
+                            "phase": "Running",
+                            "hostIP": "172.18.0.2",
+                            "podIP": "172.18.0.2",
+                            "containerStatuses": [{"name": "agent", "state": {"running": {}}}],
+                        }
+                    },
+                )
+
+
+def wait_for(check: Callable[[], bool], what: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never saw {what}")
+        time.sleep(0.05)
