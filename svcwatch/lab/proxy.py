@@ -71,6 +71,10 @@ class LabProxy:
 
     # --- sync ----------------------------------------------------------------------------------
 
+    def forget(self) -> None:
+        """The kernel was changed behind the last sync's back: the next sync reads it first."""
+        self._iptables = self._nft = None
+
     def sync(self, service: Service, slice_: EndpointSlice) -> ProxySync:
         """Write the Service's rules in the current mode; retries as a full sync when the
         remembered state turned out wrong (someone changed the kernel behind our back)."""

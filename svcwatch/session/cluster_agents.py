@@ -128,7 +128,7 @@ class AgentFleet:
                     service.key,
                     tuple(sorted(chains - (before or set()))),
                     tuple(sorted((before or set()) - chains)),
-                    backend=tree.backend,
+                    proxy_backend=tree.proxy_backend,
                     took_ms=(time.time() - started) * 1000,
                 )
             )

@@ -146,7 +146,7 @@ def test_filtered_read_is_the_full_dumps_tree(node_ns: tuple[str, str]) -> None:
         rules = agent.read_rules(service, entry=True)
         tree = chain_tree(rules, service)
         expected = full_tree(name, tool, service)
-        tree.backend = ""  # the whole dump's tree is built without naming the backend
+        tree.proxy_backend = ""  # the whole dump's tree is built without naming the backend
         assert tree == expected, service.key
         assert "s7" not in rules.text  # nothing of the other Services left the node
     nodeport = watched()[1][0]
@@ -203,7 +203,7 @@ def test_nftables_mode_costs_one_exec_a_read() -> None:
         )
         trees = [chain_tree(agent.read_rules(socat), socat) for _ in range(3)]
         assert transport.ran == ["sh", "kube-proxy", "kube-proxy", "kube-proxy"]
-        assert trees[0].backend == "nftables"
+        assert trees[0].proxy_backend == "nftables"
         assert any(c.startswith("service-") for c in trees[0].chains)
         assert trees[0] == trees[2]
     finally:
