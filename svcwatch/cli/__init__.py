@@ -98,12 +98,22 @@ endpoints, pod down and the rollout race. The lab needs root (sudo) on Linux; wi
 @options.cluster_options
 @options.dashboard_options
 @click.pass_context
-def cli(ctx: click.Context, /, **kwargs: Any) -> None:
+def cli(
+    ctx: click.Context,
+    /,
+    theme: str | None,
+    captions: bool,
+    script: str | None,
+    **session_flags: Any,
+) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from svcwatch.cli.dashboard import run_dashboard  # Textual is heavy: import on use
+    from svcwatch.session.settings import SessionSettings
 
-    run_dashboard(**kwargs)
+    # Every other flag is named by SessionSettings.from_flags: an unknown one is a TypeError.
+    settings = SessionSettings.from_flags(**session_flags)
+    run_dashboard(settings, theme=theme, captions=captions, script_path=script)
 
 
 def one_line(message: str) -> str:

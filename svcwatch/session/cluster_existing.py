@@ -27,16 +27,18 @@ from svcwatch.model.errors import InputError, SetupError
 from svcwatch.session.capabilities import Capabilities
 from svcwatch.session.cluster import ClusterSession
 from svcwatch.session.common import node_port_of, one_line, service_change_text, slice_changed
+from svcwatch.session.settings import ClusterSettings
 from svcwatch.sinks import EventSink
 
 
 class ExistingServiceSession(ClusterSession):
     """One existing Service, read-only unless it is svcwatch's demo or `--take-over` is given."""
 
-    def __init__(self, *, service: str, namespace: str | None = None, **flags: Any) -> None:
-        super().__init__(namespace=namespace, **flags)
-        self.namespace_flag = namespace
-        self.service_name = service
+    def __init__(self, settings: ClusterSettings) -> None:
+        super().__init__(settings)
+        assert settings.service is not None  # the factory makes this session only for svc/NAME
+        self.namespace_flag = settings.namespace
+        self.service_name = settings.service
         self.slices: dict[str, EndpointSlice] = {}
         self.read_only: str | None = None
 

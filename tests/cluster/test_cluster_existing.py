@@ -27,6 +27,7 @@ from svcwatch.kubeproxy.restore import to_restore_text
 from svcwatch.model.errors import InputError
 from svcwatch.model.events import RulesSynced, SliceChanged
 from svcwatch.session.cluster_existing import ExistingServiceSession
+from svcwatch.session.settings import ClusterSettings
 from svcwatch.sinks import CollectingSink
 from svcwatch.watch.convert import service_from_body
 
@@ -103,10 +104,12 @@ def test_an_existing_service_is_watched_read_only_over_all_its_slices(
         target=kubelet_for_agents, args=(cluster, stop_kubelet, NS), daemon=True
     ).start()
     session = ExistingServiceSession(
-        service="cart",
-        namespace=NS,
-        kubeconfig=str(cluster.kubeconfig),
-        transport_factory=lambda *_: LocalTransport(node_ns),
+        ClusterSettings(
+            service="cart",
+            namespace=NS,
+            kubeconfig=str(cluster.kubeconfig),
+            transport_factory=lambda *_: LocalTransport(node_ns),
+        )
     )
     sink = CollectingSink()
     try:
@@ -168,10 +171,12 @@ async def test_a_fault_key_on_a_read_only_service_says_why_and_changes_nothing(
         target=kubelet_for_agents, args=(cluster, stop_kubelet, NS), daemon=True
     ).start()
     session = ExistingServiceSession(
-        service="cart",
-        namespace=NS,
-        kubeconfig=str(cluster.kubeconfig),
-        transport_factory=lambda *_: LocalTransport(node_ns),
+        ClusterSettings(
+            service="cart",
+            namespace=NS,
+            kubeconfig=str(cluster.kubeconfig),
+            transport_factory=lambda *_: LocalTransport(node_ns),
+        )
     )
     app = make_app(session)
     try:

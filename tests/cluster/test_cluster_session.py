@@ -20,6 +20,7 @@ from svcwatch import netns
 from svcwatch.cluster.transport import LocalTransport
 from svcwatch.model.events import CaptureStarted, ProbeEvent, RulesSynced, SliceChanged
 from svcwatch.session.cluster import ClusterSession
+from svcwatch.session.settings import ClusterSettings, ProbeFlags
 from svcwatch.sinks import CollectingSink
 
 pytestmark = [pytest.mark.cluster, pytest.mark.lab]
@@ -85,10 +86,11 @@ def test_session_watches_breaks_and_restores(
     stop_kubelet = threading.Event()
     threading.Thread(target=kubelet_for_agents, args=(cluster, stop_kubelet), daemon=True).start()
     session = ClusterSession(
-        kubeconfig=str(cluster.kubeconfig),
-        probe_target=f"127.0.0.1:{echo_port}",
-        interval=0.2,
-        transport_factory=lambda *_: LocalTransport(node_ns),
+        ClusterSettings(
+            kubeconfig=str(cluster.kubeconfig),
+            probes=ProbeFlags(probe_target=f"127.0.0.1:{echo_port}", interval=0.2),
+            transport_factory=lambda *_: LocalTransport(node_ns),
+        )
     )
     sink = CollectingSink()
     try:
