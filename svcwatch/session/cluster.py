@@ -20,7 +20,7 @@ from svcwatch.cluster.agent import DEFAULT_IMAGE
 from svcwatch.cluster.api import ClusterApi, connect
 from svcwatch.cluster.demo import demo_documents, fill_slice, first_of
 from svcwatch.cluster.faults import SliceEditor, slice_from_body
-from svcwatch.cluster.transport import ExecTransport
+from svcwatch.cluster.podexec import ExecTransport
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError
@@ -142,6 +142,8 @@ class ClusterSession(StreamingSession):
                     f"EndpointSlice {self.namespace}/{self.slice_name} restored to its original",
                 )
         self._fleet.delete_agents(self.api, self.namespace, self._quietly)
+        if self.api is not None:
+            self.api.close()
         self._probes = self._source = None
 
     def _quietly(self, action: Callable[[], object]) -> bool:
