@@ -26,6 +26,7 @@ class ProxyConfig:
     random_fully: bool = True  # iptables >= 1.6.2 supports --random-fully
     localhost_nodeports: bool = True  # kube-proxy's default: NodePorts answer on 127.0.0.1 too
     node_name: str | None = None  # decides which endpoints are local (the Local policies)
+    node_zone: str | None = None  # the node's topology.kubernetes.io/zone (zone hints)
     node_ip: str | None = None  # a source range holding it also admits the LB IPs themselves
     version: str = "1.30"  # kube-proxy's minor version: 1.31+ adds the nfacct counters
     conntrack_tcp_liberal: bool = False  # nf_conntrack_tcp_be_liberal=1 drops the INVALID rule

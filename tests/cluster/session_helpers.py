@@ -14,7 +14,7 @@ from typing import Any
 
 import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster, make_pod, run_agent_container
+from kmock_cluster import MockCluster, make_pod
 
 from svcwatch import netns
 
@@ -48,18 +48,6 @@ def echo_port() -> Iterator[int]:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         yield server.server_address[1]
         server.shutdown()
-
-
-def kubelet_for_agents(
-    cluster: MockCluster, stop: threading.Event, namespace: str = "default"
-) -> None:
-    """Play the kubelet for agent pods: once created, their container runs on the node."""
-    api = cluster.api()
-    while not stop.wait(0.05):
-        for pod in api.list("Pod", namespace, {"app.kubernetes.io/component": "node-agent"}):
-            if not (pod.get("status") or {}).get("containerStatuses"):
-                run_agent_container(api, pod["metadata"]["name"], namespace)
-    api.close()
 
 
 def seed_demo(cluster: MockCluster) -> dict[str, Any]:

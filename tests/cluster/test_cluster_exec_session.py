@@ -12,8 +12,8 @@ from typing import Any
 
 import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster, wait_for
-from session_helpers import echo_port, kubelet_for_agents, node_ns, seed_demo
+from kmock_cluster import MockCluster, kubelet_for_agents, wait_for
+from session_helpers import echo_port, node_ns, seed_demo
 
 from svcwatch.model.events import CaptureStarted, Notice, RulesSynced
 from svcwatch.session.cluster import ClusterSession

@@ -8,8 +8,8 @@ import threading
 
 import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster, wait_for
-from session_helpers import echo_port, kubelet_for_agents, node_ns, seed_demo
+from kmock_cluster import MockCluster, kubelet_for_agents, wait_for
+from session_helpers import echo_port, node_ns, seed_demo
 
 from svcwatch.cluster.transport import LocalTransport
 from svcwatch.model.events import CaptureStarted, ProbeEvent, RulesSynced, SliceChanged

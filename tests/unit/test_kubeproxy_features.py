@@ -160,3 +160,54 @@ def test_udp_and_sctp_ports_write_their_protocol_matches() -> None:
     text = "\n".join(lines(multi, slice_))
     assert "-m udp -p udp -d 172.30.1.1 --dport 53" in text
     assert "-m sctp -p sctp -j DNAT --to-destination 10.0.1.1:9" in text
+
+
+def zoned(*zones: tuple[str, ...], local: int | None = None) -> EndpointSlice:
+    """Ready endpoints 10.0.1.1... with these zone hints; endpoint `local` (from 1) is local."""
+    endpoints = tuple(
+        Endpoint(
+            (f"10.0.1.{i}",),
+            node_name="test-node" if i == local else f"node{i}",
+            zone_hints=hints,
+        )
+        for i, hints in enumerate(zones, 1)
+    )
+    labels = {"kubernetes.io/service-name": "svc1"}
+    return EndpointSlice("ns1", "svc1-1", endpoints, (EndpointPort(80, "p80"),), labels=labels)
+
+
+def sep_targets(text: list[str], chain: str) -> list[str]:
+    return [line.split('"')[1].split(" -> ")[1] for line in svc_rules(text, chain)[1:]]
+
+
+def test_zone_hints_keep_cluster_traffic_in_the_nodes_zone() -> None:
+    """topologyModeFromHints (pkg/proxy/topology.go): PreferSameZone when every ready endpoint is
+    hinted and one is hinted for this node's zone; otherwise the hints are ignored."""
+    config = replace(CONFIG, node_zone="zone-a")
+    hinted = zoned(("zone-a",), ("zone-a",), ("zone-b",))
+    assert sep_targets(lines(SVC, hinted, config), "KUBE-SVC-") == ["10.0.1.1:80", "10.0.1.2:80"]
+    everywhere = ["10.0.1.1:80", "10.0.1.2:80", "10.0.1.3:80"]
+    assert sep_targets(lines(SVC, hinted, CONFIG), "KUBE-SVC-") == everywhere  # zone unknown
+    other = replace(CONFIG, node_zone="zone-c")
+    assert sep_targets(lines(SVC, hinted, other), "KUBE-SVC-") == everywhere  # none for zone-c
+    partly = zoned(("zone-a",), ("zone-a",), ())
+    assert sep_targets(lines(SVC, partly, config), "KUBE-SVC-") == everywhere  # one unhinted
+
+
+def test_zone_hints_with_local_policy_keep_the_local_endpoint_reachable() -> None:
+    """External Local policy uses this node's endpoint even if its hint names another zone, so
+    its KUBE-SEP- chain is written although Cluster policy skips it (kube-proxy merges both)."""
+    nodeport = replace(
+        SVC,
+        type="NodePort",
+        external_traffic_policy="Local",
+        ports=(ServicePort(80, name="p80", node_port=3001),),
+    )
+    text = lines(
+        nodeport, zoned(("zone-a",), ("zone-b",), local=2), replace(CONFIG, node_zone="zone-a")
+    )
+    assert sep_targets(text, "KUBE-SVC-") == ["10.0.1.1:80"]
+    assert [line.split('"')[1] for line in svc_rules(text, "KUBE-SVL-")] == [
+        "ns1/svc1:p80 -> 10.0.1.2:80"
+    ]
+    assert sum(line.startswith(":KUBE-SEP-") for line in text) == 2
