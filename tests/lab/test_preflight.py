@@ -114,3 +114,35 @@ def test_dashboard_without_a_terminal_says_so_and_builds_nothing(
         "for a text stream use `svcwatch run --plain`, for a browser `svcwatch serve`"
     ]
     assert not lab_namespaces(lab_name)
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux)")
+@pytest.mark.parametrize(
+    "args", [["lab", "up", "--proxy-mode", "nftables"], ["run", "--proxy-mode", "nftables"]]
+)
+def test_nftables_mode_without_nft_is_one_line_naming_the_package(
+    args: list[str], lab_name: str, tmp_path: Path
+) -> None:
+    # /usr/sbin behind a tmpfs that holds iptables (copied in) but no nft.
+    keep_iptables = (
+        "d=$(mktemp -d) && for t in iptables iptables-save iptables-restore; do "
+        'cp -L /usr/sbin/$t "$d/"; done && mount -t tmpfs none /usr/sbin && '
+        'cp "$d"/* /usr/sbin/ && exec "$@"'
+    )
+    hide_nft = ["unshare", "-m", "sh", "-c", keep_iptables, "sh"]
+    out = svcwatch([*args, "--name", lab_name], tmp_path, prefix=hide_nft, path="/usr/bin:/bin")
+    assert out.returncode == 2, out
+    assert out.stderr.strip().splitlines() == [
+        "svcwatch: error: nft not found: install the Debian package 'nftables' "
+        "(apt-get install nftables)"
+    ]
+    assert not lab_namespaces(lab_name)
+
+
+def test_proxy_mode_is_for_the_lab_not_a_cluster(lab_name: str, tmp_path: Path) -> None:
+    out = svcwatch(["run", "--cluster", "--proxy-mode", "nftables", "-d", "1"], tmp_path)
+    assert out.returncode == 2, out
+    assert out.stderr.strip().splitlines() == [
+        "svcwatch: error: --proxy-mode is for the lab; on a cluster svcwatch reads the mode its "
+        "kube-proxy runs in from the nodes"
+    ]
