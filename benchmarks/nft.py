@@ -16,23 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from lab import scenario_samples  # benchmarks/lab.py, beside this script
+
 ROUNDS = 50
-CYCLE = ("wrong-port", "wrong-ip", "mixed", "happy")
-
-
-def scenario_samples(node: object, rounds: int) -> tuple[list[float], list[float]]:
-    """(scenario -> kernel ms, the tool's write alone ms) for `rounds` scenario changes."""
-    from svcwatch.lab import LabNode
-
-    assert isinstance(node, LabNode)
-    total, write = [], []
-    for i in range(rounds):
-        start = time.perf_counter()
-        node.set_scenario(CYCLE[i % len(CYCLE)])
-        synced = node.reconcile()
-        total.append((time.perf_counter() - start) * 1000)
-        write.append(synced.took_ms)
-    return total, write
 
 
 def line(label: str, samples: list[float], write: list[float]) -> str:

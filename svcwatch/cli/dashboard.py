@@ -64,6 +64,9 @@ def run_session_dashboard(session: Session, **opts: Any) -> None:
     app.run()
     if not app.stopping:  # closed without `q` (a browser tab under `svcwatch serve`, a signal)
         session.stop()
+    farewell = capabilities.exit_report.exit_line() if capabilities.exit_report else None
+    if farewell:  # "lab x torn down" / "lab x kept: it was made by `lab up`"
+        print(f"svcwatch: {farewell}", file=sys.stderr)
     if app.start_error is not None:
         raise SetupError(f"the session did not start: {app.start_error}")
 

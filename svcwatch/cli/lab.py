@@ -125,13 +125,17 @@ def list_(as_json: bool) -> None:
 @lab_name_option
 @json_option
 def status(lab_name: str, as_json: bool) -> None:
-    """Namespaces, interfaces, addresses, scenario, the Service's chain from the kernel, drift."""
+    """Namespaces, interfaces, addresses, scenario, the Service's chain from the kernel, and
+    problems: the data plane checked for real (bridge, veths on it, addresses, routes, rules equal
+    to their rendering, the echo process listening). Exits 1 when there is a problem."""
     from svcwatch.lab import LabNode, require_lab_privileges
     from svcwatch.lab.status import describe, render_text
 
     require_lab_privileges()
     data = describe(LabNode.attach(lab_name, _state_root()))
     _emit(data, as_json, render_text(data))
+    if data["problems"]:
+        sys.exit(1)
 
 
 @lab.command()

@@ -23,8 +23,8 @@ from typing import Any, TextIO
 import click
 
 from svcwatch.cli import options
-from svcwatch.model.errors import OutputError
-from svcwatch.model.events import Event, plain_line, to_dict
+from svcwatch.model.errors import OutputError, SetupError
+from svcwatch.model.events import Event, Notice, plain_line, to_dict
 from svcwatch.session.base import Session
 from svcwatch.sinks import QueueSink
 
@@ -92,11 +92,16 @@ def stream(session: Session, printer: StreamPrinter, duration: float | None) -> 
     sink = QueueSink()
     starter = _Starter(session, sink)
     deadline: float | None = None
+    ended: list[Notice] = []
     try:
         starter.start()
         while True:
-            printer.add(sink.drain(timeout=0.05))
+            batch = sink.drain(timeout=0.05)
+            printer.add(batch)
             printer.release(time.time())
+            ended = [e for e in batch if isinstance(e, Notice) and e.kind == "ended"]
+            if ended:  # the lab went away under the run (`lab down`): nothing left to stream
+                break
             if deadline is None and not starter.is_alive():
                 if starter.error is not None:
                     raise starter.error
@@ -112,6 +117,8 @@ def stream(session: Session, printer: StreamPrinter, duration: float | None) -> 
         finally:
             printer.add(sink.drain())
             printer.release()
+    if ended:
+        raise SetupError(ended[0].message)
 
 
 @click.command(

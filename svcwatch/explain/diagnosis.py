@@ -16,7 +16,7 @@ from statistics import median
 from svcwatch.kubeproxy.mode import is_nft, rejects
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
-from svcwatch.model.events import Event, PacketEvent, ProbeEvent, SliceChanged
+from svcwatch.model.events import Event, Notice, PacketEvent, ProbeEvent, SliceChanged
 from svcwatch.model.facts import EndpointFacts
 
 PROBE_WINDOW = 10  # recent probes that count: enough for "~50%", short enough to show recovery
@@ -46,6 +46,7 @@ class Evidence:
     syn_to: set[str] = field(default_factory=set)  # pod addresses SYNs were DNATed to (on cni0)
     # "ip:port" -> the client (address, port) of each new connection seen going there on cni0
     connections_to: dict[str, set[tuple[str, int]]] = field(default_factory=dict)
+    lab_fault: str | None = None  # the lab's own data plane is broken (a `drift` Notice)
 
     def observe(self, event: Event) -> None:
         """Fold one stream event in; a slice change starts a fresh window."""
@@ -55,6 +56,17 @@ class Evidence:
             self.probes.append(event)
         elif isinstance(event, PacketEvent):
             self._observe_packet(event)
+        elif isinstance(event, Notice):
+            self._observe_notice(event)
+
+    def _observe_notice(self, notice: Notice) -> None:
+        """The lab broke (drift), was removed (ended) or was repaired: a repair starts a fresh
+        window, so probes lost to the lab's outage are not blamed on the pod afterwards."""
+        if notice.kind in ("drift", "ended"):
+            self.lab_fault = notice.message
+        elif notice.kind == "repaired":
+            self.lab_fault = None
+            self.reset_stream()
 
     def _observe_packet(self, packet: PacketEvent) -> None:
         if packet.kind == "tcp-packet" and "RST" in packet.flags and packet.sport is not None:
@@ -212,6 +224,8 @@ def _stale_rules(evidence: Evidence, stale: str, failed: int) -> Diagnosis:
 
 def diagnose(evidence: Evidence) -> Diagnosis:
     """The one-sentence diagnosis for what the evidence shows now."""
+    if evidence.lab_fault is not None:
+        return Diagnosis(f"{evidence.lab_fault}: the lab is at fault, not the Service", "fail")
     ready = _ready_addresses(evidence)
     no_endpoints = evidence.slice is not None and not ready
     if no_endpoints and (rejects(evidence.chain) or any(not p.ok for p in evidence.probes)):

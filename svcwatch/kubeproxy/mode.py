@@ -66,7 +66,7 @@ def service_view(dump: RulesDump, service: Service) -> ChainTree:
         return nft.service_tree_nft(dump.text, service)
     from svcwatch.kubeproxy.restore import parse_save, service_tree
 
-    return service_tree(parse_save(dump.text), service, backend=dump.flavour)
+    return service_tree(parse_save(dump.text), service, proxy_backend=dump.flavour)
 
 
 # --- what a tree says, per mode ----------------------------------------------------------------
@@ -74,7 +74,7 @@ def service_view(dump: RulesDump, service: Service) -> ChainTree:
 
 def is_nft(tree: ChainTree | None) -> bool:
     """Whether kube-proxy's nftables mode wrote these rules (table ip kube-proxy)."""
-    return tree is not None and tree.backend == NFTABLES
+    return tree is not None and tree.proxy_backend == NFTABLES
 
 
 def balancer_chains(tree: ChainTree) -> set[str]:

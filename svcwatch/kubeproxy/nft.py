@@ -349,7 +349,7 @@ def service_tree_nft(text: str, service: Service) -> ChainTree:
     no-endpoint-nodeports elements (reject or drop, looked up in the filter hooks).
     """
     table = parse_nft_table(text)
-    tree = ChainTree(service=service.key, backend=BACKEND)
+    tree = ChainTree(service=service.key, proxy_backend=BACKEND)
     per_port = [_port_chains(service, port) for port in service.ports]
     own = {chain for chains in per_port for chain in chains}
     for name in _ENTRY_MAPS:

@@ -37,6 +37,10 @@ then the catch-all for n=3). The kernel stores each probability as round(p * 2^3
 which is why `iptables-save` prints 0.33333333349 (see `syntax.saved_probability`). Affinity
 rules come first and only match clients seen before, so they take no share of new clients.
 
+Not modeled (each needs facts about the node or cluster that a Service does not carry):
+topology-aware routing (EndpointSlice zone hints, `trafficDistribution`: needs the node's zone),
+`--nodeport-addresses` (per-address KUBE-NODEPORTS jumps), and the IPv6 proxier.
+
 The one-time jump rules from the built-in chains are `hook_rules` (see `hooks.py`).
 """
 

@@ -147,7 +147,7 @@ def _filter_rule_matches(rule: Rule, spns: list[str], service: Service) -> bool:
     return ip in tokens and any(str(p.port) in tokens for p in service.ports)
 
 
-def service_tree(saved: RuleSet, service: Service, backend: str = "") -> ChainTree:
+def service_tree(saved: RuleSet, service: Service, proxy_backend: str = "") -> ChainTree:
     """One Service's entry rules, chains (walk order) and filter-table rules from a dump.
 
     The filter rules are its REJECT/DROP rules (no endpoints, no local endpoints, the
@@ -156,9 +156,9 @@ def service_tree(saved: RuleSet, service: Service, backend: str = "") -> ChainTr
     Args:
         saved: a parsed dump (`parse_save`), or `saved_form(render(...))` for what should be there.
         service: the Service to isolate; found by hash, so comment-less dumps work too.
-        backend: which iptables produced the dump (`mode.flavour_of_version`), kept in the tree.
+        proxy_backend: which iptables wrote the dump (`mode.flavour_of_version`), kept in the tree.
     """
-    tree = ChainTree(service=service.key, backend=backend)
+    tree = ChainTree(service=service.key, proxy_backend=proxy_backend)
     nat = next((t for t in saved.tables if t.name == "nat"), Table("nat"))
     per_port = _port_chains(service)
     own = {chain for _, chains in per_port for chain in chains}

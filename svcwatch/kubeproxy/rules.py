@@ -90,14 +90,14 @@ class ChainTree:
     `chains` maps each of its chains (KUBE-FW-, KUBE-EXT-, KUBE-SVC-, KUBE-SVL-, KUBE-SEP-... in
     the order a packet walks them) to its rules; `filter_rules` are its filter-table rules (REJECT
     or DROP without endpoints, the source-range firewall's DROP, the health-check ACCEPT).
-    `backend` says which iptables wrote the dump (iptables-nft, iptables-legacy).
+    `proxy_backend` says which iptables wrote the dump (iptables-nft, iptables-legacy).
     """
 
     service: str
     entry: list[Rule] = field(default_factory=list)
     chains: dict[str, list[Rule]] = field(default_factory=dict)
     filter_rules: list[Rule] = field(default_factory=list)
-    backend: str = ""
+    proxy_backend: str = ""
 
     def all_rules(self) -> list[Rule]:
         return [

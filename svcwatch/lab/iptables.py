@@ -175,11 +175,29 @@ def install_hooks(node_ns: str, cluster_cidr: str) -> None:
     restore(node_ns, to_restore_text(hook_rules(ProxyConfig(cluster_cidr=cluster_cidr))))
 
 
+def missing_hooks(node_ns: str, cluster_cidr: str) -> list[str]:
+    """The hook rules (`install_hooks`) the kernel no longer has, as `-A CHAIN ...` lines."""
+    from svcwatch.kubeproxy.render import ProxyConfig, hook_rules
+    from svcwatch.kubeproxy.restore import parse_save
+
+    saved = parse_save(save(node_ns))
+    have = {(t.name, r.chain, r.target, r.comment) for t in saved.tables for r in t.rules}
+    wanted = hook_rules(ProxyConfig(cluster_cidr=cluster_cidr))
+    return [
+        f"{r.line()} ({t.name})"
+        for t in wanted.tables
+        for r in t.rules
+        if (t.name, r.chain, r.target, r.comment) not in have
+    ]
+
+
 def read_tree(node_ns: str, service: Service, backend_name: str = "") -> ChainTree:
     """The Service's chain tree as the kernel has it now (nat and filter), with counters."""
     from svcwatch.kubeproxy.restore import parse_save, service_tree
 
-    return service_tree(parse_save(save(node_ns, counters=True)), service, backend=backend_name)
+    return service_tree(
+        parse_save(save(node_ns, counters=True)), service, proxy_backend=backend_name
+    )
 
 
 def desired_tree(service: Service, slice_: EndpointSlice, cluster_cidr: str) -> ChainTree:

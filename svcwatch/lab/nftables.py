@@ -114,7 +114,7 @@ def read_tree(node_ns: str, service: Service) -> ChainTree:
 
     text = listing(node_ns)
     if not text:
-        return ChainTree(service=service.key, backend=BACKEND)
+        return ChainTree(service=service.key, proxy_backend=BACKEND)
     return service_tree_nft(text, service)
 
 

@@ -54,9 +54,9 @@ class ProxySync:
     removed: tuple[str, ...]
     took_ms: float
 
-    def event(self, service_key: str, backend: str) -> RulesSynced:
-        """This sync as the stream's `iptables` event (its backend says which mode wrote it)."""
-        return RulesSynced(time.time(), service_key, self.added, self.removed, backend,
+    def event(self, service_key: str, proxy_backend: str) -> RulesSynced:
+        """This sync as the stream's `iptables` event (`proxy_backend` says which mode wrote it)."""
+        return RulesSynced(time.time(), service_key, self.added, self.removed, proxy_backend,
                            took_ms=self.took_ms)  # fmt: skip
 
 
@@ -70,6 +70,10 @@ class LabProxy:
         self._nft: nftables.NftWritten | None = None
 
     # --- sync ----------------------------------------------------------------------------------
+
+    def forget(self) -> None:
+        """The kernel was changed behind the last sync's back: the next sync reads it first."""
+        self._iptables = self._nft = None
 
     def sync(self, service: Service, slice_: EndpointSlice) -> ProxySync:
         """Write the Service's rules in the current mode; retries as a full sync when the

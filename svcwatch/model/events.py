@@ -156,7 +156,7 @@ class RulesSynced:
     service: str
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
-    backend: str = "iptables"  # iptables-nft | iptables-legacy | nftables (kube-proxy nft mode)
+    proxy_backend: str = "iptables"  # iptables-nft | iptables-legacy | nftables (kube-proxy nft)
     took_ms: float = 0.0
     kind: str = "iptables"
 
@@ -170,7 +170,7 @@ class RulesSynced:
             parts.append("+" + ",".join(self.added))
         if self.removed:
             parts.append("-" + ",".join(self.removed))
-        parts.append(f"({self.took_ms:.1f}ms, {self.backend})")
+        parts.append(f"({self.took_ms:.1f}ms, {self.proxy_backend})")
         return " ".join(parts)
 
 
@@ -211,7 +211,7 @@ class Notice:
     """Anything else a user should read in the stream: scenario switches, warnings, errors."""
 
     ts: float
-    kind: str  # scenario | info | warning | error | stale | key
+    kind: str  # scenario | info | warning | error | stale | key | drift | repaired | ended
     message: str
     origin: str = "svcwatch"
 

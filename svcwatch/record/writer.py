@@ -92,7 +92,9 @@ class Recorder:
     Thread-safe. `close()` writes an `end` record and waits for the writer thread.
     """
 
-    def __init__(self, path: Path, *, backend: str, meta: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, path: Path, *, session_kind: str, meta: dict[str, Any] | None = None
+    ) -> None:
         self.path = Path(path)
         self.events_written = 0
         self.feeder_cpu_seconds = 0.0  # CPU this process spent handing records over
@@ -109,7 +111,9 @@ class Recorder:
         self._lock = threading.Lock()
         self._last_chain: dict[str, Any] | None = None
         self.created = time.time()
-        head = fmt.header(backend=backend, created=self.created, version=__version__, meta=meta)
+        head = fmt.header(
+            session_kind=session_kind, created=self.created, version=__version__, meta=meta
+        )
         self._queue.put(json.dumps(head) + "\n")
         self._thread = threading.Thread(target=self._run, name="svcwatch-recorder", daemon=True)
         self._thread.start()

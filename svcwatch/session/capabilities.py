@@ -112,6 +112,13 @@ class WatchHealth(Protocol):
         ...
 
 
+class ExitReport(Protocol):
+    """The line printed when the dashboard closes: what happened to the lab (kept, and why; or
+    torn down), known only once the session has stopped."""
+
+    def exit_line(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What one session can do; None where it cannot (see the module docstring)."""
@@ -123,6 +130,7 @@ class Capabilities:
     replay: ReplayControls | None = None
     key_recording: KeyRecording | None = None
     watch_health: WatchHealth | None = None
+    exit_report: ExitReport | None = None
     stream_start: float | None = None  # the stream's +0.000s when the session fixes it
     read_only: str | None = None  # why this session changes nothing (None: it may)
 

@@ -26,8 +26,10 @@ from svcwatch.sinks import EventSink
 
 def chain_tree(rules: NodeRules, service: Service) -> ChainTree:
     """The Service's rules on that node, whichever mode kube-proxy runs in (`kubeproxy.mode`)."""
-    from svcwatch.kubeproxy.mode import identify, service_view
+    from svcwatch.kubeproxy.mode import RulesDump, identify, service_view
 
+    if rules.backend:  # the agent knows which flavour it read (its listings carry no header)
+        return service_view(RulesDump(rules.mode, rules.backend, rules.text), service)
     return service_view(identify(rules.text, rules.command), service)
 
 
@@ -103,5 +105,5 @@ class NodeWatch:
             self._reader.join(timeout=5)
             self._reader = None
 
-    def read_rules(self) -> NodeRules:
-        return self.agent.read_rules()
+    def read_rules(self, service: Service, *, entry: bool) -> NodeRules:
+        return self.agent.read_rules(service, entry=entry)

@@ -65,7 +65,7 @@ class RecordingSession(ForwardingSession):
         """`t0` is the stream's +0.000s (default: now, as `svcwatch run` takes it just before)."""
         super().__init__(inner)
         # The title is recorded once started: before that a lab does not know its node IP yet.
-        self.recorder = Recorder(Path(path), backend=inner.kind, meta=meta)
+        self.recorder = Recorder(Path(path), session_kind=inner.kind, meta=meta)
         self._lock = threading.Lock()
         self._last_objects: tuple[Service, EndpointSlice] | None = None
         self._last_facts: list[dict[str, Any]] | None = None

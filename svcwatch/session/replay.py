@@ -60,7 +60,7 @@ class ReplaySession:
             "%Y-%m-%d %H:%M", time.localtime(float(self.recording.header.get("created", 0)))
         )
         original = (
-            self.recording.title or self.recording.meta.get("title") or self.recording.backend
+            self.recording.title or self.recording.meta.get("title") or self.recording.session_kind
         )
         self.title = f"replay of {original} · {self.recording.path.name}, recorded {created}"
 

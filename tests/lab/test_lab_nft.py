@@ -91,7 +91,7 @@ def test_a_reattached_lab_remembers_its_mode(nft_lab: LabNode, state_root: Path)
     again = LabNode.attach(nft_lab.spec.name, state_root)
     assert again.proxy.mode == "nftables"
     synced = again.reconcile()
-    assert synced.backend == "nftables" and synced.added == synced.removed == ()
+    assert synced.proxy_backend == "nftables" and synced.added == synced.removed == ()
 
 
 def test_switching_modes_swaps_the_rules_and_the_service_keeps_answering(
@@ -109,14 +109,14 @@ def test_switching_modes_swaps_the_rules_and_the_service_keeps_answering(
     prober.start()
     try:
         to_iptables = nft_lab.set_proxy_mode("iptables")
-        assert to_iptables.backend.startswith("iptables")
+        assert to_iptables.proxy_backend.startswith("iptables")
         assert any(c.startswith("KUBE-SEP-") for c in to_iptables.added)
         assert any(c.startswith("endpoint-") for c in to_iptables.removed)
         assert "table ip kube-proxy" not in in_node(nft_lab, "nft", "list", "tables")
         assert "KUBE-SVC-" in in_node(nft_lab, "iptables-save")
         assert nft_lab.drift() == []
         back = nft_lab.set_proxy_mode("nftables")
-        assert back.backend == "nftables" and any(c.startswith("KUBE-") for c in back.removed)
+        assert back.proxy_backend == "nftables" and any(c.startswith("KUBE-") for c in back.removed)
         assert "KUBE-" not in in_node(nft_lab, "iptables-save")
         assert nft_lab.drift() == []
     finally:

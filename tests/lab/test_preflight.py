@@ -70,13 +70,24 @@ def test_no_capabilities_is_one_line_naming_the_alternatives(
 def test_missing_iptables_is_one_line_naming_the_package(
     args: list[str], lab_name: str, tmp_path: Path
 ) -> None:
-    hide_sbin = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none /usr/sbin && exec "$@"', "sh"]
+    assert_missing_tool_is_one_line(
+        args, lab_name, tmp_path, 'mount -t tmpfs none /usr/sbin && exec "$@"', "iptables"
+    )
+
+
+def assert_missing_tool_is_one_line(
+    args: list[str], lab_name: str, tmp_path: Path, hide: str, package: str
+) -> None:
+    """Run svcwatch behind `hide` (a shell line in a private mount namespace that hides /usr/sbin
+    or part of it): one line naming the Debian package, exit 2, nothing built."""
     # PATH without /usr/sbin: the binaries must be missing, not merely hidden from one lookup.
-    out = svcwatch([*args, "--name", lab_name], tmp_path, prefix=hide_sbin, path="/usr/bin:/bin")
+    prefix = ["unshare", "-m", "sh", "-c", hide, "sh"]
+    out = svcwatch([*args, "--name", lab_name], tmp_path, prefix=prefix, path="/usr/bin:/bin")
     assert out.returncode == 2, out
+    tool = "iptables-restore" if package == "iptables" else "nft"
     assert out.stderr.strip().splitlines() == [
-        "svcwatch: error: iptables-restore not found: install the Debian package 'iptables' "
-        "(apt-get install iptables)"
+        f"svcwatch: error: {tool} not found: install the Debian package '{package}' "
+        f"(apt-get install {package})"
     ]
     assert not lab_namespaces(lab_name)
 
@@ -129,14 +140,7 @@ def test_nftables_mode_without_nft_is_one_line_naming_the_package(
         'cp -L /usr/sbin/$t "$d/"; done && mount -t tmpfs none /usr/sbin && '
         'cp "$d"/* /usr/sbin/ && exec "$@"'
     )
-    hide_nft = ["unshare", "-m", "sh", "-c", keep_iptables, "sh"]
-    out = svcwatch([*args, "--name", lab_name], tmp_path, prefix=hide_nft, path="/usr/bin:/bin")
-    assert out.returncode == 2, out
-    assert out.stderr.strip().splitlines() == [
-        "svcwatch: error: nft not found: install the Debian package 'nftables' "
-        "(apt-get install nftables)"
-    ]
-    assert not lab_namespaces(lab_name)
+    assert_missing_tool_is_one_line(args, lab_name, tmp_path, keep_iptables, "nftables")
 
 
 def test_proxy_mode_is_for_the_lab_not_a_cluster(lab_name: str, tmp_path: Path) -> None:

@@ -114,7 +114,7 @@ class FakeSession:
 
     def read_chain(self) -> ChainTree:
         dump = to_restore_text(render(self._service, [self.slice]))
-        tree = service_tree(parse_save(dump), self._service, backend="iptables-nft")
+        tree = service_tree(parse_save(dump), self._service, proxy_backend="iptables-nft")
         return _with_counters(tree, self.landed)
 
     def endpoint_facts(self) -> list[EndpointFacts]:
@@ -144,7 +144,7 @@ class FakeSession:
             SliceChanged(
                 self._tick(), self.slice.key, change, self.slice.resource_version, scenario=scenario
             ),
-            RulesSynced(self._tick(), self._service.key, backend="iptables-nft", took_ms=3.2),
+            RulesSynced(self._tick(), self._service.key, proxy_backend="iptables-nft", took_ms=3.2),
             CaptureStarted(self._tick(), self._service.key, self._bpf(), link="Ethernet"),
         ]
         ready = [e.address for e in self.slice.endpoints if e.address and e.conditions.is_ready]

@@ -154,7 +154,7 @@ def test_no_endpoints_in_nftables_mode_blames_the_no_endpoint_element() -> None:
         comment="default/socat",
     )
     ev = evidence(slice_of())
-    ev.chain = ChainTree("default/socat", filter_rules=[element], backend="nftables")
+    ev.chain = ChainTree("default/socat", filter_rules=[element], proxy_backend="nftables")
     assert diagnose(ev).text == (
         "default/socat has no ready endpoints: kube-proxy's no-endpoint-services element "
         "(goto reject-chain) answers the SYN at once; clients see 'connection refused'"

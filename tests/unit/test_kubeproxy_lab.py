@@ -191,3 +191,23 @@ def test_every_service_feature_loads_into_the_kernel_as_predicted(node_ns: str) 
     edge = service_tree(kernel(node_ns), traefik)
     assert [r.chain for r in edge.entry] == ["KUBE-SERVICES", "KUBE-SERVICES"]  # no nodePort
     assert [r.target for r in edge.entry][1].startswith("KUBE-EXT-")
+
+
+@pytest.mark.lab
+def test_v1_31_nfacct_rules_load_once_the_counters_exist(node_ns: str) -> None:
+    """kube-proxy >= 1.31 counts dropped INVALID packets and localhost NodePort connections."""
+    from svcwatch.kubeproxy.proxyconfig import INVALID_NFACCT, LOCALHOST_NFACCT
+    from tests.helpers.nfacct import add_counter
+
+    socat, baseline = seed_objects()
+    rendered = render(socat, [baseline], ProxyConfig(version="1.31"))
+    with pytest.raises(subprocess.CalledProcessError):
+        restore(node_ns, rendered)  # no counters yet: the kernel refuses the nfacct match
+    add_counter(node_ns, INVALID_NFACCT)
+    add_counter(node_ns, LOCALHOST_NFACCT)
+    restore(node_ns, hook_rules())
+    restore(node_ns, rendered)
+    assert_kernel_matches(node_ns, socat, rendered)
+    saved = to_restore_text(kernel(node_ns))
+    assert f"--nfacct-name  {LOCALHOST_NFACCT} -j KUBE-EXT-" in saved  # iptables-save's 2 spaces
+    assert f"--ctstate INVALID -m nfacct --nfacct-name  {INVALID_NFACCT} -j DROP" in saved

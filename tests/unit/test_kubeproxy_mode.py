@@ -31,7 +31,9 @@ def test_an_iptables_save_dump_is_iptables_mode_with_its_flavour_from_the_header
     dump = mode.identify((DATA / "iptables" / "k3s-node.save").read_text())
     assert (dump.mode, dump.flavour) == ("iptables", "iptables-nft")
     tree = mode.service_view(dump, SOCAT)
-    assert not mode.is_nft(tree) and tree.backend == "iptables-nft" and mode.has_counters(tree)
+    assert (
+        not mode.is_nft(tree) and tree.proxy_backend == "iptables-nft" and mode.has_counters(tree)
+    )
     assert all(c.startswith("KUBE-SVC-") for c in mode.balancer_chains(tree))
 
 

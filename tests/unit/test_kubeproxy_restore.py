@@ -65,8 +65,8 @@ def test_parse_save_reads_every_table_chain_policy_and_counter(node_dump: str) -
 
 
 def test_service_tree_isolates_socat_with_its_counters(node_dump: str) -> None:
-    tree = service_tree(parse_save(node_dump), SOCAT, backend="iptables-nft")
-    assert tree.service == "default/socat" and tree.backend == "iptables-nft"
+    tree = service_tree(parse_save(node_dump), SOCAT, proxy_backend="iptables-nft")
+    assert tree.service == "default/socat" and tree.proxy_backend == "iptables-nft"
     assert tree.chain_names() == [
         "KUBE-EXT-6GHM6NOKDRAB634Q",
         "KUBE-SVC-6GHM6NOKDRAB634Q",

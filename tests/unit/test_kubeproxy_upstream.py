@@ -17,18 +17,15 @@ from svcwatch.kubeproxy.render import ProxyConfig, render_services
 from svcwatch.kubeproxy.restore import to_restore_text
 from svcwatch.model.endpointslice import Endpoint, EndpointPort, EndpointSlice
 from svcwatch.model.service import Service, ServicePort
-from tests.helpers.upstream_iptables import chain_lines, golden, golden_blocks, upstream_sorted
-
-# NewFakeProxier: pod CIDR 10.0.0.0/8, mark "0x4000", fake iptables without --random-fully,
-# node "test-node" at 192.168.0.2, localhost NodePorts on, both nfacct counters present (v1.31+).
-UPSTREAM = ProxyConfig(
-    cluster_cidr="10.0.0.0/8",
-    mark_text="0x4000",
-    random_fully=False,
-    node_name="test-node",
-    node_ip="192.168.0.2",
-    version="1.31",
+from tests.helpers.upstream_iptables import (
+    FAKE_PROXIER,
+    chain_lines,
+    golden,
+    golden_blocks,
+    upstream_sorted,
 )
+
+UPSTREAM = FAKE_PROXIER
 P80 = (ServicePort(80, name="p80"),)
 
 
@@ -156,3 +153,47 @@ def test_single_chains_match_upstream(case: str) -> None:
 
 def test_every_chain_case_in_the_golden_file_is_checked() -> None:
     assert set(golden_blocks("kube-forward-chains.txt")) == set(CHAIN_CASES)
+
+
+def test_large_cluster_mode_lines_match_upstream() -> None:
+    """TestSyncProxyRulesLargeClusterMode (masqueradeAll on): 2 x 499 endpoints keep their
+    comments; 3 more cross the 1000-endpoint threshold and a full sync drops them everywhere.
+    The expected lines are upstream's assert.Equal values, copied verbatim."""
+    services = [
+        Service(
+            f"ns{i}", f"svc{i}", (ServicePort(port, name=f"p{port}"),), cluster_ip=f"172.30.0.4{i}"
+        )
+        for i, port in ((1, 80), (2, 8080), (3, 8081))
+    ]
+    slices = [
+        slice_for("ns1", "svc1", *(ep(f"10.0.{i % 256}.{i // 256}") for i in range(499))),
+        slice_for(
+            "ns2",
+            "svc2",
+            *(ep(f"10.1.{i % 256}.{i // 256}") for i in range(499)),
+            port=8080,
+            pname="p8080",
+        ),
+    ]
+    config = replace(UPSTREAM, masquerade_all=True)
+    small = rendered(services, slices, config).splitlines()
+    assert (
+        "-A KUBE-SEP-DKGQUZGBKLTPAR56 -m comment --comment ns1/svc1:p80 -m tcp -p tcp "
+        "-j DNAT --to-destination 10.0.0.0:80"
+    ) in small
+    svc3 = slice_for(
+        "ns3",
+        "svc3",
+        ep("203.0.113.4"),
+        ep("203.0.113.8"),
+        ep("203.0.113.12"),
+        port=8081,
+        pname="p8081",
+    )
+    large = rendered(services, [*slices, svc3], config).splitlines()
+    assert (
+        "-A KUBE-SEP-RUVVH7YV3PHQBDOS -m tcp -p tcp -j DNAT --to-destination 203.0.113.4:8081"
+    ) in large
+    assert (
+        "-A KUBE-SEP-DKGQUZGBKLTPAR56 -m tcp -p tcp -j DNAT --to-destination 10.0.0.0:80" in large
+    )

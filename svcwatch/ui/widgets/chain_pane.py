@@ -100,7 +100,7 @@ class ChainPane(VerticalScroll):
         if chain_view.is_nft(tree):
             counters = "" if chain_view.has_counters(tree) else " · no counters"
             return f"nftables (table ip kube-proxy) · {tree.service}{counters}"
-        backend = f" · {tree.backend}" if tree.backend else ""
+        backend = f" · {tree.proxy_backend}" if tree.proxy_backend else ""
         return f"iptables chain · {tree.service}{backend}"
 
     @property
