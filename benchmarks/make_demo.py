@@ -44,19 +44,12 @@ def record_demo(output: Path, seconds: float, pods: int, interval: float) -> Non
     from svcwatch.session.factory import make_session  # the lab is heavy: import on use
 
     name = "demo" + secrets.token_hex(2)
-    session = make_session(
-        lab_name=name,
-        manifests=(),
-        pods=pods,
-        scenario="happy",
-        sync_delay=0.0,
-        keep=False,
-        interval=interval,
-        timeout=2.0,
-        payload="hello",
-        probe_target=None,
-        record=str(output),
+    from svcwatch.session.settings import LabSettings, ProbeFlags, SessionSettings
+
+    lab = LabSettings(
+        lab_name=name, pods=pods, scenario="happy", probes=ProbeFlags(interval=interval)
     )
+    session = make_session(SessionSettings(backend=lab, record=output))
     probe = _FirstProbe()
     try:
         session.start(probe)

@@ -16,6 +16,7 @@ import click
 
 from svcwatch import __version__
 from svcwatch.cli import options
+from svcwatch.cli.signals import StopRequested, exit_status, process_shutdown
 from svcwatch.model.errors import InputError, OutputError, SetupError
 
 # name -> "module:attribute"; each module defines one click command or group.
@@ -75,12 +76,22 @@ endpoints, pod down and the rollout race. The lab needs root (sudo) on Linux; wi
 @options.cluster_options
 @options.dashboard_options
 @click.pass_context
-def cli(ctx: click.Context, /, **kwargs: Any) -> None:
+def cli(
+    ctx: click.Context,
+    /,
+    theme: str | None,
+    captions: bool,
+    script: str | None,
+    **session_flags: Any,
+) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from svcwatch.cli.dashboard import run_dashboard  # Textual is heavy: import on use
+    from svcwatch.session.settings import SessionSettings
 
-    run_dashboard(**kwargs)
+    # Every other flag is named by SessionSettings.from_flags: an unknown one is a TypeError.
+    settings = SessionSettings.from_flags(**session_flags)
+    run_dashboard(settings, theme=theme, captions=captions, script_path=script)
 
 
 def one_line(message: str) -> str:
@@ -98,36 +109,61 @@ def silence_stdout() -> None:
         pass
 
 
+def say(line: str) -> None:
+    """One line on stderr; when stderr itself is gone (a closed terminal, /dev/full), nothing:
+    the exit status still tells."""
+    try:
+        click.echo(line, err=True)
+    except (OSError, ValueError):
+        pass
+
+
+def stop_signal_behind(exc: BaseException) -> int | None:
+    """The stop signal this exception arose from handling, if any (click wraps them)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, StopRequested):
+            return seen.signum
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI and turn every expected failure into one line."""
+    process_shutdown().install()  # SIGTERM/SIGINT/SIGHUP at any moment: see cli/signals.py
     try:
         cli.main(args=argv, prog_name="svcwatch", standalone_mode=False)
+    except StopRequested as exc:
+        sys.exit(exit_status(exc.signum))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        click.echo(f"svcwatch: error: {one_line(exc.format_message())}{hint}", err=True)
+        say(f"svcwatch: error: {one_line(exc.format_message())}{hint}")
         sys.exit(2)
-    except click.exceptions.Abort:
-        sys.exit(130)
+    except click.exceptions.Abort as exc:  # click's wrapping of a KeyboardInterrupt
+        signum = stop_signal_behind(exc)
+        sys.exit(exit_status(signum) if signum is not None else 130)
     except KeyboardInterrupt:
         sys.exit(130)
     except (InputError, SetupError) as exc:
-        click.echo(f"svcwatch: error: {one_line(str(exc))}", err=True)
+        say(f"svcwatch: error: {one_line(str(exc))}")
         sys.exit(2)
     except OutputError as exc:
         silence_stdout()
-        click.echo(f"svcwatch: error: {one_line(str(exc))}", err=True)
+        say(f"svcwatch: error: {one_line(str(exc))}")
         sys.exit(1)
     except click.ClickException as exc:
-        click.echo(f"svcwatch: error: {one_line(exc.format_message())}", err=True)
+        say(f"svcwatch: error: {one_line(exc.format_message())}")
         sys.exit(exc.exit_code or 1)
     except Exception as exc:  # a bug: still one line, the traceback on request
+        signum = stop_signal_behind(exc)
+        if signum is not None:  # e.g. click's newline after a signal, onto a closed terminal
+            sys.exit(exit_status(signum))
         if os.environ.get("SVCWATCH_DEBUG"):
             raise
-        click.echo(
+        say(
             f"svcwatch: internal error: {type(exc).__name__}: {one_line(str(exc))} "
-            "(set SVCWATCH_DEBUG=1 for the traceback)",
-            err=True,
+            "(set SVCWATCH_DEBUG=1 for the traceback)"
         )
         sys.exit(1)

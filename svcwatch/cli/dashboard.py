@@ -12,28 +12,34 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
-from types import FrameType
-from typing import Any
+import time
+from functools import partial
+from typing import TYPE_CHECKING
 
+from svcwatch.cli.signals import StopRequested, TerminalWatch, process_shutdown
 from svcwatch.model.errors import SetupError
 from svcwatch.session.base import Session
+from svcwatch.session.guard import StartStopGuard
+
+if TYPE_CHECKING:
+    from svcwatch.session.settings import SessionSettings
+    from svcwatch.talk.script import TalkScript
 
 
-def run_dashboard(**kwargs: Any) -> None:
-    """Open the dashboard with the CLI's flags (see svcwatch/cli/options.py)."""
+def run_dashboard(
+    settings: SessionSettings, *, theme: str | None, captions: bool, script_path: str | None
+) -> None:
+    """Open the dashboard on the session `settings` ask for (see svcwatch/cli/options.py)."""
     from svcwatch.session.factory import make_session  # backends are heavy: import on use
+    from svcwatch.session.settings import LabSettings
     from svcwatch.talk.script import load_script
 
-    theme = kwargs.get("theme")
-    captions, script_path = bool(kwargs.pop("captions", False)), kwargs.pop("script", None)
     # A bad talk script is a one-line error (exit 2) before the lab is built or Textual starts.
     script = load_script(script_path) if script_path else None
-    session = make_session(**kwargs)
+    session = make_session(settings)
     require_terminal()
-    run_session_dashboard(
-        session, theme=theme, keep=bool(kwargs.get("keep")), captions=captions, script=script
-    )
+    keep = isinstance(settings.backend, LabSettings) and settings.backend.keep
+    run_session_dashboard(session, theme=theme, keep=keep, captions=captions, script=script)
 
 
 def require_terminal() -> None:
@@ -48,39 +54,54 @@ def require_terminal() -> None:
         )
 
 
-def run_session_dashboard(session: Session, **opts: Any) -> None:
-    """Run the dashboard on `session` until quit; `opts` are SvcwatchApp's (theme, keep,
-    captions, script). A replay runs on its own clock (the recording's time, paused when it is).
+def run_session_dashboard(
+    session: Session,
+    *,
+    theme: str | None,
+    captions: bool,
+    script: TalkScript | None,
+    keep: bool = False,
+) -> None:
+    """Run the dashboard on `session` until quit. A replay runs on its own clock (the
+    recording's time, paused when it is).
+
+    SIGTERM, SIGINT and SIGHUP (and a terminal that went away without one) quit as `q` does:
+    the session is stopped, the lab torn down, and the exit status is 128+N. A stop at any
+    moment of the start waits for it (StartStopGuard), so nothing is left half built.
     """
     from svcwatch.ui.app import SvcwatchApp  # Textual is heavy: import on use
 
-    theme = opts.pop("theme", None)
     capabilities = session.capabilities()
-    if capabilities.replay is not None:
-        opts.setdefault("clock", capabilities.replay.now)
-    # The stream's +0.000s: a replay's recorded start, a recording's own; None: the app's now.
-    app = SvcwatchApp(session, theme_name=theme, t0=capabilities.stream_start, **opts)
-    quit_on_signals(app)
-    app.run()
-    if not app.stopping:  # closed without `q` (a browser tab under `svcwatch serve`, a signal)
-        session.stop()
+    clock = capabilities.replay.now if capabilities.replay is not None else time.time
+    guarded = StartStopGuard(session)
+    app = SvcwatchApp(
+        guarded,
+        theme_name=theme,
+        keep=keep,
+        captions=captions,
+        script=script,
+        clock=clock,
+        # The stream's +0.000s: a replay's recorded start, a recording's own; None: the app's now.
+        t0=capabilities.stream_start,
+    )
+    shutdown = process_shutdown()
+    shutdown.during(guarded.stop, lambda _signum: app.request_quit())
+    terminal = TerminalWatch(partial(shutdown.request, signal.SIGHUP, hurry=True))
+    if not os.environ.get("TEXTUAL_DRIVER"):  # a terminal is the screen (not a browser)
+        terminal.start()
+    try:
+        app.run()
+    finally:
+        terminal.stop()
+        guarded.stop()  # done already after `q`; else (a browser tab closed, a crash) now
+    if app.stop_error is not None:
+        raise app.stop_error
     farewell = capabilities.exit_report.exit_line() if capabilities.exit_report else None
     if farewell:  # "lab x torn down" / "lab x kept: it was made by `lab up`"
-        print(f"svcwatch: {farewell}", file=sys.stderr)
+        from svcwatch.cli import say
+
+        say(f"svcwatch: {farewell}")
     if app.start_error is not None:
         raise SetupError(f"the session did not start: {app.start_error}")
-
-
-def quit_on_signals(app: Any) -> None:
-    """SIGTERM (kill, systemd, `timeout`) and SIGHUP (the terminal went away) end the dashboard
-    like `q`, so the session is stopped and the lab torn down instead of being left behind.
-
-    The handler runs on the main thread, inside Textual's event loop, where `call_from_thread`
-    refuses to run; a short-lived thread hands the exit to the loop the thread-safe way.
-    """
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        threading.Thread(target=app.call_from_thread, args=(app.exit,), daemon=True).start()
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, handler)
+    if shutdown.signum is not None:
+        raise StopRequested(shutdown.signum)

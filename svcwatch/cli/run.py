@@ -13,19 +13,19 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
-import signal
 import sys
 import threading
 import time
-from types import FrameType
 from typing import Any, TextIO
 
 import click
 
 from svcwatch.cli import options
+from svcwatch.cli.signals import process_shutdown
 from svcwatch.model.errors import OutputError, SetupError
 from svcwatch.model.events import Event, Notice, plain_line, to_dict
 from svcwatch.session.base import Session
+from svcwatch.session.guard import StartStopGuard
 from svcwatch.sinks import QueueSink
 
 REORDER_SECONDS = 0.25  # longer than the capture's flush period, short enough to feel live
@@ -83,19 +83,22 @@ class _Starter(threading.Thread):
             self.error = exc
 
 
-def _signal_as_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-def stream(session: Session, printer: StreamPrinter, duration: float | None) -> None:
-    """Start `session`, print its events until `duration` passes or Ctrl-C, then stop it."""
+def stream(
+    session: Session,
+    printer: StreamPrinter,
+    duration: float | None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Start `session`, print its events until `duration` passes or `stop` is set (a signal), then
+    stop it."""
     sink = QueueSink()
     starter = _Starter(session, sink)
     deadline: float | None = None
+    stop = stop or threading.Event()
     ended: list[Notice] = []
     try:
         starter.start()
-        while True:
+        while not stop.is_set():
             batch = sink.drain(timeout=0.05)
             printer.add(batch)
             printer.release(time.time())
@@ -163,17 +166,16 @@ def stream(session: Session, printer: StreamPrinter, duration: float | None) -> 
 )
 def run(as_json: bool, duration: float | None, **kwargs: Any) -> None:
     from svcwatch.session.factory import make_session  # backends are heavy: import on use
+    from svcwatch.session.settings import SessionSettings
 
     t0 = time.time()
-    session = make_session(diagnosis=True, **kwargs)
-    # SIGINT too, explicitly: a run started from a background job inherits SIGINT as ignored,
-    # and `kill -INT` must still stop it cleanly (and tear the lab down) rather than do nothing.
-    stopping = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-    previous = {sig: signal.signal(sig, _signal_as_interrupt) for sig in stopping}
+    session = StartStopGuard(make_session(SessionSettings.from_flags(diagnosis=True, **kwargs)))
+    # Ctrl-C, SIGTERM and SIGHUP (SIGINT too when started as a background job, which inherits it
+    # ignored) end the stream as --duration does: the lab torn down, exit 0. At any moment: a
+    # signal during the build waits for it, then tears down (cli/signals.py, session/guard.py).
+    stop = threading.Event()
+    process_shutdown().during(session.stop, lambda _signum: stop.set())
     try:
-        stream(session, StreamPrinter(sys.stdout, as_json=as_json, t0=t0), duration)
+        stream(session, StreamPrinter(sys.stdout, as_json=as_json, t0=t0), duration, stop)
     except BrokenPipeError:  # `svcwatch run | head`: the reader left, the lab is already down
         sys.stderr.close()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -52,7 +52,7 @@ from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.manifest import ManifestSet, dump_slice
 from svcwatch.model.scenario import ScenarioContext, apply_scenario, get_scenario
 from svcwatch.model.service import Service
-from svcwatch.store import ObjectStore, atomic_write, scenario_of
+from svcwatch.store import ObjectStore, atomic_write, read_stored, scenario_of
 
 
 @dataclass(frozen=True)
@@ -325,7 +325,7 @@ class LabNode:
     def service(self) -> Service:
         path = self.store.service_path
         try:
-            stored = parsed_service(path.read_text(), str(path))
+            stored = parsed_service(read_stored(path), str(path))
         except FileNotFoundError:
             stored = self.store.read_service()  # raises the store's "is the lab up?" InputError
         return replace(stored, cluster_ip=self.spec.cluster_ip)
@@ -346,7 +346,7 @@ class LabNode:
         """The stored slice; InputError if the file was hand-edited into something invalid."""
         path = self.store.slice_path
         try:
-            return parsed_slice(path.read_text(), str(path))
+            return parsed_slice(read_stored(path), str(path))
         except FileNotFoundError:
             return self.store.read_slice()  # raises the store's "is the lab up?" InputError
 

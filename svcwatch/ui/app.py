@@ -19,6 +19,7 @@ from textual import on, work
 from textual.actions import ActionParseResult
 from textual.app import App, SystemCommand
 from textual.dom import DOMNode
+from textual.driver import Driver
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -34,6 +35,7 @@ from svcwatch.ui.bridge import UiSink
 from svcwatch.ui.controls import SessionControls
 from svcwatch.ui.screens.help import HelpScreen
 from svcwatch.ui.screens.main import MainScreen, StoppingScreen
+from svcwatch.ui.slice_editor import EditFailed, Editor, edit_slice_text, external_editor
 from svcwatch.ui.talk_presenter import TalkPresenter
 from svcwatch.ui.themes import (
     DEFAULT_THEME,
@@ -42,8 +44,6 @@ from svcwatch.ui.themes import (
     default_theme_dirs,
     load_themes,
 )
-
-Editor = Callable[[str], "str | None"]
 
 
 class SvcwatchApp(App[None]):
@@ -85,6 +85,8 @@ class SvcwatchApp(App[None]):
         self.scenario_label = ""
         self.session_ready = False
         self.start_error: str | None = None  # why the session did not start, for the CLI
+        self.stop_error: BaseException | None = None  # why stopping failed, for the exit status
+        self.quit_requested = False  # a signal or a lost terminal: quit as `q` does
         self._main = MainScreen(clock, self.started_at)
         self.capabilities = session.capabilities()
         self.controls = SessionControls(self, session, clock)
@@ -111,11 +113,38 @@ class SvcwatchApp(App[None]):
         self.sub_title = "starting…"
         self.set_interval(self.chain_interval, self._refresh_counters)
         self.set_interval(1.0, self.refresh_status)  # replay clock, "stale for Ns"
+        self.set_interval(0.1, self._quit_if_requested)
 
     def on_main_screen_ready(self, _message: MainScreen.Ready) -> None:
         self.talk.mount_caption_bar()
         self.sink.start()
+        if self.quit_requested:  # asked to stop before anything started: start nothing
+            self.action_quit_dashboard()
+            return
         self._start_session()
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's driver for this platform; on Linux one that survives a lost terminal."""
+        driver = super().get_driver_class()
+        if driver.__module__ == "textual.drivers.linux_driver":  # termios: import on Linux only
+            from svcwatch.ui.terminal import SurvivingLinuxDriver
+
+            if driver.__name__ == "LinuxDriver":
+                return SurvivingLinuxDriver
+        return driver
+
+    def request_quit(self) -> None:
+        """Quit as `q` does, soon. Safe from a signal handler or any thread: it only sets a flag,
+        which a timer on the app's own loop reads (nothing runs inside the interrupted code)."""
+        self.quit_requested = True
+
+    def terminal_gone(self) -> None:
+        """The terminal went away (writes fail): nobody can press `q`, so quit now."""
+        self.quit_requested = True
+
+    def _quit_if_requested(self) -> None:
+        if self.quit_requested and not self.stopping:
+            self.action_quit_dashboard()
 
     def _load_themes(self) -> None:
         self.theme_result = load_themes(self.theme_dirs)
@@ -286,8 +315,9 @@ class SvcwatchApp(App[None]):
         if event.worker.group == "session" and not self.session_ready:
             self.start_error = str(error)
             self.main.set_diagnosis(Diagnosis(f"Could not start: {error}", "fail"))
-        if event.worker.group == "stop":
-            self.exit(message=f"svcwatch: error while stopping: {error}")
+        if event.worker.group == "stop":  # the CLI reports it (one line) and exits non-zero
+            self.stop_error = error
+            self.exit()
 
     def _set_scenario(self, name: str) -> None:
         self.scenario = name
@@ -353,18 +383,19 @@ class SvcwatchApp(App[None]):
         if slice_ is None or self.stopping:
             self.notify("no EndpointSlice yet", severity="warning")
             return
-        original = dump_slice(slice_)
-        edited = self.editor(original)
-        if edited is None or edited.strip() == original.strip():
+        try:
+            edited = edit_slice_text(dump_slice(slice_), self.editor)
+        except EditFailed as exc:  # one line; nothing applied; the dashboard goes on
+            self.notify(str(exc), title="Edit not applied", severity="error", timeout=10)
+            return
+        if edited is None:
             self.notify("Edit cancelled, no changes made.", title="Edit")
             return
         self.post_message(messages.SliceEdited(edited))
 
     def _external_editor(self, text: str) -> str | None:
-        import click  # the CLI dependency, imported here only for its $EDITOR handling
-
         with self.suspend():
-            return click.edit(text, extension=".yaml", require_save=True)
+            return external_editor(text)
 
     def action_replay_toggle_pause(self) -> None:
         self.controls.replay(lambda replay: replay.toggle_pause())
