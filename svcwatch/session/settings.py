@@ -57,6 +57,7 @@ class ClusterSettings:
     scenario: str | None = None
     manifests: tuple[str, ...] = ()
     probes: ProbeFlags = field(default_factory=ProbeFlags)
+    service: str | None = None  # svc/NAME: an existing Service (session/cluster_existing.py)
     # Tests run the agent's commands locally; None: the exec API (svcwatch.cluster.transport).
     transport_factory: TransportFactory | None = None
 
@@ -91,6 +92,7 @@ class SessionSettings:
         namespace: str | None,
         agent_image: str | None,
         take_over: bool,
+        service: str | None = None,
         record: str | None = None,
         pcap: str | None = None,
         diagnosis: bool = False,
@@ -105,6 +107,11 @@ class SessionSettings:
                 "--proxy-mode is for the lab; on a cluster svcwatch reads the mode its "
                 "kube-proxy runs in from the nodes"
             )
+        if service and not cluster:
+            raise InputError(
+                f"svc/{service} is a Service on a cluster: add --cluster "
+                "(the lab has only its own demo Service)"
+            )
         if cluster:
             backend = ClusterSettings(
                 context=context,
@@ -115,6 +122,7 @@ class SessionSettings:
                 scenario=scenario,
                 manifests=tuple(manifests),
                 probes=probes,
+                service=service,
             )
         else:
             backend = LabSettings(
