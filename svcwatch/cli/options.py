@@ -172,9 +172,22 @@ cluster_options = _apply(
             help="Image of the short-lived node agent pod (needs tcpdump and iptables).",
         ),
         click.option(
+            "--agent-namespace",
+            default=None,
+            help="Namespace for the node agent pods (privileged, hostNetwork; default: -n's). "
+            "Pod Security must allow privileged pods there.",
+        ),
+        click.option(
             "--take-over",
             is_flag=True,
             help="Adopt an EndpointSlice svcwatch did not create (restored on exit).",
+        ),
+        click.option(
+            "--service",
+            default=None,
+            metavar="NAME",
+            help="Watch this existing Service (also given as svc/NAME), read-only unless "
+            "svcwatch created it or --take-over: all its EndpointSlices, any type.",
         ),
     ]
 )

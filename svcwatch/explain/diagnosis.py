@@ -44,6 +44,8 @@ class Evidence:
     arp_answered: set[str] = field(default_factory=set)
     host_unreachable: int = 0
     syn_to: set[str] = field(default_factory=set)  # pod addresses SYNs were DNATed to (on cni0)
+    # "ip:port" -> the client (address, port) of each new connection seen going there on cni0
+    connections_to: dict[str, set[tuple[str, int]]] = field(default_factory=dict)
     lab_fault: str | None = None  # the lab's own data plane is broken (a `drift` Notice)
 
     def observe(self, event: Event) -> None:
@@ -71,6 +73,8 @@ class Evidence:
             self.rst_from.add((packet.src, packet.sport))
         elif packet.kind == "tcp-packet" and packet.flags == "SYN" and packet.iface == "cni0":
             self.syn_to.add(packet.dst)
+            target = f"{packet.dst}:{packet.dport}"
+            self.connections_to.setdefault(target, set()).add((packet.src, packet.sport or 0))
         elif packet.kind == "arp-request":
             # Prefer naming the bridge: that is where the node asks.
             if packet.dst not in self.arp_asked or packet.iface == "cni0":
@@ -87,6 +91,13 @@ class Evidence:
         self.arp_answered.clear()
         self.host_unreachable = 0
         self.syn_to.clear()
+        self.connections_to.clear()
+
+    def landed_from_capture(self) -> dict[str, int]:
+        """New connections per endpoint `ip:port`, counted from the capture: distinct SYNs the
+        node sent onto cni0 after DNAT (a retransmitted SYN counts once). What the endpoint
+        chains' counters say in iptables mode, for rules that have none (nftables mode)."""
+        return {target: len(clients) for target, clients in self.connections_to.items()}
 
 
 def _port(evidence: Evidence) -> int | None:
@@ -146,6 +157,21 @@ def _reject_rule(evidence: Evidence) -> str:
     return 'kube-proxy\'s REJECT rule "has no endpoints"'
 
 
+def _affinity_note(evidence: Evidence) -> str:
+    """With ClientIP affinity every probe from this one client lands on the same endpoint, so
+    all-ok (or all-failed) says nothing about the other endpoints: say so."""
+    if evidence.chain is None or len(_ready_addresses(evidence)) < 2:
+        return ""
+    checks = (r.sticky_seconds for r in evidence.chain.all_rules() if r.recent == "rcheck")
+    seconds = next(checks, None)
+    if seconds is None:
+        return ""
+    return (
+        f"; ClientIP affinity pins this client to one endpoint for {seconds}s, "
+        "so the others go untested"
+    )
+
+
 def _healthy(evidence: Evidence, ok: list[ProbeEvent]) -> Diagnosis:
     targets = []
     for address in _ready_addresses(evidence):
@@ -156,7 +182,7 @@ def _healthy(evidence: Evidence, ok: list[ProbeEvent]) -> Diagnosis:
     connect = median(p.connect_ms or 0.0 for p in ok)
     return Diagnosis(
         f"Healthy: {len(ok)} of {len(ok)} recent probes echoed{via}; "
-        f"median connect {connect:.0f} ms",
+        f"median connect {connect:.0f} ms{_affinity_note(evidence)}",
         "ok",
     )
 
@@ -183,7 +209,7 @@ def _all_failed(evidence: Evidence, ready: list[str]) -> Diagnosis:
     for address in ready:
         problem = endpoint_problem(evidence, address)
         if problem is not None:
-            return Diagnosis(f"{problem[0]}; {problem[1]}", "fail")
+            return Diagnosis(f"{problem[0]}; {problem[1]}{_affinity_note(evidence)}", "fail")
     last = evidence.probes[-1]
     return Diagnosis(
         f"All {len(evidence.probes)} recent probes failed at {last.phase or 'connect'}: "

@@ -4,109 +4,22 @@ through LocalTransport instead of the exec API. Needs root for the namespace."""
 
 from __future__ import annotations
 
-import secrets
-import socketserver
-import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from svcwatch import netns
 from svcwatch.cluster.transport import LocalTransport
 from svcwatch.model.events import CaptureStarted, ProbeEvent, RulesSynced, SliceChanged
 from svcwatch.session.cluster import ClusterSession
 from svcwatch.session.settings import ClusterSettings, ProbeFlags
 from svcwatch.sinks import CollectingSink
 from tests.cluster import kmock_cluster
-from tests.cluster.kmock_cluster import MockCluster, make_pod
+from tests.cluster.kmock_cluster import MockCluster, kubelet_for_agents, wait_for
+from tests.cluster.session_helpers import echo_port, node_ns, seed_demo
 
 pytestmark = [pytest.mark.cluster, pytest.mark.lab]
 cluster = kmock_cluster.cluster  # the per-test kmock server fixture
-
-RESTORE = Path(__file__).resolve().parents[1] / "data" / "iptables" / "k3s-node.restore"
-
-
-@pytest.fixture
-def node_ns() -> Iterator[str]:
-    """A namespace standing in for the node: loopback up and a real k3s node's rules loaded."""
-    name = f"svcwatch-t{secrets.token_hex(3)}-node"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        netns.run_in(
-            name, ["iptables-restore", "--counters", str(RESTORE)], check=True, capture_output=True
-        )
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
-
-
-@pytest.fixture
-def echo_port() -> Iterator[int]:
-    """A TCP echo server on 127.0.0.1 standing in for the NodePort a user maps (k3d -p)."""
-
-    class Echo(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            self.request.sendall(self.request.recv(100))
-
-    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo) as server:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        yield server.server_address[1]
-        server.shutdown()
-
-
-def kubelet_for_agents(cluster: MockCluster, stop: threading.Event) -> None:
-    """Play the kubelet for agent pods: once created, their container runs on the node."""
-    api = cluster.api()
-    while not stop.wait(0.1):
-        for pod in api.list("Pod", "default", {"app.kubernetes.io/component": "node-agent"}):
-            if not (pod.get("status") or {}).get("containerStatuses"):
-                api.merge_patch(
-                    "Pod",
-                    "default",
-                    pod["metadata"]["name"],
-                    {
-                        "status": {
-                            "phase": "Running",
-                            "hostIP": "172.18.0.2",
-                            "podIP": "172.18.0.2",
-                            "containerStatuses": [{"name": "agent", "state": {"running": {}}}],
-                        }
-                    },
-                )
-
-
-def wait_for(check: Callable[[], bool], what: str, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never saw {what}")
-        time.sleep(0.05)
-
-
-def seed_demo(cluster: MockCluster) -> dict[str, Any]:
-    api = cluster.api()
-    api.create(
-        "Service",
-        "default",
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "socat", "namespace": "default"},
-            "spec": {
-                "type": "NodePort",
-                "clusterIP": "10.43.161.224",
-                "ports": [{"port": 12345, "nodePort": 31234, "protocol": "TCP"}],
-            },
-        },
-    )
-    make_pod(api, "default", "socat-1", {"app": "socat"}, node="k3s-node", ip="10.42.0.142")
-    endpoint = {"addresses": ["10.42.0.142"], "conditions": {"ready": True}, "nodeName": "k3s-node"}
-    return kmock_cluster.make_slice(api, "socat", "svcwatch", [endpoint])
+__all__ = ["echo_port", "node_ns"]  # fixtures
 
 
 def test_session_watches_breaks_and_restores(
