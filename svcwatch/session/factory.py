@@ -57,9 +57,14 @@ def make_session(settings: SessionSettings) -> Session:
     """
     session: Session
     if isinstance(settings.backend, ClusterSettings):
-        from svcwatch.session.cluster import ClusterSession
+        if settings.backend.service:
+            from svcwatch.session.cluster_existing import ExistingServiceSession
 
-        session = ClusterSession(settings.backend)
+            session = ExistingServiceSession(settings.backend)
+        else:
+            from svcwatch.session.cluster import ClusterSession
+
+            session = ClusterSession(settings.backend)
     else:
         from svcwatch.session.lab import LabSession
 

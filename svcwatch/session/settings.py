@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from svcwatch.model.errors import InputError
+
 
 @dataclass(frozen=True, kw_only=True)
 class ProbeFlags:
@@ -55,6 +57,7 @@ class ClusterSettings:
     scenario: str | None = None
     manifests: tuple[str, ...] = ()
     probes: ProbeFlags = field(default_factory=ProbeFlags)
+    service: str | None = None  # svc/NAME: an existing Service (session/cluster_existing.py)
     # Tests run the agent's commands locally; None: the exec API (svcwatch.cluster.transport).
     transport_factory: TransportFactory | None = None
 
@@ -89,6 +92,7 @@ class SessionSettings:
         namespace: str | None,
         agent_image: str | None,
         take_over: bool,
+        service: str | None = None,
         record: str | None = None,
         pcap: str | None = None,
         diagnosis: bool = False,
@@ -98,6 +102,16 @@ class SessionSettings:
             interval=interval, timeout=timeout, payload=payload, probe_target=probe_target
         )
         backend: LabSettings | ClusterSettings
+        if cluster and proxy_mode:
+            raise InputError(
+                "--proxy-mode is for the lab; on a cluster svcwatch reads the mode its "
+                "kube-proxy runs in from the nodes"
+            )
+        if service and not cluster:
+            raise InputError(
+                f"svc/{service} is a Service on a cluster: add --cluster "
+                "(the lab has only its own demo Service)"
+            )
         if cluster:
             backend = ClusterSettings(
                 context=context,
@@ -108,6 +122,7 @@ class SessionSettings:
                 scenario=scenario,
                 manifests=tuple(manifests),
                 probes=probes,
+                service=service,
             )
         else:
             backend = LabSettings(

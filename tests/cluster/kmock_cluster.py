@@ -220,20 +220,28 @@ def set_pod_status(api: ClusterApi, namespace: str, name: str, **status: Any) ->
 
 
 def make_slice(
-    api: ClusterApi, name: str, manager: str, endpoints: list[dict[str, Any]], port: int = 12345
+    api: ClusterApi,
+    name: str,
+    manager: str,
+    endpoints: list[dict[str, Any]],
+    port: int = 12345,
+    *,
+    service: str = "socat",
+    namespace: str = "default",
 ) -> dict[str, Any]:
-    """An EndpointSlice of Service default/socat managed by `manager`; the server's copy."""
+    """An EndpointSlice of Service default/socat (or `service`) managed by `manager`; the
+    server's copy."""
     labels = {
-        "kubernetes.io/service-name": "socat",
+        "kubernetes.io/service-name": service,
         "endpointslice.kubernetes.io/managed-by": manager,
     }
     return api.create(
         "EndpointSlice",
-        "default",
+        namespace,
         {
             "apiVersion": "discovery.k8s.io/v1",
             "kind": "EndpointSlice",
-            "metadata": {"name": name, "namespace": "default", "labels": labels},
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
             "addressType": "IPv4",
             "endpoints": endpoints,
             "ports": [{"name": "", "port": port, "protocol": "TCP"}],
@@ -248,6 +256,17 @@ def run_agent_container(
     running = [{"name": "agent", "state": {"running": {}}}]
     status = {"phase": "Running", "hostIP": host_ip, "podIP": host_ip, "containerStatuses": running}
     set_pod_status(api, namespace, name, **status)
+
+
+def kubelet_for_agents(
+    cluster: MockCluster, stop: threading.Event, namespace: str = "default"
+) -> None:
+    """Play the kubelet for every agent pod svcwatch creates: its container runs on the node."""
+    api = cluster.api()
+    while not stop.wait(0.1):
+        for pod in api.list("Pod", namespace, {"app.kubernetes.io/component": "node-agent"}):
+            if not (pod.get("status") or {}).get("containerStatuses"):
+                run_agent_container(api, pod["metadata"]["name"], namespace)
 
 
 def start_agent_pod(api: ClusterApi, node: str, image: str, namespace: str = "default") -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster, make_pod, wait_for
+from kmock_cluster import MockCluster, kubelet_for_agents, make_pod, wait_for
 
 from svcwatch import netns
 from svcwatch.cluster.transport import LocalTransport
@@ -56,27 +56,6 @@ def echo_port() -> Iterator[int]:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         yield server.server_address[1]
         server.shutdown()
-
-
-def kubelet_for_agents(cluster: MockCluster, stop: threading.Event) -> None:
-    """Play the kubelet for agent pods: once created, their container runs on the node."""
-    api = cluster.api()
-    while not stop.wait(0.1):
-        for pod in api.list("Pod", "default", {"app.kubernetes.io/component": "node-agent"}):
-            if not (pod.get("status") or {}).get("containerStatuses"):
-                api.merge_patch(
-                    "Pod",
-                    "default",
-                    pod["metadata"]["name"],
-                    {
-                        "status": {
-                            "phase": "Running",
-                            "hostIP": "172.18.0.2",
-                            "podIP": "172.18.0.2",
-                            "containerStatuses": [{"name": "agent", "state": {"running": {}}}],
-                        }
-                    },
-                )
 
 
 def seed_demo(cluster: MockCluster) -> dict[str, Any]:
