@@ -12,7 +12,7 @@ from typing import Any
 
 import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster, kubelet_for_agents, wait_for
+from kmock_cluster import MockCluster, kubelet_for_agents, set_pod_status, wait_for
 from session_helpers import echo_port, node_ns, seed_demo
 
 from svcwatch.model.events import CaptureStarted, Notice, RulesSynced
@@ -130,4 +130,36 @@ def test_a_dropped_capture_is_a_notice_and_comes_back(
         isinstance(e, Notice) and e.message == "capture on k3s-node restarted"
         for e in sink.snapshot()
     )
+    assert thread_crashes == []
+
+
+def test_an_agent_that_expires_is_made_anew(
+    cluster: MockCluster, node_ns: str, echo_port: int, thread_crashes: list[str]
+) -> None:
+    """After its 4 hours the agent pod fails (DeadlineExceeded) and its exec streams end: the
+    session replaces the pod and its capture comes back."""
+    seed_demo(cluster)
+    stop_kubelet = threading.Event()
+    threading.Thread(target=kubelet_for_agents, args=(cluster, stop_kubelet), daemon=True).start()
+    session = exec_session(cluster, node_ns, echo_port)
+    sink = CollectingSink()
+    exec_api, kube = cluster.exec_api, cluster.api()
+    assert exec_api is not None
+
+    def said(text: str) -> bool:
+        return any(isinstance(e, Notice) and text in e.message for e in sink.snapshot())
+
+    try:
+        session.start(sink)
+        wait_for(lambda: said("started node agent"), "the agent")
+        set_pod_status(kube, "default", AGENT, phase="Failed", reason="DeadlineExceeded")
+        cluster.on_loop(lambda _h: exec_api.abort())
+        wait_for(lambda: said("capture on k3s-node restarted"), "the capture back", seconds=30)
+    finally:
+        session.stop()
+        stop_kubelet.set()
+    assert said(f"replacing node agent {AGENT} on k3s-node (Failed: DeadlineExceeded)")
+    assert kube.read_or_none("Pod", "default", AGENT) is None  # deleted on stop
+    created = cluster.requests("POST", "/namespaces/default/pods")
+    assert [r.data["metadata"]["name"] for r in created].count(AGENT) == 2  # made anew
     assert thread_crashes == []
