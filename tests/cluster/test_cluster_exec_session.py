@@ -4,18 +4,27 @@ namespace, ExecTransport and NodeAgent unmodified. Needs root for the namespace.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster, kubelet_for_agents, set_pod_status, wait_for
+from exec_server import make_tls
+from kmock_cluster import (
+    MockCluster,
+    kubelet_for_agents,
+    running_cluster,
+    set_pod_status,
+    wait_for,
+)
 from session_helpers import echo_port, node_ns, seed_demo
 
-from svcwatch.model.events import CaptureStarted, Notice, RulesSynced
+from svcwatch.model.events import CaptureStarted, Notice, RulesSynced, SliceChanged
 from svcwatch.session.cluster import ClusterSession
 from svcwatch.session.settings import ClusterSettings, ProbeFlags
 from svcwatch.sinks import CollectingSink
@@ -163,3 +172,49 @@ def test_an_agent_that_expires_is_made_anew(
     created = cluster.requests("POST", "/namespaces/default/pods")
     assert [r.data["metadata"]["name"] for r in created].count(AGENT) == 2  # made anew
     assert thread_crashes == []
+
+
+def test_in_cluster_uses_the_pods_service_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, node_ns: str, echo_port: int
+) -> None:
+    """--in-cluster: the token and CA of the ServiceAccount, the API server from the environment
+    (HTTPS, no kubeconfig at all), for REST, exec and the watch alike."""
+    tls = dataclasses.replace(make_tls(tmp_path / "pki"), client_cert_required=False)
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    (account / "token").write_text("a-service-account-token")
+    (account / "ca.crt").write_bytes(tls.ca.read_bytes())
+    (account / "namespace").write_text("default")
+    with running_cluster(tmp_path, monkeypatch, tls=tls) as mock:
+        seed_demo(mock)
+        port = mock.url.rsplit(":", 1)[1]
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        monkeypatch.setenv("KUBERNETES_SERVICE_PORT", port)
+        assert mock.exec_api is not None
+        mock.exec_api.runner = lambda _ns, _pod, argv: ["ip", "netns", "exec", node_ns, *argv]
+        session = ClusterSession(
+            ClusterSettings(
+                in_cluster=str(account),
+                probes=ProbeFlags(probe_target=f"127.0.0.1:{echo_port}", interval=0.2),
+            )
+        )
+        stop_kubelet = threading.Event()
+        threading.Thread(target=kubelet_for_agents, args=(mock, stop_kubelet), daemon=True).start()
+        sink = CollectingSink()
+        try:
+            session.start(sink)
+            wait_for(lambda: any(isinstance(e, RulesSynced) for e in sink.snapshot()), "rules")
+            session.request_scenario("wrong-port")
+            wait_for(
+                lambda: any(
+                    isinstance(e, SliceChanged) and e.change == "MODIFIED" for e in sink.snapshot()
+                ),
+                "the change back through the watch",
+            )
+        finally:
+            session.stop()
+            stop_kubelet.set()
+        assert session.title.startswith("cluster in-cluster ")
+        assert troubles(sink) == []
+        tokens = {str(r.headers.get("Authorization", "")).lower() for r in mock.requests()}
+        assert "bearer a-service-account-token" in tokens  # what the ServiceAccount says
