@@ -453,7 +453,11 @@ class SvcwatchApp(App[None]):
         if self.stopping:
             return
         self.stopping = True
-        what = "leaving the lab running (--keep)…" if self.keep else "tearing down lab…"
+        what = (
+            "leaving the lab running (--keep)…"
+            if self.keep
+            else "leaving the lab (torn down unless kept or still in use)…"
+        )
         if self.session.kind != "lab":
             what = "stopping…"
         self.push_screen(StoppingScreen(what))
