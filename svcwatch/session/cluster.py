@@ -74,6 +74,7 @@ class ClusterSession(StreamingSession):
         )
         assert slice_doc is not None  # demo_documents guarantees one
         self.namespace: str = slice_doc["metadata"]["namespace"]
+        self.agent_namespace: str = settings.agent_namespace or self.namespace
         self.slice_name: str = slice_doc["metadata"]["name"]
         self.service_name: str = (service_doc or slice_doc)["metadata"].get("name", self.slice_name)
         self.context = context or "?"
@@ -117,7 +118,7 @@ class ClusterSession(StreamingSession):
         self._node_ip = (pod or {}).get("status", {}).get("hostIP") or target[0]
         self._fleet.start_agents(
             self.api,
-            self.namespace,
+            self.agent_namespace,
             watched_nodes(self._slice, probe_node),
             sink,
             image=self.agent_image,
@@ -141,7 +142,7 @@ class ClusterSession(StreamingSession):
                     "info",
                     f"EndpointSlice {self.namespace}/{self.slice_name} restored to its original",
                 )
-        self._fleet.delete_agents(self.api, self.namespace, self._quietly)
+        self._fleet.delete_agents(self.api, self.agent_namespace, self._quietly)
         if self.api is not None:
             self.api.close()
         self._probes = self._source = None

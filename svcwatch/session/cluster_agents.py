@@ -41,6 +41,7 @@ class AgentFleet:
         self._rules_wanted = threading.Event()
         self._stopping = threading.Event()
         self._rules_thread: threading.Thread | None = None
+        self._revive_lock = threading.Lock()
 
     def start_agents(
         self,
@@ -66,9 +67,18 @@ class AgentFleet:
                 agent,
                 sink,
                 label_node=len(nodes) > 1,
-                on_error=lambda m: self.notice("warning", m),
+                notice=self.notice,
                 node_ip=node_ip or fallback_ip,
+                revive=lambda node=node: self._revive(api, namespace, node, image),  # type: ignore[misc]
             )
+
+    def _revive(self, api: ClusterApi, namespace: str, node: str, image: str) -> None:
+        """Make sure `node`'s agent pod runs (it expires after 4 h, or was deleted): re-create it
+        if it does not. One at a time: the capture and the rules thread may both ask."""
+        if self._stopping.is_set():
+            return
+        with self._revive_lock:
+            start_agent(api, namespace, node, image, progress=lambda m: self.notice("info", m))
 
     def refilter(self, bpf_for: Callable[[str], str], service_key: str) -> None:
         """Restart each node's capture whose filter (`bpf_for(node_ip)`) changed; none once
@@ -99,8 +109,17 @@ class AgentFleet:
                     self._read_rules(node, watch, known, service(), emit, changed=changed)
                 except Exception as exc:  # one node's failure must not stop the others
                     self.notice("warning", f"rules on {node}: {one_line(exc)}")
+                    self._quiet_revive(watch)
             changed = self._rules_wanted.wait(RULES_PERIOD)
             self._rules_wanted.clear()
+
+    def _quiet_revive(self, watch: NodeWatch) -> None:
+        """After a failed read: bring the agent back if it is gone (saying why if it cannot)."""
+        try:
+            if watch.revive is not None:
+                watch.revive()
+        except Exception as exc:  # reported; the next read tries again
+            self.notice("warning", f"node agent on {watch.node}: {one_line(exc)}")
 
     def _read_rules(
         self,
