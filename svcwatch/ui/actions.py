@@ -199,11 +199,11 @@ DASHBOARD_ACTIONS: list[ActionSpec] = [
     ActionSpec("help", "question_mark", "?", "help", "Help", "Show this help screen."),
     ActionSpec(
         "quit",
-        "q",
+        "q,ctrl+c",  # ctrl+c quits too, as in k9s (Textual's own default is ctrl+q)
         "q",
         "quit_dashboard",
         "Quit",
-        "Quit; the lab is torn down unless svcwatch was started with --keep.",
+        "Quit (ctrl+c too); the lab is torn down unless svcwatch was started with --keep.",
     ),
 ]
 
