@@ -389,6 +389,16 @@ class SvcwatchApp(App[None]):
         self.talk.scenario_chosen()
         self.post_message(messages.ScenarioRequested(target))
 
+    def action_next_node(self) -> None:
+        """The chain pane shows the next watched node's rules (a cluster with several nodes)."""
+        switching = self.capabilities.node_switching
+        if switching is None:
+            self.notify("the chain pane has one node to show", severity="warning")
+            return
+        node = switching.show_next_node()
+        self.notify(f"chain pane: rules on node {node}", title="Node")
+        self._read_chain()
+
     def action_edit_slice(self) -> None:
         if self.capabilities.slice_editing is None:
             self.notify(f"the slice cannot be edited here: {self._read_only()}", severity="warning")
