@@ -53,6 +53,23 @@ class RolloutReplay(Protocol):
         ...
 
 
+class ProxyModeSwitching(Protocol):
+    """Key `m`: switch kube-proxy between iptables and nftables mode on the running lab.
+
+    The rules are swapped (the new mode's in first, then the old mode's out); the change arrives
+    as a RulesSynced event naming the new mode, so the chain pane re-reads the kernel.
+    """
+
+    @property
+    def proxy_mode(self) -> str:
+        """iptables or nftables: the mode the lab's rules are in now."""
+        ...
+
+    def switch_proxy_mode(self, mode: str | None = None) -> str:
+        """Switch to `mode` (None: the other one); returns the mode now in force."""
+        ...
+
+
 class ReplayControls(Protocol):
     """Keys space . [ ] on a replay, the header's "replay ▶ 2x", and the dashboard's clock.
 
@@ -102,6 +119,19 @@ class ExitReport(Protocol):
     def exit_line(self) -> str | None: ...
 
 
+class NodeSwitching(Protocol):
+    """Key `n` on a cluster with several watched nodes: the chain pane shows the next node's
+    rules (each node's kube-proxy writes its own; they differ with Local traffic policy)."""
+
+    def nodes_watched(self) -> Sequence[str]:
+        """The nodes whose rules are read, in the order `n` cycles through them."""
+        ...
+
+    def show_next_node(self) -> str:
+        """Show the next node's rules from now on; its name."""
+        ...
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What one session can do; None where it cannot (see the module docstring)."""
@@ -109,9 +139,11 @@ class Capabilities:
     scenarios: ScenarioSwitching | None = None
     slice_editing: SliceEditing | None = None
     rollout_replay: RolloutReplay | None = None
+    proxy_modes: ProxyModeSwitching | None = None
     replay: ReplayControls | None = None
     key_recording: KeyRecording | None = None
     watch_health: WatchHealth | None = None
+    node_switching: NodeSwitching | None = None
     exit_report: ExitReport | None = None
     stream_start: float | None = None  # the stream's +0.000s when the session fixes it
     read_only: str | None = None  # why this session changes nothing (None: it may)

@@ -211,3 +211,26 @@ def test_zone_hints_with_local_policy_keep_the_local_endpoint_reachable() -> Non
         "ns1/svc1:p80 -> 10.0.1.2:80"
     ]
     assert sum(line.startswith(":KUBE-SEP-") for line in text) == 2
+
+
+def test_nodeport_addresses_jump_per_node_address() -> None:
+    """--nodeport-addresses: one `-d IP` jump to KUBE-NODEPORTS per matching node address
+    (syncProxyRules' else branch); without 127/8 among them localhost NodePorts are off."""
+    head = '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must '
+    node = replace(CONFIG, node_addresses=("127.0.0.1", "192.168.0.2", "192.168.1.2"))
+    with_lo = replace(node, nodeport_addresses=("192.168.0.0/24", "127.0.0.1/32"))
+    jumps = [
+        line for line in lines(SVC, slice_of(("10.0.1.1", None)), with_lo) if line.startswith(head)
+    ]
+    assert [j.split('chain" ')[1] for j in jumps] == [
+        "-d 127.0.0.1 -j KUBE-NODEPORTS",
+        "-d 192.168.0.2 -j KUBE-NODEPORTS",
+    ]
+    without_lo = replace(node, nodeport_addresses=("192.168.0.0/16",))
+    text = lines(SVC, slice_of(("10.0.1.1", None)), without_lo)
+    jumps = [line for line in text if line.startswith(head)]
+    assert [j.split('chain" ')[1] for j in jumps] == [
+        "-d 192.168.0.2 -j KUBE-NODEPORTS",
+        "-d 192.168.1.2 -j KUBE-NODEPORTS",
+    ]
+    assert ":KUBE-FIREWALL - [0:0]" not in text  # localhost NodePorts forced off: no guard
