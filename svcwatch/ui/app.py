@@ -19,14 +19,17 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
-from svcwatch.model.events import RulesSynced, SliceChanged
+from svcwatch.model.events import Event, RulesSynced, SliceChanged
 from svcwatch.model.manifest import dump_slice
 from svcwatch.model.scenario import SCENARIOS
+from svcwatch.record.reader import Shown
 from svcwatch.session.base import Session
+from svcwatch.session.display import PushesDisplay
 from svcwatch.ui import actions, messages
 from svcwatch.ui.bridge import UiSink
 from svcwatch.ui.controls import SessionControlsMixin
 from svcwatch.ui.diagnosis import Diagnosis
+from svcwatch.ui.display_log import DisplayLog, view_digest
 from svcwatch.ui.presenter import PresenterMixin
 from svcwatch.ui.screens.help import HelpScreen
 from svcwatch.ui.screens.main import MainScreen, StoppingScreen
@@ -87,6 +90,9 @@ class SvcwatchApp(PresenterMixin, SessionControlsMixin, App[None]):
         self.scenes = ScenePlayer(script) if script is not None else None
         self._caption_override: tuple[str, str] | None = None  # the preStop replay's caption
         self._scene_timer: Timer | None = None
+        self.display_log = DisplayLog(session)  # what was displayed: recorded, or replayed exactly
+        # A replay pushes what the live dashboard displayed; pulling too would show other moments.
+        self.pushes_state = isinstance(session, PushesDisplay) and session.pushes_state
 
     # --- compose -------------------------------------------------------------------------------
 
@@ -153,8 +159,9 @@ class SvcwatchApp(PresenterMixin, SessionControlsMixin, App[None]):
                 self.session.title,
             )
         )
-        self._read_chain(after_sync=True)
-        self._read_endpoints()
+        if not self.pushes_state:
+            self._read_chain(after_sync=True)
+            self._read_endpoints()
 
     @work(
         thread=True,
@@ -191,7 +198,8 @@ class SvcwatchApp(PresenterMixin, SessionControlsMixin, App[None]):
     )
     def _switch_scenario(self, name: str) -> None:
         self.session.request_scenario(name)
-        self._read_endpoints()
+        if not self.pushes_state:
+            self._read_endpoints()
 
     @work(
         thread=True,
@@ -214,42 +222,69 @@ class SvcwatchApp(PresenterMixin, SessionControlsMixin, App[None]):
             self.post_message(messages.SessionStopped())
 
     def _refresh_counters(self) -> None:
-        if not self.stopping and self.session_ready:
+        if not self.stopping and self.session_ready and not self.pushes_state:
             self._read_chain()
 
     # --- routing -------------------------------------------------------------------------------
 
     def on_events_arrived(self, message: messages.EventsArrived) -> None:
-        self.main.show_events(message.events, message.dropped)
-        if any(getattr(e, "kind", "") == "stale" for e in message.events):
+        events: list[Event] = []
+        for item in message.events:
+            if isinstance(item, Shown):  # a replay: what the live dashboard displayed here
+                self._show_events(events)
+                events = []
+                self.display_log.show_recorded(self, item)
+            else:
+                events.append(item)
+        self._show_events(events, message.dropped)
+
+    def _show_events(self, events: list[Event], dropped: int = 0) -> None:
+        if not events and not dropped:
+            return
+        self.display_log.count(len(events) + dropped)
+        self.main.show_events(events, dropped)
+        if any(getattr(e, "kind", "") == "stale" for e in events):
             self.refresh_status()  # the watch broke or came back: say so now
         if self.stopping:
             return
-        if any(isinstance(e, RulesSynced) for e in message.events):
+        if any(isinstance(e, RulesSynced) for e in events) and not self.pushes_state:
             self._read_chain(after_sync=True)
-        changes = [e for e in message.events if isinstance(e, SliceChanged)]
+        changes = [e for e in events if isinstance(e, SliceChanged)]
         if changes:
             if changes[-1].scenario:
-                self._set_scenario(changes[-1].scenario)
-            self._read_endpoints()
+                self.set_scenario(changes[-1].scenario)
+            if not self.pushes_state:
+                self._read_endpoints()
+        self._record_view()
+
+    def _record_view(self) -> None:
+        if self.display_log.recording and self.main.is_mounted:
+            self.display_log.view(view_digest(self.main, self.scenario_label))
 
     def on_session_started(self, message: messages.SessionStarted) -> None:
         self.session_ready = True
         self.title = f"svcwatch · {message.title}"
         self.main.evidence.service = message.service.key
+        self.display_log.service = message.service
         self.main.show_endpoints(message.slice, [])
-        self._set_scenario(message.scenario or "happy")
+        self.display_log.endpoints(message.slice, [])
+        self.set_scenario(message.scenario or "happy")
 
     def on_chain_read(self, message: messages.ChainRead) -> None:
         self.main.show_chain(message.tree, message.after_sync)
+        self.display_log.chain(message.tree)
+        self._record_view()
 
     def on_endpoints_read(self, message: messages.EndpointsRead) -> None:
         self.main.show_endpoints(message.slice, message.facts)
+        self.display_log.endpoints(message.slice, message.facts)
         if message.scenario:
-            self._set_scenario(message.scenario)
+            self.set_scenario(message.scenario)
+        self._record_view()
 
     def on_scenario_requested(self, message: messages.ScenarioRequested) -> None:
-        self._set_scenario(message.name)
+        if not self.pushes_state:  # a replay's header changes when the jump lands, if it does
+            self.set_scenario(message.name)
         self._switch_scenario(message.name)
 
     def on_slice_edited(self, message: messages.SliceEdited) -> None:
@@ -270,13 +305,15 @@ class SvcwatchApp(PresenterMixin, SessionControlsMixin, App[None]):
         if event.worker.group == "stop":
             self.exit(message=f"svcwatch: error while stopping: {error}")
 
-    def _set_scenario(self, name: str) -> None:
+    def set_scenario(self, name: str) -> None:
         self.scenario = name
         scenario = SCENARIOS.get(name)
         label = f"{scenario.title} ({scenario.key})" if scenario else name
         self.scenario_label = f"scenario: {label}"
+        self.display_log.scenario(name)
         self.refresh_status()
         self._show_caption()
+        self._record_view()
 
     # --- actions (bound through actions.DASHBOARD_ACTIONS) -----------------------------------
 
@@ -320,6 +357,7 @@ class SvcwatchApp(PresenterMixin, SessionControlsMixin, App[None]):
 
     def action_clear_stream(self) -> None:
         self.main.clear_stream()
+        self.display_log.cleared()
 
     def action_next_theme(self) -> None:
         names = self.theme_names or [self.theme]
