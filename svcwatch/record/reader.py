@@ -21,6 +21,7 @@ from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError
 from svcwatch.model.events import Event, SliceChanged
+from svcwatch.model.manifest import parse_slice
 from svcwatch.model.service import Service
 from svcwatch.record import format as fmt
 
@@ -45,11 +46,13 @@ class Damage:
 class Shown:
     """A value the dashboard displayed, and after how many stream events it displayed it.
 
-    `what` is `chain` (a ChainTree), `objects` (a (Service, EndpointSlice) pair), `facts` (a list
-    of endpoint-fact dicts), `scenario` (a name), `clear` (the user pressed `c`: None), `view` (a
-    digest of what the panes showed, to verify a replay against: a dict) or `reset` (a replay jump
-    starts over: never recorded). A replay shows each one after exactly `seen` events, which is
-    what makes it show what the live dashboard showed, not a guess from timestamps.
+    `what` is `started` (the session started: a (Service, EndpointSlice) pair), `chain` (a
+    ChainTree), `slice` (an EndpointSlice), `facts` (a list of endpoint-fact dicts), `scenario` (a
+    name), `clear` (the user pressed `c`: None), `view` (a digest of what the panes showed, to
+    verify a replay against: a dict), `objects` (a pulled pair, in recordings without `shown`
+    records) or `reset` (a replay jump starts over: never recorded). A replay shows each one
+    after exactly `seen` events, which is what makes it show what the live dashboard showed, not
+    a guess from timestamps.
     """
 
     seen: int
@@ -206,7 +209,12 @@ def _add_line(recording: Recording, raw: bytes, complete_line: bool) -> str | No
 def _dispatch(recording: Recording, record: dict[str, Any]) -> None:
     kind = record.get("rec")
     if kind == "event":
-        recording.events.append(fmt.event_from_record(record))
+        event = fmt.event_from_record(record)
+        recording.events.append(event)
+        if isinstance(event, SliceChanged) and event.scenario:  # the dashboard's header follows
+            recording.pulled.append(
+                Shown(len(recording.events), event.ts, "scenario", event.scenario)
+            )
         return
     if kind == "end":
         recording.complete = True
@@ -244,9 +252,13 @@ def _add_shown(recording: Recording, record: dict[str, Any], ts: float) -> None:
     if what == "chain":
         value = fmt.chain_from_dict(record["chain"])
         recording.chains.append((ts, value))
-    elif what == "objects":
+    elif what == "started":
         value = fmt.objects_from_record(record)
         recording.objects.append((ts, *value))
+    elif what == "slice":
+        value = parse_slice(record["slice"], "recording")
+        if recording.objects:
+            recording.objects.append((ts, recording.objects[-1][1], value))
     elif what == "facts":
         value = [dict(f) for f in record["facts"]]
         recording.facts.append((ts, value))

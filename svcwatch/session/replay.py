@@ -179,25 +179,30 @@ class ReplaySession:
     # --- helpers ----------------------------------------------------------------------------
 
     def _objects(self) -> tuple[Service, EndpointSlice]:
-        shown = self._shown("objects")
-        if shown is not None:
-            return shown.value  # type: ignore[no-any-return]
         if not self.recording.objects:
             raise InputError(
                 "the recording holds no Service or EndpointSlice", source=str(self.recording.path)
             )
-        return self.recording.objects[0][1:]
+        service, slice_ = self.recording.objects[0][1:]
+        for shown in self._played():
+            if shown.what in ("started", "objects"):
+                service, slice_ = shown.value
+            elif shown.what == "slice":
+                slice_ = shown.value
+        return service, slice_
+
+    def _played(self) -> list[Shown]:
+        """What the live dashboard displayed up to the point the player has reached."""
+        if self._player is not None:
+            played = self._player.position
+        else:  # not started: up to the clock, as a jump there would play it
+            now = self.clock.now()
+            events = self.recording.events
+            played = next((i for i, e in enumerate(events) if e.ts > now), len(events))
+        return [shown for shown in self.recording.shown if shown.seen <= played]
 
     def _shown(self, what: str) -> Shown | None:
-        """The last `what` the live dashboard displayed by the point the player has reached."""
-        played = self._player.position if self._player is not None else 0
-        last = None
-        for shown in self.recording.shown:
-            if shown.seen > played:
-                break
-            if shown.what == what:
-                last = shown
-        return last
+        return next((s for s in reversed(self._played()) if s.what == what), None)
 
     def _announce_end(self) -> None:
         self._notice(

@@ -264,10 +264,11 @@ class SvcwatchApp(PresenterMixin, SessionControlsMixin, App[None]):
     def on_session_started(self, message: messages.SessionStarted) -> None:
         self.session_ready = True
         self.title = f"svcwatch · {message.title}"
+        if self.pushes_state:
+            return  # a replay shows what the live dashboard showed when its session started
         self.main.evidence.service = message.service.key
-        self.display_log.service = message.service
         self.main.show_endpoints(message.slice, [])
-        self.display_log.endpoints(message.slice, [])
+        self.display_log.started(message.service, message.slice)
         self.set_scenario(message.scenario or "happy")
 
     def on_chain_read(self, message: messages.ChainRead) -> None:

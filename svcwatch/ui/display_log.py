@@ -60,7 +60,6 @@ class DisplayLog:
     def __init__(self, session: object) -> None:
         self.recorder = session if isinstance(session, RecordsDisplay) else None
         self.seen = 0  # stream events the dashboard has shown (live)
-        self.service: Service | None = None
         self._last: dict[str, Any] = {}  # what: the last value recorded, to skip repeats
         self.views_checked = 0
         self.mismatches: list[tuple[int, str]] = []  # (seen, pane) where a replay differed
@@ -75,9 +74,13 @@ class DisplayLog:
     def chain(self, tree: ChainTree) -> None:
         self._record("chain", {"chain": fmt.chain_to_dict(tree)})
 
+    def started(self, service: Service, slice_: EndpointSlice) -> None:
+        self._record("started", fmt.objects_record(service, slice_, 0.0), always=True)
+        self._last["slice"] = {"slice": slice_.to_manifest()}  # shown with no facts yet
+        self._last["facts"] = {"facts": []}
+
     def endpoints(self, slice_: EndpointSlice, facts: list[EndpointFacts]) -> None:
-        if self.service is not None:
-            self._record("objects", fmt.objects_record(self.service, slice_, 0.0))
+        self._record("slice", {"slice": slice_.to_manifest()})
         self._record("facts", {"facts": [dataclasses.asdict(f) for f in facts]})
 
     def scenario(self, name: str) -> None:
@@ -103,9 +106,13 @@ class DisplayLog:
         main = app.main
         if shown.what == "chain":
             main.show_chain(shown.value, after_sync=False)
-        elif shown.what == "objects":
+        elif shown.what in ("started", "objects"):
             main.evidence.service = shown.value[0].key
-            main.show_endpoints(shown.value[1], main.evidence.facts)
+            main.show_endpoints(
+                shown.value[1], [] if shown.what == "started" else main.evidence.facts
+            )
+        elif shown.what == "slice":
+            main.show_endpoints(shown.value, main.evidence.facts)
         elif shown.what == "facts" and main.evidence.slice is not None:
             main.show_endpoints(main.evidence.slice, [EndpointFacts(**f) for f in shown.value])
         elif shown.what == "scenario":
@@ -113,8 +120,8 @@ class DisplayLog:
         elif shown.what == "clear":
             main.clear_stream()
         elif shown.what == "reset":  # a jump: the stream starts over and catches up at once
-            main.clear_stream()
-            main.chain_pane.border_subtitle = ""
+            main.start_over()
+            app.scenario, app.scenario_label = None, ""
         elif shown.what == "view":
             pane = self.check(shown, view_digest(main, app.scenario_label))
             if pane is not None and len(self.mismatches) == 1:

@@ -61,6 +61,12 @@ class ChainPane(VerticalScroll):
         self.border_title = self.title_for(tree)
         self.redraw()
 
+    def start_over(self) -> None:
+        self.chain_tree = None
+        self.changed_at.clear()
+        self.border_title, self.border_subtitle = "iptables chain", ""
+        self.query_one("#chain-body", Static).update("reading rules from the kernel…")
+
     def show_sync(self, timing: SyncTiming) -> None:
         """The last slice change's lag, under the pane: how long until the kernel and the wire
         showed it (the lab's numbers against kube-proxy's 1 s minSyncPeriod are the point)."""
