@@ -95,7 +95,7 @@ def flood_once(
     """One flood into the ring sink, plus a recorder when `record_to` is given."""
     spec = node.spec
     ring = RingSink()
-    recorder = Recorder(record_to, backend="bench") if record_to else None
+    recorder = Recorder(record_to, session_kind="bench") if record_to else None
     sink: EventSink = FanoutSink([ring, recorder]) if recorder else ring
     capture = NodeCapture(spec.node_ns, sink, service_key="bench")
     capture.start(capture_filter(node))

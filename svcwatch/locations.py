@@ -48,7 +48,7 @@ def manifest_files(paths: Iterable[str] | None) -> list[Path]:
     for root in roots:
         if root.is_dir():
             out.extend(sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml")))
-        elif root.is_file():
+        elif root.exists():  # a FIFO or a device too: the reader says what it is, not "no such"
             out.append(root)
         else:
             raise InputError(f"no such file or directory: {root}", field="-f")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import socket
 import subprocess
@@ -57,6 +58,14 @@ def entered(name: str) -> Iterator[None]:
         target = os.open(netns_path(name), os.O_RDONLY)
         try:
             _setns(target)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            # The name's bind mount was just removed (`ip netns del`, `lab down`): the file left
+            # for a moment is no namespace. Report it as what it is: the namespace is gone.
+            raise FileNotFoundError(
+                errno.ENOENT, f"network namespace {name} is gone", str(netns_path(name))
+            ) from None
         finally:
             os.close(target)
         try:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
-from svcwatch.model.events import Event
+from svcwatch.model.events import Event, Notice
 
 
 class EventSink(Protocol):
@@ -98,3 +99,9 @@ class FanoutSink:
     def emit_many(self, events: Sequence[Event]) -> None:
         for sink in self.sinks:
             sink.emit_many(events)
+
+
+def report_write_error(sink: EventSink, origin: str, message: str) -> None:
+    """Tell whoever shows the stream that a writer (the recording, the pcap) stopped, once: an
+    `error` Notice, on which the dashboard also re-reads the session's title for its header."""
+    sink.emit(Notice(time.time(), "error", message, origin=origin))

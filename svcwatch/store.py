@@ -13,13 +13,15 @@ import fcntl
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
 from svcwatch.model.endpointslice import EndpointSlice
-from svcwatch.model.errors import InputError
+from svcwatch.model.errors import InputError, SetupError
 from svcwatch.model.manifest import dump_slice, parse_documents, parse_service
 from svcwatch.model.service import Service
 
@@ -29,17 +31,32 @@ SLICE_FILE = "endpointslice.yaml"
 SERVICE_FILE = "service.yaml"
 
 
+@contextmanager
+def state_writes(where: Path) -> Iterator[None]:
+    """Turn a failed write under the state directory (full, read-only, not a directory) into a
+    one-line SetupError naming the place and the reason, instead of an OSError traceback."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise SetupError(
+            f"cannot write svcwatch's state under {where}: {reason} "
+            "(free some space, or point SVCWATCH_STATE_DIR at a writable directory)"
+        ) from exc
+
+
 def atomic_write(path: Path, text: str) -> None:
     """Write `text` to `path` by rename, so no reader ever sees a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with state_writes(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 class ObjectStore:
@@ -57,6 +74,10 @@ class ObjectStore:
         return self.root / SERVICE_FILE
 
     def _next_version(self) -> str:
+        with state_writes(self.root):
+            return self._bump_version()
+
+    def _bump_version(self) -> str:
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".resourceversion", "a+") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)

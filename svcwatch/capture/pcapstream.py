@@ -6,6 +6,12 @@ with libpcap >= 1.10, SLL before), which carries the interface index and packet 
 maps those indexes to names (the agent lists them with `ip -o link`). Ethernet captures from one
 interface work too (their interface name is `ifnames[0]`, or "?" when not given). Reading is
 incremental: each record is yielded as soon as its bytes arrive.
+
+A busy Service sends tens of thousands of packets a second, so the reader's cost must follow the
+bytes that arrive, never the bytes still waiting: it reads whatever the stream has (up to
+READ_SIZE), walks the complete records in that buffer by offset, and drops the consumed prefix
+only once per read (a bytearray drops its front in place). Only each record's own bytes are copied
+(into the event's frame).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ _MAGICS = {  # magic as read little-endian -> (byte order, timestamp fraction di
 }
 PCAPNG_MAGIC = 0x0A0D0D0A
 SUPPORTED_LINKTYPES = (LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2)
+READ_SIZE = 1 << 16  # bytes asked of the stream per read; a pipe or websocket returns what it has
+MAX_CAPLEN = 262144  # libpcap's largest snapshot: a bigger record length is a corrupt stream
 
 
 def _read_exact(stream: BinaryIO, size: int) -> bytes | None:
@@ -76,31 +84,54 @@ def _iface_of(frame: bytes, linktype: int, ifnames: Mapping[int, str]) -> str:
 def iter_pcap_events(
     stream: BinaryIO, *, ifnames: Mapping[int, str], node: str | None, keep_raw: bool = True
 ) -> Iterator[PacketEvent]:
-    """Yield an event per decodable record until the stream ends.
+    """Yield an event per decodable record until the stream ends (a partial last record is an
+    end too).
 
     Args:
-        stream: an unbuffered or line-flushed binary stream of classic pcap.
+        stream: a binary stream of classic pcap whose read(n) returns what is available (a pipe,
+            the exec stream, a file).
         ifnames: interface index -> name on the capturing node.
         node: the node's name, shown in each event's interface tag.
     """
     order, divisor, linktype = read_pcap_header(stream)
-    record = struct.Struct(order + "IIII")
+    header = struct.Struct(order + "IIII")
+    buffer = bytearray()
+    read = getattr(stream, "read1", None) or stream.read  # a buffered stream: what it has now
     while True:
-        head = _read_exact(stream, record.size)
-        if head is None:
+        chunk = read(READ_SIZE)
+        if not chunk:
             return
-        seconds, fraction, caplen, _ = record.unpack(head)
-        frame = _read_exact(stream, caplen)
-        if frame is None:
-            return
-        event = decode_frame(
-            frame,
-            _iface_of(frame, linktype, ifnames),
-            0,
-            seconds + fraction / divisor,
-            linktype,
-            node,
-            keep_raw,
-        )
-        if event is not None:
-            yield event
+        buffer += chunk
+        records, used = _complete_records(buffer, header)
+        del buffer[:used]  # in place: CPython moves a bytearray's start instead of copying
+        for seconds, fraction, frame in records:
+            event = decode_frame(
+                frame,
+                _iface_of(frame, linktype, ifnames),
+                0,
+                seconds + fraction / divisor,
+                linktype,
+                node,
+                keep_raw,
+            )
+            if event is not None:
+                yield event
+
+
+def _complete_records(
+    buffer: bytearray, header: struct.Struct
+) -> tuple[list[tuple[int, int, bytes]], int]:
+    """(seconds, fraction, frame) of each whole record at the start of `buffer`, and their size."""
+    size, unpack, end, offset = header.size, header.unpack_from, len(buffer), 0
+    records: list[tuple[int, int, bytes]] = []
+    with memoryview(buffer) as view:  # released before the caller resizes the buffer
+        while end - offset >= size:
+            seconds, fraction, caplen, _ = unpack(view, offset)
+            if caplen > MAX_CAPLEN:
+                raise InputError(f"corrupt pcap stream: a record of {caplen} bytes")
+            stop = offset + size + caplen
+            if stop > end:
+                break
+            records.append((seconds, fraction, view[offset + size : stop].tobytes()))
+            offset = stop
+    return records, offset

@@ -16,7 +16,8 @@ import click
 
 from svcwatch import __version__
 from svcwatch.cli import options
-from svcwatch.model.errors import InputError, SetupError
+from svcwatch.cli.signals import StopRequested, exit_status, process_shutdown
+from svcwatch.model.errors import InputError, OutputError, SetupError
 
 # name -> "module:attribute"; each module defines one click command or group.
 SUBCOMMANDS: dict[str, str] = {
@@ -62,7 +63,13 @@ endpoints, pod down and the rollout race. The lab needs root (sudo) on Linux; wi
 """
 
 
-@click.group(cls=LazyGroup, invoke_without_command=True, help=HELP)
+@click.group(
+    cls=LazyGroup,
+    invoke_without_command=True,
+    help=HELP,
+    # -h as well, on every subcommand too (child contexts inherit it).
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="svcwatch")
 @options.lab_options
 @options.probe_options
@@ -81,32 +88,72 @@ def one_line(message: str) -> str:
     return " ".join(str(message).split())
 
 
+def silence_stdout() -> None:
+    """Point standard output at /dev/null: what could not be written there is dropped, and the
+    interpreter's last flush at exit does not fail again with a second message."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no stdout at all: nothing to silence
+        pass
+
+
+def say(line: str) -> None:
+    """One line on stderr; when stderr itself is gone (a closed terminal, /dev/full), nothing:
+    the exit status still tells."""
+    try:
+        click.echo(line, err=True)
+    except (OSError, ValueError):
+        pass
+
+
+def stop_signal_behind(exc: BaseException) -> int | None:
+    """The stop signal this exception arose from handling, if any (click wraps them)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, StopRequested):
+            return seen.signum
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI and turn every expected failure into one line."""
+    process_shutdown().install()  # SIGTERM/SIGINT/SIGHUP at any moment: see cli/signals.py
     try:
         cli.main(args=argv, prog_name="svcwatch", standalone_mode=False)
+    except StopRequested as exc:
+        sys.exit(exit_status(exc.signum))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        click.echo(f"svcwatch: error: {one_line(exc.format_message())}{hint}", err=True)
+        say(f"svcwatch: error: {one_line(exc.format_message())}{hint}")
         sys.exit(2)
-    except click.exceptions.Abort:
-        sys.exit(130)
+    except click.exceptions.Abort as exc:  # click's wrapping of a KeyboardInterrupt
+        signum = stop_signal_behind(exc)
+        sys.exit(exit_status(signum) if signum is not None else 130)
     except KeyboardInterrupt:
         sys.exit(130)
     except (InputError, SetupError) as exc:
-        click.echo(f"svcwatch: error: {one_line(str(exc))}", err=True)
+        say(f"svcwatch: error: {one_line(str(exc))}")
         sys.exit(2)
+    except OutputError as exc:
+        silence_stdout()
+        say(f"svcwatch: error: {one_line(str(exc))}")
+        sys.exit(1)
     except click.ClickException as exc:
-        click.echo(f"svcwatch: error: {one_line(exc.format_message())}", err=True)
+        say(f"svcwatch: error: {one_line(exc.format_message())}")
         sys.exit(exc.exit_code or 1)
     except Exception as exc:  # a bug: still one line, the traceback on request
+        signum = stop_signal_behind(exc)
+        if signum is not None:  # e.g. click's newline after a signal, onto a closed terminal
+            sys.exit(exit_status(signum))
         if os.environ.get("SVCWATCH_DEBUG"):
             raise
-        click.echo(
+        say(
             f"svcwatch: internal error: {type(exc).__name__}: {one_line(str(exc))} "
-            "(set SVCWATCH_DEBUG=1 for the traceback)",
-            err=True,
+            "(set SVCWATCH_DEBUG=1 for the traceback)"
         )
         sys.exit(1)

@@ -79,7 +79,7 @@ def cluster() -> None:
 @_cluster_flags
 @click.option(
     "--timeout",
-    type=click.FloatRange(1, 3600),
+    type=options.FiniteFloat(1, 3600),
     default=180.0,
     show_default=True,
     help="Seconds to wait for the socat pod to become Ready.",

@@ -12,18 +12,19 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
-from types import FrameType
+from functools import partial
 from typing import Any
 
+from svcwatch.cli.signals import StopRequested, TerminalWatch, process_shutdown
 from svcwatch.model.errors import SetupError
 from svcwatch.session.base import Session
+from svcwatch.session.guard import StartStopGuard
 
 
 def run_dashboard(**kwargs: Any) -> None:
     """Open the dashboard with the CLI's flags (see svcwatch/cli/options.py)."""
     from svcwatch.session.factory import make_session  # backends are heavy: import on use
-    from svcwatch.ui.script import load_script
+    from svcwatch.talk.script import load_script
 
     theme = kwargs.get("theme")
     captions, script_path = bool(kwargs.pop("captions", False)), kwargs.pop("script", None)
@@ -48,43 +49,41 @@ def require_terminal() -> None:
         )
 
 
-def stream_start(session: Any) -> float | None:
-    """The stream's +0.000s: a replay's recorded start, a recording's own; None: the app's now."""
-    recording = getattr(session, "recording", None)
-    if session.kind == "replay" and recording is not None:
-        return float(recording.start_ts)
-    t0 = getattr(session, "t0", None)
-    return float(t0) if isinstance(t0, (int, float)) else None
-
-
 def run_session_dashboard(session: Session, **opts: Any) -> None:
     """Run the dashboard on `session` until quit; `opts` are SvcwatchApp's (theme, keep,
     captions, script). A replay runs on its own clock (the recording's time, paused when it is).
+
+    SIGTERM, SIGINT and SIGHUP (and a terminal that went away without one) quit as `q` does:
+    the session is stopped, the lab torn down, and the exit status is 128+N. A stop at any
+    moment of the start waits for it (StartStopGuard), so nothing is left half built.
     """
     from svcwatch.ui.app import SvcwatchApp  # Textual is heavy: import on use
 
     theme = opts.pop("theme", None)
-    if session.kind == "replay":
-        opts.setdefault("clock", session.now)  # type: ignore[attr-defined]
-    app = SvcwatchApp(session, theme_name=theme, t0=stream_start(session), **opts)
-    quit_on_signals(app)
-    app.run()
-    if not app.stopping:  # closed without `q` (a browser tab under `svcwatch serve`, a signal)
-        session.stop()
+    capabilities = session.capabilities()
+    if capabilities.replay is not None:
+        opts.setdefault("clock", capabilities.replay.now)
+    guarded = StartStopGuard(session)
+    # The stream's +0.000s: a replay's recorded start, a recording's own; None: the app's now.
+    app = SvcwatchApp(guarded, theme_name=theme, t0=capabilities.stream_start, **opts)
+    shutdown = process_shutdown()
+    shutdown.during(guarded.stop, lambda _signum: app.request_quit())
+    terminal = TerminalWatch(partial(shutdown.request, signal.SIGHUP, hurry=True))
+    if not os.environ.get("TEXTUAL_DRIVER"):  # a terminal is the screen (not a browser)
+        terminal.start()
+    try:
+        app.run()
+    finally:
+        terminal.stop()
+        guarded.stop()  # done already after `q`; else (a browser tab closed, a crash) now
+    if app.stop_error is not None:
+        raise app.stop_error
+    farewell = capabilities.exit_report.exit_line() if capabilities.exit_report else None
+    if farewell:  # "lab x torn down" / "lab x kept: it was made by `lab up`"
+        from svcwatch.cli import say
+
+        say(f"svcwatch: {farewell}")
     if app.start_error is not None:
         raise SetupError(f"the session did not start: {app.start_error}")
-
-
-def quit_on_signals(app: Any) -> None:
-    """SIGTERM (kill, systemd, `timeout`) and SIGHUP (the terminal went away) end the dashboard
-    like `q`, so the session is stopped and the lab torn down instead of being left behind.
-
-    The handler runs on the main thread, inside Textual's event loop, where `call_from_thread`
-    refuses to run; a short-lived thread hands the exit to the loop the thread-safe way.
-    """
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        threading.Thread(target=app.call_from_thread, args=(app.exit,), daemon=True).start()
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, handler)
+    if shutdown.signum is not None:
+        raise StopRequested(shutdown.signum)

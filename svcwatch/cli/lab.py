@@ -15,7 +15,12 @@ from typing import Any
 
 import click
 
-from svcwatch.cli.options import lab_name_option, manifests_option, pods_option
+from svcwatch.cli.options import (
+    lab_name_option,
+    manifests_option,
+    pods_option,
+    proxy_mode_option,
+)
 
 
 def _state_root() -> Any:
@@ -48,8 +53,11 @@ def lab() -> None:
 @manifests_option
 @lab_name_option
 @pods_option
+@proxy_mode_option
 @json_option
-def up(manifests: tuple[str, ...], lab_name: str, pods: int, as_json: bool) -> None:
+def up(
+    manifests: tuple[str, ...], lab_name: str, pods: int, proxy_mode: str | None, as_json: bool
+) -> None:
     """Build the lab, or reuse it when it is already up and healthy (a broken one is rebuilt).
 
     Builds the node and client namespaces, the cni0 bridge, the socat echo pod and PODS idle pods,
@@ -61,11 +69,12 @@ def up(manifests: tuple[str, ...], lab_name: str, pods: int, as_json: bool) -> N
     found = load_manifests(manifests)
     spec = LabSpec.from_manifests(found, lab_name, idle_pods=pods)
     progress = (lambda line: click.echo(line, err=True)) if as_json else click.echo
-    node = LabNode.up(spec, found, _state_root(), progress=progress)
+    node = LabNode.up(spec, found, _state_root(), progress=progress, proxy_mode=proxy_mode)
     echo = node.echo_pod
     summary = (
         f"lab {spec.name} is up: curl from `svcwatch lab exec client` to {spec.node_ip}:"
-        f"{_node_port(node)} reaches {echo.name} at {echo.ip}:{echo.port}"
+        f"{_node_port(node)} reaches {echo.name} at {echo.ip}:{echo.port} "
+        f"(kube-proxy in {node.proxy.mode} mode)"
     )
     _emit(
         {
@@ -73,6 +82,7 @@ def up(manifests: tuple[str, ...], lab_name: str, pods: int, as_json: bool) -> N
             "node_ip": spec.node_ip,
             "echo_pod": echo.name,
             "echo_ip": echo.ip,
+            "proxy_mode": node.proxy.mode,
             "namespaces": [spec.node_ns, spec.client_ns, *(p.netns for p in node.pods)],
         },
         as_json,
@@ -115,13 +125,17 @@ def list_(as_json: bool) -> None:
 @lab_name_option
 @json_option
 def status(lab_name: str, as_json: bool) -> None:
-    """Namespaces, interfaces, addresses, scenario, the Service's chain from the kernel, drift."""
+    """Namespaces, interfaces, addresses, scenario, the Service's chain from the kernel, and
+    problems: the data plane checked for real (bridge, veths on it, addresses, routes, rules equal
+    to their rendering, the echo process listening). Exits 1 when there is a problem."""
     from svcwatch.lab import LabNode, require_lab_privileges
     from svcwatch.lab.status import describe, render_text
 
     require_lab_privileges()
     data = describe(LabNode.attach(lab_name, _state_root()))
     _emit(data, as_json, render_text(data))
+    if data["problems"]:
+        sys.exit(1)
 
 
 @lab.command()

@@ -5,6 +5,7 @@ Defining each option once keeps the two entry points' flags, defaults and help i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -13,6 +14,20 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_LAB_NAME = "default"
+
+
+class FiniteFloat(click.FloatRange):
+    """A number in a range that is also finite: `nan` passes every `<`/`>` check (so a range
+    alone lets `--interval nan` send probes in a tight loop) and `inf` means "never". Every
+    numeric flag uses this type, so none can slip either through."""
+
+    name = "float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
 
 
 def _apply(decorators: list[Callable[[F], F]]) -> Callable[[F], F]:
@@ -54,12 +69,21 @@ pods_option = click.option(
     show_default=True,
     help="Idle pods on the bridge besides the echo pod (each gets a veth, so ARP floods show).",
 )
+proxy_mode_option = click.option(
+    "--proxy-mode",
+    type=click.Choice(["iptables", "nftables"]),
+    default=None,
+    help="kube-proxy's mode on the lab: iptables (a new lab's default) or nftables (one "
+    "`table ip kube-proxy`, no KUBE-* iptables chains). A reused lab keeps its mode unless this "
+    "is given; then its rules are swapped.",
+)
 
 lab_options = _apply(
     [
         lab_name_option,
         manifests_option,
         pods_option,
+        proxy_mode_option,
         click.option(
             "-s",
             "--scenario",
@@ -69,7 +93,7 @@ lab_options = _apply(
         ),
         click.option(
             "--sync-delay",
-            type=click.FloatRange(0, 60),
+            type=FiniteFloat(0, 60),
             default=0.0,
             show_default=True,
             help="Seconds between a slice change and the rules changing "
@@ -85,14 +109,14 @@ probe_options = _apply(
     [
         click.option(
             "--interval",
-            type=click.FloatRange(0.05, 60),
+            type=FiniteFloat(0.05, 60),
             default=1.0,
             show_default=True,
             help="Seconds between TCP echo probes.",
         ),
         click.option(
             "--timeout",
-            type=click.FloatRange(0.05, 60),
+            type=FiniteFloat(0.05, 60),
             default=2.0,
             show_default=True,
             help="Seconds a probe waits to connect, and then for the echo.",

@@ -9,11 +9,15 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from svcwatch.model.errors import InputError, SetupError
+from svcwatch.model.errors import InputError, OutputError, SetupError
+
+if TYPE_CHECKING:
+    from svcwatch.session.replay import ReplaySession
+    from svcwatch.talk.script import TalkScript
 
 
 class SpeedType(click.ParamType):  # type: ignore[type-arg]  # generic only in click stubs
@@ -126,16 +130,16 @@ def replay(
         click.echo(f"svcwatch: warning: {warning}", err=True)
 
 
-def _load_script(script: str | None) -> Any:
+def _load_script(script: str | None) -> TalkScript | None:
     """A bad talk script is a one-line error before the recording is read or Textual starts."""
     if not script:
         return None
-    from svcwatch.ui.script import load_script
+    from svcwatch.talk.script import load_script
 
     return load_script(script)
 
 
-def _print_stream(session: Any, as_json: bool) -> None:
+def _print_stream(session: ReplaySession, as_json: bool) -> None:
     """Print the recorded events exactly as `svcwatch run --plain/--json` printed them live."""
     from svcwatch.cli.run import StreamPrinter  # the same time-ordering window and line format
     from svcwatch.session.replay import REPLAY_ORIGIN
@@ -191,10 +195,12 @@ def export(recording: str | None, demo: bool, output: str | None) -> None:
     loaded = load_recording(path)
     target = Path(output) if output else _default_output(path)
     sink = PcapngSink(target)
-    try:
-        sink.emit_many(loaded.events)
-    finally:
-        sink.close()
+    sink.emit_many(loaded.events)
+    sink.close()
+    if sink.error is not None:
+        if target.is_file():  # a half-written export is no export: never leave one behind
+            target.unlink()
+        raise OutputError(sink.error)
     names = ", ".join(dict.fromkeys(sink.interface_names)) or "none"
     click.echo(f"wrote {sink.packets} packets to {target} (interfaces: {names})")
     warning = loaded.warning()

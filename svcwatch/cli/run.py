@@ -13,17 +13,19 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
-import signal
 import sys
 import threading
 import time
-from types import FrameType
 from typing import Any, TextIO
 
 import click
 
 from svcwatch.cli import options
-from svcwatch.model.events import Event, plain_line, to_dict
+from svcwatch.cli.signals import process_shutdown
+from svcwatch.model.errors import OutputError, SetupError
+from svcwatch.model.events import Event, Notice, plain_line, to_dict
+from svcwatch.session.base import Session
+from svcwatch.session.guard import StartStopGuard
 from svcwatch.sinks import QueueSink
 
 REORDER_SECONDS = 0.25  # longer than the capture's flush period, short enough to feel live
@@ -46,8 +48,19 @@ class StreamPrinter:
         horizon = None if now is None else now - REORDER_SECONDS
         while self._heap and (horizon is None or self._heap[0][0] <= horizon):
             _, _, event = heapq.heappop(self._heap)
-            self.out.write(self.format(event) + "\n")
+            self._write(self.format(event) + "\n")
+
+    def _write(self, line: str) -> None:
+        try:
+            self.out.write(line)
             self.out.flush()
+        except BrokenPipeError:  # the reader left (`| head`): the caller ends quietly
+            raise
+        except OSError as exc:  # `> /dev/full`, a full disk, a terminal gone
+            self._heap.clear()  # nothing more can be written: do not try again for each event
+            raise OutputError(
+                f"cannot write the stream to standard output: {exc.strerror or exc}"
+            ) from None
 
     def format(self, event: Event) -> str:
         if self.as_json:
@@ -58,7 +71,7 @@ class StreamPrinter:
 class _Starter(threading.Thread):
     """Runs `session.start` off the main thread so its progress notices print while it builds."""
 
-    def __init__(self, session: Any, sink: QueueSink) -> None:
+    def __init__(self, session: Session, sink: QueueSink) -> None:
         super().__init__(name="session-start", daemon=True)
         self.session, self.sink = session, sink
         self.error: BaseException | None = None
@@ -70,20 +83,28 @@ class _Starter(threading.Thread):
             self.error = exc
 
 
-def _signal_as_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-def stream(session: Any, printer: StreamPrinter, duration: float | None) -> None:
-    """Start `session`, print its events until `duration` passes or Ctrl-C, then stop it."""
+def stream(
+    session: Session,
+    printer: StreamPrinter,
+    duration: float | None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Start `session`, print its events until `duration` passes or `stop` is set (a signal), then
+    stop it."""
     sink = QueueSink()
     starter = _Starter(session, sink)
     deadline: float | None = None
+    stop = stop or threading.Event()
+    ended: list[Notice] = []
     try:
         starter.start()
-        while True:
-            printer.add(sink.drain(timeout=0.05))
+        while not stop.is_set():
+            batch = sink.drain(timeout=0.05)
+            printer.add(batch)
             printer.release(time.time())
+            ended = [e for e in batch if isinstance(e, Notice) and e.kind == "ended"]
+            if ended:  # the lab went away under the run (`lab down`): nothing left to stream
+                break
             if deadline is None and not starter.is_alive():
                 if starter.error is not None:
                     raise starter.error
@@ -99,6 +120,8 @@ def stream(session: Any, printer: StreamPrinter, duration: float | None) -> None
         finally:
             printer.add(sink.drain())
             printer.release()
+    if ended:
+        raise SetupError(ended[0].message)
 
 
 @click.command(
@@ -122,7 +145,7 @@ def stream(session: Any, printer: StreamPrinter, duration: float | None) -> None
 @click.option(
     "-d",
     "--duration",
-    type=click.FloatRange(min=0),
+    type=options.FiniteFloat(min=0),
     default=None,
     help="Stop after this many seconds of streaming (default: until Ctrl-C).",
 )
@@ -145,15 +168,13 @@ def run(as_json: bool, duration: float | None, **kwargs: Any) -> None:
     from svcwatch.session.factory import make_session  # backends are heavy: import on use
 
     t0 = time.time()
-    session = make_session(**kwargs)
-    # SIGINT too, explicitly: a run started from a background job inherits SIGINT as ignored,
-    # and `kill -INT` must still stop it cleanly (and tear the lab down) rather than do nothing.
-    stopping = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-    previous = {sig: signal.signal(sig, _signal_as_interrupt) for sig in stopping}
+    session = StartStopGuard(make_session(diagnosis=True, **kwargs))
+    # Ctrl-C, SIGTERM and SIGHUP (SIGINT too when started as a background job, which inherits it
+    # ignored) end the stream as --duration does: the lab torn down, exit 0. At any moment: a
+    # signal during the build waits for it, then tears down (cli/signals.py, session/guard.py).
+    stop = threading.Event()
+    process_shutdown().during(session.stop, lambda _signum: stop.set())
     try:
-        stream(session, StreamPrinter(sys.stdout, as_json=as_json, t0=t0), duration)
+        stream(session, StreamPrinter(sys.stdout, as_json=as_json, t0=t0), duration, stop)
     except BrokenPipeError:  # `svcwatch run | head`: the reader left, the lab is already down
         sys.stderr.close()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

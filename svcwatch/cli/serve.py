@@ -78,7 +78,7 @@ def served_argv(ctx: click.Context, demo: bool, replay_file: str | None) -> list
     if not (demo or replay_file):
         script = ctx.params.get("script")
         if script:
-            from svcwatch.ui.script import load_script
+            from svcwatch.talk.script import load_script
 
             load_script(script)  # a bad talk script fails here, not in the browser
         if not ctx.params.get("cluster"):

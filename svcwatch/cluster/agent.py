@@ -6,8 +6,9 @@ default) with `hostNetwork: true`, `privileged: true` and `nodeName` pinned to t
 `app.kubernetes.io/managed-by: svcwatch` so `cluster down` finds it, and deletes it on exit. It
 sleeps; everything it does is an exec: `tcpdump -i any -U -w - FILTER` for the packet stream (Linux
 cooked capture v2, whose records carry the interface index -- hence `ip -o link` to name them),
-`iptables-save -c -t nat` (and `-t filter`, for the no-endpoints REJECT rules) for the chain with
-counters, and `nft list table ip kube-proxy` when kube-proxy runs in nftables mode.
+and one `sh -c` a read for the watched Service's kube-proxy rules with counters (its own chains
+only, filtered on the node: see `rules_read`), or `nft list table ip kube-proxy` when kube-proxy
+runs in nftables mode. The image needs sh, grep, tcpdump, iptables and iproute2.
 """
 
 from __future__ import annotations
@@ -25,9 +26,17 @@ from typing import Any
 import yaml
 
 from svcwatch.cluster.api import ClusterApi, Conflict
+from svcwatch.cluster.rules_read import (
+    DETECT_SCRIPT,
+    RulesSource,
+    listing_to_save,
+    parse_detected,
+    read_argv,
+)
 from svcwatch.cluster.transport import Transport, wait_for_stderr
 from svcwatch.locations import package_data_dir
 from svcwatch.model.errors import SetupError
+from svcwatch.model.service import Service
 
 AGENT_LABELS = {
     "app.kubernetes.io/managed-by": "svcwatch",
@@ -35,10 +44,6 @@ AGENT_LABELS = {
 }
 DEFAULT_IMAGE = "nicolaka/netshoot:latest"
 LINKS_ARGV = ("ip", "-o", "link")
-NFT_ARGV = ("nft", "list", "table", "ip", "kube-proxy")
-# kube-proxy writes with whichever iptables the node uses; the agent image may default to the other.
-IPTABLES_SAVE_COMMANDS = ("iptables-save", "iptables-nft-save", "iptables-legacy-save")
-KUBE_PROXY_MARK = "KUBE-SERVICES"
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerError")
 
 Progress = Callable[[str], None]
@@ -58,10 +63,6 @@ def capture_argv(bpf: str) -> list[str]:
     return [*argv, bpf] if bpf else argv
 
 
-def iptables_save_argv(command: str, table: str) -> list[str]:
-    return [command, "-c", "-t", table]
-
-
 def parse_links(text: str) -> dict[int, str]:
     """`ip -o link` -> {ifindex: name}; `veth1@if4` is named `veth1`."""
     out: dict[int, str] = {}
@@ -74,13 +75,16 @@ def parse_links(text: str) -> dict[int, str]:
 
 @dataclass(frozen=True, slots=True)
 class NodeRules:
-    """kube-proxy's rules as read on one node: iptables-save text, or the nft table's listing."""
+    """One Service's kube-proxy rules as read on one node: iptables-save text (only the
+    Service's chains and the shared rules for it), or the nft table's listing."""
 
     node: str
     mode: str  # "iptables" | "nftables" | "none"
     text: str
-    command: str  # what produced `text`, e.g. "iptables-legacy-save"
+    command: str  # what produced `text`, e.g. "iptables-nft"
     read_at: float
+    backend: str = ""  # iptables-nft | iptables-legacy | nftables
+    entry: bool = True  # whether the nat KUBE-SERVICES / KUBE-NODEPORTS jumps were read
 
 
 class NodeAgent:
@@ -89,7 +93,7 @@ class NodeAgent:
     def __init__(self, node: str, transport: Transport) -> None:
         self.node = node
         self.transport = transport
-        self._save_command: str | None = None  # the iptables-save that shows kube-proxy's chains
+        self._source: RulesSource | None = None  # how this node's rules are read, once found
 
     def links(self) -> dict[int, str]:
         return parse_links(self.transport.run(LINKS_ARGV))
@@ -110,27 +114,32 @@ class NodeAgent:
             )
         return stream
 
-    def read_rules(self) -> NodeRules:
-        """nat + filter tables with counters, from the iptables that holds kube-proxy's chains."""
-        for command in self._save_candidates():
-            try:
-                nat = self.transport.run(iptables_save_argv(command, "nat"))
-            except SetupError:
-                continue
-            if KUBE_PROXY_MARK in nat or command == self._save_command:
-                self._save_command = command
-                filt = self.transport.run(iptables_save_argv(command, "filter"))
-                return NodeRules(self.node, "iptables", nat + filt, command, time.time())
-        try:
-            listing = self.transport.run(NFT_ARGV)
-            return NodeRules(self.node, "nftables", listing, " ".join(NFT_ARGV), time.time())
-        except SetupError:
-            return NodeRules(self.node, "none", "", "", time.time())
+    def read_rules(self, service: Service, *, entry: bool = True) -> NodeRules:
+        """`service`'s rules with counters, in one exec, at a cost independent of the node's size.
 
-    def _save_candidates(self) -> Sequence[str]:
-        if self._save_command:
-            return (self._save_command,)
-        return IPTABLES_SAVE_COMMANDS
+        Args:
+            entry: also read the nat KUBE-SERVICES / KUBE-NODEPORTS jumps to it (their cost grows
+                with the node's Services on iptables-nft; on legacy they always come).
+        """
+        source = self._source or self._detect()
+        if source.mode == "none":
+            self._source = None  # kube-proxy may not have written its rules yet
+            return NodeRules(self.node, "none", "", "", time.time())
+        try:
+            text = self.transport.run(read_argv(source, service, entry=entry))
+        except SetupError:
+            self._source = None  # found again next time: kube-proxy may have changed mode
+            raise
+        if source.mode == "iptables":
+            text = listing_to_save(text)
+        read_entry = entry or not source.per_chain
+        return NodeRules(
+            self.node, source.mode, text, source.command, time.time(), source.backend, read_entry
+        )
+
+    def _detect(self) -> RulesSource:
+        self._source = parse_detected(self.transport.run(["sh", "-c", DETECT_SCRIPT]))
+        return self._source
 
 
 # --- the agent pod ---------------------------------------------------------------------------

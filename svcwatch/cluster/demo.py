@@ -21,6 +21,7 @@ from svcwatch.cluster.objects import OWNER, check_editable, list_saved, refuse_p
 from svcwatch.locations import manifest_files
 from svcwatch.model.errors import InputError, SetupError
 from svcwatch.model.manifest import parse_documents
+from svcwatch.textfile import read_text_file
 
 APP_MANAGED_BY = "app.kubernetes.io/managed-by"  # on everything `cluster up` creates
 DEMO_KINDS = ("Deployment", "Service", "EndpointSlice")  # what `cluster up` applies, in order
@@ -37,12 +38,13 @@ def demo_documents(paths: Iterable[str] | None, namespace: str | None) -> list[d
     """
     docs: list[dict[str, Any]] = []
     for path in manifest_files(paths):
+        text = read_text_file(path, field="-f")
         try:
-            raw = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+            raw = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
         except yaml.YAMLError:
             raw = None
         if raw is None:  # let the model's parser word the YAML error (file, line)
-            parse_documents(path.read_text(), str(path))
+            parse_documents(text, str(path))
             continue
         demo = [d for d in raw if d.get("kind") in DEMO_KINDS]
         if demo:

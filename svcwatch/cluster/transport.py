@@ -11,7 +11,9 @@ opened with `binary=True`: the client's default decodes stdout as UTF-8 and woul
 from __future__ import annotations
 
 import io
+import os
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Sequence
@@ -58,14 +60,22 @@ class LocalTransport:
 
     def run(self, argv: Sequence[str], timeout: float = 20.0) -> str:
         self._check_binary(argv)
-        done = subprocess.run(  # noqa: PLW1509 - preexec_fn only calls setns
-            list(argv), capture_output=True, timeout=timeout, check=False, **self._popen_kwargs()
+        proc = subprocess.Popen(  # noqa: PLW1509 - preexec_fn only calls setns
+            list(argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # a timeout ends the command's children too (sh -c ...)
+            **self._popen_kwargs(),
         )
-        if done.returncode != 0:
-            raise command_failed(
-                argv, self.where, done.returncode, done.stderr.decode(errors="replace")
-            )
-        return str(done.stdout.decode(errors="replace"))
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise timed_out(argv, self.where, timeout) from None
+        if proc.returncode != 0:
+            raise command_failed(argv, self.where, proc.returncode, err.decode(errors="replace"))
+        return str(out.decode(errors="replace"))
 
     def open_stream(self, argv: Sequence[str]) -> io.RawIOBase:
         self._check_binary(argv)
@@ -187,7 +197,9 @@ class ExecTransport:
             code = ws.returncode
         finally:
             ws.close()
-        if code not in (0, None):
+        if code is None:  # still running: what came so far is not the command's output
+            raise timed_out(argv, self.where, timeout)
+        if code != 0:
             raise command_failed(argv, self.where, code, err.decode(errors="replace"))
         return out.decode(errors="replace")
 
@@ -201,7 +213,7 @@ class ExecStream(io.RawIOBase):
     def __init__(self, ws: Any) -> None:
         self.ws = ws
         self.stderr = bytearray()
-        self._pending = b""
+        self._pending = memoryview(b"")  # what the last frame left unread; sliced, never copied
         self._lock = threading.Lock()
 
     def readable(self) -> bool:
@@ -218,12 +230,13 @@ class ExecStream(io.RawIOBase):
     def _readinto(self, buffer: Any) -> int:
         while not self._pending:
             if self.closed or not self.ws.is_open():
-                self._pending = bytes(self.ws.read_channel(STDOUT)) if not self.closed else b""
-                if not self._pending:
+                rest = bytes(self.ws.read_channel(STDOUT)) if not self.closed else b""
+                self._pending = memoryview(rest)
+                if not rest:
                     return 0  # EOF
                 break
             self.ws.update(timeout=READ_TIMEOUT)
-            self._pending = bytes(self.ws.read_channel(STDOUT))
+            self._pending = memoryview(bytes(self.ws.read_channel(STDOUT)))
             self.stderr += self.ws.read_channel(STDERR)
         size = min(len(buffer), len(self._pending))
         buffer[:size] = self._pending[:size]
@@ -249,6 +262,11 @@ def wait_for_stderr(stream: io.RawIOBase, text: str, timeout: float = 10.0) -> b
     """Wait until the command behind `stream` printed `text` on stderr ("listening on")."""
     waiter = getattr(stream, "wait_for_stderr", None)
     return bool(waiter(text, timeout)) if waiter is not None else True
+
+
+def timed_out(argv: Sequence[str], where: str, timeout: float) -> SetupError:
+    """A command that outlived its timeout: an error, never its partial output as a result."""
+    return SetupError(f"{argv[0]} on {where} did not finish within {timeout:g}s")
 
 
 def command_failed(argv: Sequence[str], where: str, code: int, stderr: str) -> SetupError:

@@ -88,21 +88,41 @@ class Categorized:
     cluster: list[ProxyEndpoint]
     local: list[ProxyEndpoint]
     reachable: list[ProxyEndpoint]  # the ones that get KUBE-SEP chains
-    has_any: bool
+    has_any: bool  # usable endpoints anywhere in the cluster, not just on this node
 
 
-def categorize(endpoints: Sequence[ProxyEndpoint], uses_local: bool) -> Categorized:
-    """Ready endpoints, else serving+terminating ones; for Local policy, the same on this node."""
-    cluster = [e for e in endpoints if e.ready] or [
-        e for e in endpoints if e.serving and e.terminating
-    ]
+def _usable(ep: ProxyEndpoint) -> bool:
+    return ep.ready or (ep.serving and ep.terminating)
+
+
+def _local_endpoints(endpoints: Sequence[ProxyEndpoint]) -> tuple[list[ProxyEndpoint], bool]:
+    """This node's ready endpoints, else its serving+terminating ones (and whether it fell back)."""
+    ready = [e for e in endpoints if e.is_local and e.ready]
+    if ready:
+        return ready, False
+    return [e for e in endpoints if e.is_local and e.serving and e.terminating], True
+
+
+def categorize(
+    endpoints: Sequence[ProxyEndpoint], uses_local: bool = False, uses_cluster: bool = True
+) -> Categorized:
+    """Ready endpoints, else serving+terminating ones; for Local policy, the same on this node.
+
+    `uses_cluster`/`uses_local` say which policy chains the Service port needs (KUBE-SVC- for
+    Cluster policy or any external traffic, KUBE-SVL- for a Local policy); an unused one stays
+    empty, as in kube-proxy.
+    """
+    cluster: list[ProxyEndpoint] = []
+    if uses_cluster:
+        cluster = [e for e in endpoints if e.ready] or [
+            e for e in endpoints if e.serving and e.terminating
+        ]
     if not uses_local:
         return Categorized(cluster, [], cluster, bool(cluster))
-    local = [e for e in endpoints if e.is_local and e.ready]
-    fallback = not local
-    if fallback:
-        local = [e for e in endpoints if e.is_local and e.serving and e.terminating]
-    has_any = bool(cluster) or any(e.ready or (e.serving and e.terminating) for e in endpoints)
+    has_any = bool(cluster) or any(_usable(e) for e in endpoints)
+    local, fallback = _local_endpoints(endpoints)
+    if not uses_cluster:
+        return Categorized([], local, local, has_any)
     if not fallback or not local:
         return Categorized(cluster, local, cluster, has_any)
     # Local fell back to terminating endpoints: kube-proxy merges both lists (map order; sorted).

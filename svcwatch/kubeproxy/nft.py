@@ -52,6 +52,7 @@ LOCAL_PREFIX = "local-"  # Local traffic policy: this node's endpoints only
 EXTERNAL_PREFIX = "external-"  # NodePort / LoadBalancer / externalIP traffic enters here
 FIREWALL_PREFIX = "firewall-"  # loadBalancerSourceRanges
 ENDPOINT_PREFIX = "endpoint-"  # one endpoint: hairpin masquerade + DNAT
+REJECT_CHAIN = "reject-chain"  # the verdict of a no-endpoint element that rejects
 # knftables.NameLengthMax (256) minus the longest prefix (16): longer bases end in "...".
 _BASE_LENGTH_MAX = 256 - 16
 # Dispatch maps in the order a new packet meets them: firewall-check (filter, prerouting -110),
@@ -348,7 +349,7 @@ def service_tree_nft(text: str, service: Service) -> ChainTree:
     no-endpoint-nodeports elements (reject or drop, looked up in the filter hooks).
     """
     table = parse_nft_table(text)
-    tree = ChainTree(service=service.key, backend=BACKEND)
+    tree = ChainTree(service=service.key, proxy_backend=BACKEND)
     per_port = [_port_chains(service, port) for port in service.ports]
     own = {chain for chains in per_port for chain in chains}
     for name in _ENTRY_MAPS:

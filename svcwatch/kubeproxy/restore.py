@@ -18,7 +18,6 @@ from svcwatch.model.errors import InputError
 from svcwatch.model.service import Service
 
 __all__ = [
-    "detect_backend",
     "parse_save",
     "saved_form",
     "saved_probability",
@@ -28,7 +27,6 @@ __all__ = [
 ]
 
 _COUNTED_RULE = re.compile(r"^\[(\d+):(\d+)\] (-A \S+ .*)$")
-_VERSION = re.compile(r"iptables v(\d+)\.(\d+)\.(\d+)(?: \((nf_tables|legacy)\))?")
 _FILTER_CHAINS = (
     "KUBE-SERVICES",
     "KUBE-EXTERNAL-SERVICES",
@@ -140,7 +138,7 @@ def _walk(nat: Table, roots: list[str]) -> dict[str, list[Rule]]:
 
 
 def _filter_rule_matches(rule: Rule, spns: list[str], service: Service) -> bool:
-    if rule.chain not in _FILTER_CHAINS or rule.target not in ("REJECT", "DROP"):
+    if rule.chain not in _FILTER_CHAINS or rule.target not in ("REJECT", "DROP", "ACCEPT"):
         return False
     if rule.comment is not None:
         return any(rule.comment.startswith(spn + " ") for spn in spns)
@@ -149,15 +147,18 @@ def _filter_rule_matches(rule: Rule, spns: list[str], service: Service) -> bool:
     return ip in tokens and any(str(p.port) in tokens for p in service.ports)
 
 
-def service_tree(saved: RuleSet, service: Service, backend: str = "") -> ChainTree:
-    """One Service's entry rules, chains (walk order) and filter REJECT/DROP rules from a dump.
+def service_tree(saved: RuleSet, service: Service, proxy_backend: str = "") -> ChainTree:
+    """One Service's entry rules, chains (walk order) and filter-table rules from a dump.
+
+    The filter rules are its REJECT/DROP rules (no endpoints, no local endpoints, the
+    loadBalancerSourceRanges firewall) and the health-check nodePort's ACCEPT.
 
     Args:
         saved: a parsed dump (`parse_save`), or `saved_form(render(...))` for what should be there.
         service: the Service to isolate; found by hash, so comment-less dumps work too.
-        backend: which iptables produced the dump (`detect_backend`), recorded in the tree.
+        proxy_backend: which iptables wrote the dump (`mode.flavour_of_version`), kept in the tree.
     """
-    tree = ChainTree(service=service.key, backend=backend)
+    tree = ChainTree(service=service.key, proxy_backend=proxy_backend)
     nat = next((t for t in saved.tables if t.name == "nat"), Table("nat"))
     per_port = _port_chains(service)
     own = {chain for _, chains in per_port for chain in chains}
@@ -180,7 +181,9 @@ def share_of(tree: ChainTree) -> dict[str, float]:
     """Each KUBE-SEP chain's share of new connections, from the statistic rules as stored.
 
     A rule with probability p takes p of what reached it; the last rule takes the rest. Local
-    (KUBE-SVL-) chains count only for ports that have no KUBE-SVC- chain.
+    (KUBE-SVL-) chains count only for ports that have no KUBE-SVC- chain. ClientIP-affinity
+    checks (`-m recent --rcheck`) come first but match only clients seen before, so they take
+    no share of new clients: they are skipped, not counted as catch-alls.
     """
     shares: dict[str, float] = {}
     svc_hashes = {c[len(names.SVC_PREFIX) :] for c in tree.chains if c.startswith(names.SVC_PREFIX)}
@@ -192,20 +195,9 @@ def share_of(tree: ChainTree) -> dict[str, float]:
             continue
         remaining = 1.0
         for rule in rules:
-            if not (rule.target or "").startswith(names.SEP_PREFIX):
+            if not (rule.target or "").startswith(names.SEP_PREFIX) or rule.recent == "rcheck":
                 continue
             taken = remaining if rule.probability is None else remaining * rule.probability
             shares[rule.target or ""] = shares.get(rule.target or "", 0.0) + taken
             remaining -= taken
     return shares
-
-
-def detect_backend(version_output: str) -> str:
-    """`iptables --version` text -> "iptables-nft" or "iptables-legacy".
-
-    iptables before 1.8 had only the legacy backend and prints no "(legacy)" suffix.
-    """
-    found = _VERSION.search(version_output)
-    if not found:
-        raise InputError(f"not iptables --version output: {version_output.strip()[:60]!r}")
-    return "iptables-nft" if found[4] == "nf_tables" else "iptables-legacy"

@@ -26,6 +26,25 @@ class Rule:
     def line(self) -> str:
         return f"-A {self.chain} {self.spec}"
 
+    @property
+    def recent(self) -> str | None:
+        """ClientIP session affinity: "rcheck" for a KUBE-SVC- rule that sends a client seen
+        lately back to its endpoint (`-m recent --rcheck`), "set" for the KUBE-SEP- DNAT that
+        records the client (`-m recent --set`), None for any other rule."""
+        words = self.spec.split()
+        if "recent" not in words:
+            return None
+        return "rcheck" if "--rcheck" in words else "set" if "--set" in words else None
+
+    @property
+    def sticky_seconds(self) -> int | None:
+        """How long an affinity check remembers a client (`--seconds N`)."""
+        words = self.spec.split()
+        if self.recent != "rcheck" or "--seconds" not in words:
+            return None
+        value = words[words.index("--seconds") + 1]
+        return int(value) if value.isdigit() else None
+
 
 @dataclass(slots=True)
 class Table:
@@ -68,16 +87,17 @@ class ChainTree:
     """One Service's rules as found in a dump: entry rules, then its chains in walk order.
 
     `entry` holds the KUBE-SERVICES / KUBE-NODEPORTS rules that jump into the Service's chains;
-    `chains` maps each of its chains (KUBE-EXT-, KUBE-SVC-, KUBE-SEP-... in the order a packet
-    walks them) to its rules; `filter_rules` are the filter-table REJECT/DROP rules for it (no
-    endpoints). `backend` says which iptables wrote the dump (iptables-nft, iptables-legacy).
+    `chains` maps each of its chains (KUBE-FW-, KUBE-EXT-, KUBE-SVC-, KUBE-SVL-, KUBE-SEP-... in
+    the order a packet walks them) to its rules; `filter_rules` are its filter-table rules (REJECT
+    or DROP without endpoints, the source-range firewall's DROP, the health-check ACCEPT).
+    `proxy_backend` says which iptables wrote the dump (iptables-nft, iptables-legacy).
     """
 
     service: str
     entry: list[Rule] = field(default_factory=list)
     chains: dict[str, list[Rule]] = field(default_factory=dict)
     filter_rules: list[Rule] = field(default_factory=list)
-    backend: str = ""
+    proxy_backend: str = ""
 
     def all_rules(self) -> list[Rule]:
         return [

@@ -9,6 +9,8 @@ iptables v1.8.9, nft and legacy backends print the same):
   `/32`; the remaining matches keep their order, each followed by its own options;
 - a comment is quoted only if it has a character outside `[A-Za-z0-9_-]` (`"`, `\\`, `'` escaped);
 - `--probability P` prints the stored u32 round(P * 2^31) divided by 2^31 as `%.11f`;
+- `-m recent` prints its mode, `--seconds`/`--reap`, then `--name N --mask 255.255.255.255
+  --rsource` (see `_saved_recent`);
 - marks print as `0x4000`; `MARK --or-mark M` becomes `--set-xmark M/M` and `--xor-mark M`
   becomes `--set-xmark M/0x0`; a bare `REJECT` gains `--reject-with icmp-port-unreachable`.
 
@@ -173,6 +175,37 @@ def _split_front(tokens: list[str]) -> tuple[dict[str, str], list[str]]:
     return front, rest
 
 
+_RECENT_FLAGS = ("--set", "--rcheck", "--update", "--remove", "--reap", "--rttl")
+_RECENT_VALUES = ("--seconds", "--hitcount", "--name", "--mask")
+
+
+def _saved_recent(tokens: Sequence[str]) -> tuple[int, str]:
+    """`-m recent` options as the kernel keeps them: (tokens used, the printed match).
+
+    kube-proxy writes `--name N --rcheck --seconds S --reap` and `--name N --set`; iptables-save
+    prints the mode first, then --seconds/--reap, then `--name N --mask 255.255.255.255
+    --rsource` (the defaults filled in), as a real dump shows.
+    """
+    flags: set[str] = set()
+    values = {"--mask": "255.255.255.255"}
+    used = 0
+    while used < len(tokens) and tokens[used] in (*_RECENT_FLAGS, *_RECENT_VALUES, "--rsource"):
+        if tokens[used] in _RECENT_VALUES and used + 1 < len(tokens):
+            values[tokens[used]] = tokens[used + 1]
+            used += 2
+        else:
+            flags.add(tokens[used])
+            used += 1
+    out = ["-m recent"]
+    out += [f for f in ("--set", "--rcheck", "--update", "--remove") if f in flags]
+    out += [f"--seconds {values['--seconds']}"] if "--seconds" in values else []
+    out += ["--reap"] if "--reap" in flags else []
+    out += [f"--hitcount {values['--hitcount']}"] if "--hitcount" in values else []
+    out += ["--rttl"] if "--rttl" in flags else []
+    out += [f"--name {values.get('--name', 'DEFAULT')}", f"--mask {values['--mask']}", "--rsource"]
+    return used, " ".join(out)
+
+
 def saved_spec(spec: str) -> str:
     """A written rule spec as `iptables-save` would print it back (see the module docstring)."""
     front, rest = _split_front(tokenize(spec))
@@ -190,6 +223,10 @@ def saved_spec(spec: str) -> str:
         ):
             out.append(_saved_option(token, value, target))
             i += 2
+        elif token == "-m" and value == "recent":
+            used, printed = _saved_recent(rest[i + 2 :])
+            out.append(printed)
+            i += 2 + used
         elif token in ("-m", "-j", "-g") and value is not None:
             out.append(f"{token} {value}")
             i += 2

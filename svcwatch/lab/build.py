@@ -19,11 +19,12 @@ from typing import Any
 
 from svcwatch import netns
 from svcwatch.lab import iptables, pods
-from svcwatch.lab.instances import LabRecord, PodRecord, ProcessRef
-from svcwatch.lab.topology import LabSpec, PodPlan, netns_pattern
+from svcwatch.lab.instances import LabRecord, PodRecord, ProcessRef, is_orphan, unindex_lab
+from svcwatch.lab.topology import LabSpec, PodPlan, lab_of_netns, netns_pattern
 
 Progress = Callable[[str], None]
 ECHO_MARK = b"svcwatch.lab.echo"
+SVCWATCH_MARK = b"svcwatch"  # in every svcwatch command line: the script, `-m svcwatch`, tests
 
 
 def _no_progress(_: str) -> None:
@@ -40,12 +41,12 @@ def build(spec: LabSpec, record: LabRecord, progress: Progress | None = None) ->
     say(f"namespaces {spec.node_ns}, {spec.client_ns}")
     node_ipr = pods.iproute_in(spec.node_ns)
     try:
-        _wire_client(node_ipr, spec)
+        wire_client(node_ipr, spec)
         say(
             f"eth0 {spec.node_ip}/{spec.prefix} (node) <-> "
             f"eth0 {spec.client_ip}/{spec.prefix} (client)"
         )
-        bridge = _add_bridge(node_ipr, spec)
+        bridge = add_bridge(node_ipr, spec)
         say(f"bridge cni0 {spec.bridge_ip}/{spec.pod_prefix}")
         starting = _add_pods(node_ipr, bridge, spec, record, say)
     finally:
@@ -53,13 +54,16 @@ def build(spec: LabSpec, record: LabRecord, progress: Progress | None = None) ->
     for pod, proc in starting:
         pod.echo = pods.wait_ready(proc, pod.name)
         say(f"echo listener up in pod {pod.name} on {pod.ip}:{pod.port}")
-    iptables.install_hooks(spec.node_ns, spec.cluster_cidr)
     record.backend = iptables.backend(spec.node_ns)
-    say(f"kube-proxy hook rules installed ({record.backend})")
+    if record.proxy_mode == "iptables":
+        iptables.install_hooks(spec.node_ns, spec.cluster_cidr)
+        say(f"kube-proxy hook rules installed ({record.backend})")
+    else:
+        say("kube-proxy in nftables mode: table ip kube-proxy is written by the first sync")
     return record
 
 
-def _wire_client(node_ipr: Any, spec: LabSpec) -> None:
+def wire_client(node_ipr: Any, spec: LabSpec) -> None:
     node_ipr.link(
         "add", ifname="eth0", kind="veth", peer={"ifname": "eth0", "net_ns_fd": spec.client_ns}
     )
@@ -71,7 +75,7 @@ def _wire_client(node_ipr: Any, spec: LabSpec) -> None:
     pods.configure_inside(spec.client_ns, spec.client_ip, spec.prefix, spec.node_ip)
 
 
-def _add_bridge(node_ipr: Any, spec: LabSpec) -> int:
+def add_bridge(node_ipr: Any, spec: LabSpec) -> int:
     node_ipr.link("add", ifname="cni0", kind="bridge")
     index: int = node_ipr.link_lookup(ifname="cni0")[0]
     node_ipr.addr("add", index=index, address=spec.bridge_ip, prefixlen=spec.pod_prefix)
@@ -99,28 +103,18 @@ def record_of(plan: PodPlan, generation: int = 0) -> PodRecord:
     return PodRecord(plan.name, plan.ip, plan.netns, plan.veth, plan.port, None, generation)
 
 
-def is_healthy(record: LabRecord) -> list[str]:
-    """What is broken in a built lab (empty: healthy): a namespace gone, the echo process dead."""
-    spec = record.spec
-    problems = [
-        f"namespace {n} is missing" for n in (spec.node_ns, spec.client_ns) if not netns.exists(n)
-    ]
-    problems += [
-        f"namespace {p.netns} of pod {p.name} is missing"
-        for p in record.pods
-        if not netns.exists(p.netns)
-    ]
-    if record.status != "ready":
-        problems.append("the build did not finish")
-    return problems
-
-
 # --- teardown -----------------------------------------------------------------------------------
 
 
 def lab_namespaces(name: str) -> list[str]:
     pattern = netns_pattern(name)
     return [n for n in netns.list_names() if pattern.match(n)]
+
+
+def orphan_labs(state_root: Path) -> list[str]:
+    """Labs whose namespaces exist though their state directory is gone (deleted by hand)."""
+    found = {lab for n in netns.list_names() if (lab := lab_of_netns(n)) is not None}
+    return sorted(name for name in found if is_orphan(name, state_root))
 
 
 def teardown(name: str, record: LabRecord | None) -> bool:
@@ -134,11 +128,17 @@ def teardown(name: str, record: LabRecord | None) -> bool:
     found |= _kill_lab_processes(name, namespaces) > 0
     for ns in namespaces:
         found |= pods.remove_netns(ns)
+    unindex_lab(name)
     return found
 
 
 def _kill_lab_processes(name: str, namespaces: list[str]) -> int:
-    """SIGKILL every process inside one of the lab's namespaces or tagged as its echo server."""
+    """SIGKILL the lab's echo servers, and what `lab exec` left running in its namespaces.
+
+    Never another svcwatch: a `lab status`, `lab up` or dashboard whose main thread is inside a
+    lab namespace for a moment (setns reading links or rules) shows that namespace in
+    /proc/PID/ns/net, and killing it there was `lab down` SIGKILLing a concurrent command.
+    """
     inodes = set()
     for ns in namespaces:
         try:
@@ -163,9 +163,10 @@ def _pids() -> list[int]:
 def _belongs(pid: int, inodes: set[tuple[int, int]], tag: bytes) -> bool:
     try:
         st = os.stat(f"/proc/{pid}/ns/net")
-        if (st.st_dev, st.st_ino) in inodes:
-            return True
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() + b"\0"
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return False
-    return ECHO_MARK in cmdline and tag in cmdline
+    inside = (st.st_dev, st.st_ino) in inodes
+    if ECHO_MARK in cmdline:
+        return inside or tag in cmdline
+    return inside and SVCWATCH_MARK not in cmdline

@@ -71,9 +71,9 @@ def save(node_ns: str, *, counters: bool = False, table: str | None = None) -> s
 
 def backend(node_ns: str) -> str:
     """Which iptables the node uses: `iptables-nft` or `iptables-legacy` (`iptables --version`)."""
-    from svcwatch.kubeproxy.restore import detect_backend
+    from svcwatch.kubeproxy.mode import flavour_of_version
 
-    return str(detect_backend(_run(node_ns, [iptables_tool("iptables"), "--version"])))
+    return flavour_of_version(_run(node_ns, [iptables_tool("iptables"), "--version"]))
 
 
 def service_chains(saved: RuleSet) -> set[str]:
@@ -118,10 +118,10 @@ def sync_service(
     kernel is not read first and tables whose text did not change are not rewritten.
     """
     from svcwatch.kubeproxy.render import ProxyConfig, render  # pure, but only a sync needs it
-    from svcwatch.kubeproxy.restore import parse_save, to_restore_text
+    from svcwatch.kubeproxy.restore import to_restore_text
 
     if previous is None:
-        existing = service_chains(parse_save(save(node_ns, table="nat")))
+        existing = kernel_chains(node_ns)
     else:
         existing = set(previous.chains)
     # Given what is in the kernel, the renderer also flushes and deletes what this sync drops.
@@ -141,6 +141,32 @@ def sync_service(
     return SyncResult(tuple(sorted(wanted - existing)), stale, took_ms, text, written)
 
 
+def kernel_chains(node_ns: str) -> set[str]:
+    """The per-Service KUBE-* chains in the node's nat table now."""
+    from svcwatch.kubeproxy.restore import parse_save
+
+    return service_chains(parse_save(save(node_ns, table="nat")))
+
+
+# Every rule and KUBE-* chain gone, built-in chains back to ACCEPT: the node's iptables as a fresh
+# namespace has them (in a lab node they hold nothing but kube-proxy's, kubelet's KUBE-FIREWALL).
+EMPTY_TABLES = "".join(
+    f"*{table}\n" + "".join(f":{c} ACCEPT [0:0]\n" for c in chains) + "COMMIT\n"
+    for table, chains in (
+        ("mangle", ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")),
+        ("nat", ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")),
+        ("filter", ("INPUT", "FORWARD", "OUTPUT")),
+    )
+)
+
+
+def remove_all(node_ns: str) -> float:
+    """Leave iptables mode: one iptables-restore (no --noflush) empties the node's tables."""
+    start = time.perf_counter()
+    _run(node_ns, [iptables_tool("iptables-restore"), "-w", "5"], stdin=EMPTY_TABLES)
+    return (time.perf_counter() - start) * 1000
+
+
 def install_hooks(node_ns: str, cluster_cidr: str) -> None:
     """kube-proxy's jump rules from the built-in chains, once, when the node is built."""
     from svcwatch.kubeproxy.render import ProxyConfig, hook_rules
@@ -149,11 +175,29 @@ def install_hooks(node_ns: str, cluster_cidr: str) -> None:
     restore(node_ns, to_restore_text(hook_rules(ProxyConfig(cluster_cidr=cluster_cidr))))
 
 
+def missing_hooks(node_ns: str, cluster_cidr: str) -> list[str]:
+    """The hook rules (`install_hooks`) the kernel no longer has, as `-A CHAIN ...` lines."""
+    from svcwatch.kubeproxy.render import ProxyConfig, hook_rules
+    from svcwatch.kubeproxy.restore import parse_save
+
+    saved = parse_save(save(node_ns))
+    have = {(t.name, r.chain, r.target, r.comment) for t in saved.tables for r in t.rules}
+    wanted = hook_rules(ProxyConfig(cluster_cidr=cluster_cidr))
+    return [
+        f"{r.line()} ({t.name})"
+        for t in wanted.tables
+        for r in t.rules
+        if (t.name, r.chain, r.target, r.comment) not in have
+    ]
+
+
 def read_tree(node_ns: str, service: Service, backend_name: str = "") -> ChainTree:
     """The Service's chain tree as the kernel has it now (nat and filter), with counters."""
     from svcwatch.kubeproxy.restore import parse_save, service_tree
 
-    return service_tree(parse_save(save(node_ns, counters=True)), service, backend=backend_name)
+    return service_tree(
+        parse_save(save(node_ns, counters=True)), service, proxy_backend=backend_name
+    )
 
 
 def desired_tree(service: Service, slice_: EndpointSlice, cluster_cidr: str) -> ChainTree:

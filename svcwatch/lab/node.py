@@ -9,26 +9,30 @@ outlives the process that built it; `attach` picks it up again from its state di
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 
 import yaml
 
+from svcwatch.kubeproxy.mode import NFTABLES
 from svcwatch.kubeproxy.rules import ChainTree
-from svcwatch.lab import build, iptables, pods
+from svcwatch.lab import build, health, iptables, pods
 from svcwatch.lab.instances import (
     LabRecord,
+    LabUser,
     PodRecord,
     ProcessRef,
+    add_user,
     controller_of,
+    index_lab,
     lab_dir,
+    lab_users,
     load_record,
     locked,
     recorded_names,
     remove_state,
+    remove_user,
     save_record,
 )
 from svcwatch.lab.parsed import (
@@ -39,6 +43,7 @@ from svcwatch.lab.parsed import (
     unused_ip,
 )
 from svcwatch.lab.privileges import require_lab_privileges
+from svcwatch.lab.proxy import LabProxy, check_proxy_mode, require_proxy_tools
 from svcwatch.lab.topology import LabSpec, baseline_slice_of, first_service, validate_lab_name
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError, SetupError
@@ -70,7 +75,9 @@ class LabNode:
         self.spec = record.spec
         self.state_root = state_root
         self.store = ObjectStore(lab_dir(state_root, record.spec.name))
-        self._written: iptables.Written | None = None  # what this node's last sync wrote
+        self.proxy = LabProxy(record.spec, record.proxy_mode)  # kube-proxy, in the lab's mode
+        self.user: LabUser | None = None  # this process, while a session uses the lab
+        self.synced_slice: EndpointSlice | None = None  # the slice the last sync rendered
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -81,28 +88,120 @@ class LabNode:
         manifests: ManifestSet,
         state_root: Path,
         progress: Callable[[str], None] | None = None,
+        proxy_mode: str | None = None,
+        *,
+        user: str | None = None,
+        keep: bool = True,
     ) -> LabNode:
-        """Build the lab, or reuse it when it is healthy and the same; a broken one is rebuilt."""
+        """Build the lab, or reuse it (repairing what is missing) when it is the same spec.
+
+        `proxy_mode` (iptables or nftables) switches a reused lab's kube-proxy mode; None keeps
+        the mode the lab remembers (iptables for a new lab). `user` is the command of a session
+        that will use the lab ("svcwatch run"); it is recorded as a user until `leave`. `lab up`
+        passes none: its lab stays after sessions end, as does a session's with `keep`. A lab
+        that must be rebuilt is not rebuilt under a live user: that is a SetupError naming it.
+        """
         require_lab_privileges()
-        iptables.iptables_tool("iptables-restore")
+        require_proxy_tools(proxy_mode)  # a missing tool or a bad mode: one line, nothing built
         say = progress or (lambda _: None)
         with locked(state_root, spec.name):
-            old = load_record(state_root, spec.name)
-            reuse = old is not None and old.spec == spec and not build.is_healthy(old)
-            if not reuse:
-                return cls._rebuild(spec, old, manifests, state_root, say)
-        assert old is not None
-        say(f"lab {spec.name} is up and healthy: reusing it")
-        node = cls(old, state_root)
-        node._refresh()
+            node = cls._up_locked(spec, manifests, state_root, say, proxy_mode, (user, keep))
+        if proxy_mode is not None and proxy_mode != node.proxy.mode:
+            was = node.proxy.mode
+            synced = node.set_proxy_mode(proxy_mode)
+            say(f"kube-proxy mode {was} -> {proxy_mode}: {synced.text()}")
         return node
 
-    def _refresh(self) -> None:
-        """On reuse: restart a dead echo process (pod-down wants it dead), re-assert the rules."""
-        if self.current_scenario() != "pod-down":
-            self.start_listener()
-        if controller_of(self.spec.name, self.state_root) is None:
+    @classmethod
+    def _up_locked(
+        cls,
+        spec: LabSpec,
+        manifests: ManifestSet,
+        state_root: Path,
+        say: Callable[[str], None],
+        proxy_mode: str | None,
+        sharing: tuple[str | None, bool],
+    ) -> LabNode:
+        """`up` under the lab lock: reuse and repair, or rebuild when no live session uses it."""
+        old = load_record(state_root, spec.name)
+        reason = cls._rebuild_reason(spec, old)
+        if old is not None and reason is None:
+            node = cls(old, state_root)
+            faults = health.check(node, rules=controller_of(spec.name, state_root) is None)
+            if not any(f.fix == health.REBUILD for f in faults):
+                node._reuse(faults, say)
+                node._adopt(*sharing)
+                return node
+            reason = faults[0].text
+        users = lab_users(state_root, spec.name) if old is not None else []
+        if users and reason:
+            raise SetupError(
+                f"lab {spec.name} is in use by {users[0].describe()} and {reason}: quit it, "
+                f"or run `svcwatch lab down --name {spec.name}` first"
+            )
+        mode = proxy_mode or (old.proxy_mode if old else "iptables")
+        node = cls._rebuild(spec, old, manifests, state_root, say, reason, sharing, mode)
+        node._adopt(*sharing)
+        return node
+
+    @staticmethod
+    def _rebuild_reason(spec: LabSpec, old: LabRecord | None) -> str | None:
+        if old is None:
+            return (
+                "namespaces left by an earlier build" if build.lab_namespaces(spec.name) else None
+            )
+        return None if old.spec == spec else "it was built with other manifests or --pods"
+
+    def _reuse(self, faults: list[health.Fault], say: Callable[[str], None]) -> None:
+        """Repair what is broken in place (rules only if no session syncs them), say so."""
+        from svcwatch.lab.repair import repair
+
+        controlled = controller_of(self.spec.name, self.state_root) is not None
+        if not faults:
+            say(f"lab {self.spec.name} is up and healthy: reusing it")
+        else:
+            say(f"lab {self.spec.name} is broken: {'; '.join(f.text for f in faults)}")
+            done = repair(self, faults, rules=not controlled)
+            save_record(self.state_root, self.record)
+            say(f"repaired: {'; '.join(done) or 'nothing to do'}")
+        if not controlled:
             self.reconcile()
+
+    def _adopt(self, user: str | None, keep: bool) -> None:
+        """Record who keeps the lab and, for a session, that it uses it (caller holds the lock)."""
+        kept_by = "lab up" if user is None else ("--keep" if keep else "")
+        if kept_by and not self.record.kept_by:
+            self.record.kept_by = kept_by
+            save_record(self.state_root, self.record)
+        if user is not None:
+            self.user = add_user(self.state_root, self.spec.name, user)
+
+    def leave(self, keep: bool = False) -> str:
+        """This session stops using the lab; tear it down if it was its last user and nobody
+        asked to keep it. Returns the line a user reads at exit."""
+        name = self.spec.name
+        how = f"`svcwatch lab down --name {name}` removes it"
+        with locked(self.state_root, name):
+            record = load_record(self.state_root, name)
+            if record is None or record.builder != self.record.builder:
+                return f"lab {name} was removed by `svcwatch lab down` while this svcwatch used it"
+            left = remove_user(self.state_root, name, self.user) if self.user else []
+            if keep and not record.kept_by:
+                record.kept_by = "--keep"
+                save_record(self.state_root, record)
+            if record.kept_by == "--keep":
+                return f"lab {name} kept (--keep): {how}"
+            if record.kept_by:
+                verb = "made" if record.made_by == "lab up" else "kept"
+                return f"lab {name} kept: it was {verb} by `lab up` ({how})"
+            if left:
+                return (
+                    f"lab {name} kept: {left[0].describe()} still uses it "
+                    "(the last svcwatch using it tears it down)"
+                )
+            build.teardown(name, record)
+            remove_state(self.state_root, name)
+            return f"lab {name} torn down"
 
     @classmethod
     def _rebuild(
@@ -112,34 +211,47 @@ class LabNode:
         manifests: ManifestSet,
         state_root: Path,
         say: Callable[[str], None],
+        reason: str | None,
+        sharing: tuple[str | None, bool],
+        proxy_mode: str,
     ) -> LabNode:
         """Tear down whatever is there (stale, broken or a different spec) and build afresh."""
-        if old is not None or build.lab_namespaces(spec.name):
-            if old is None:
-                problems = ["namespaces left by an earlier build"]
-            else:
-                problems = build.is_healthy(old) if old.spec == spec else ["the spec changed"]
-            say(f"rebuilding lab {spec.name}: {'; '.join(problems)}")
+        if reason is not None:
+            say(f"rebuilding lab {spec.name}: {reason}")
             build.teardown(spec.name, old)
         keep_objects = old is not None and old.spec == spec
-        node = cls._build(spec, state_root, say)
-        node._write_objects(manifests, keep_slice=keep_objects)
-        synced = node.reconcile()
+        user, keep = sharing
+        record = LabRecord(
+            spec,
+            builder=ProcessRef.of(os.getpid()),
+            proxy_mode=proxy_mode,
+            made_by=user or "lab up",
+        )
+        record.kept_by = "lab up" if user is None else ("--keep" if keep else "")
+        node = cls._build(record, state_root, say)
+        try:
+            node._write_objects(manifests, keep_slice=keep_objects)
+            synced = node.reconcile()
+        except BaseException:
+            build.teardown(spec.name, node.record)
+            remove_state(state_root, spec.name)
+            raise
         say(f"rules synced: {synced.text()}")
         return node
 
     @classmethod
-    def _build(cls, spec: LabSpec, state_root: Path, say: Callable[[str], None]) -> LabNode:
-        record = LabRecord(spec, builder=ProcessRef.of(os.getpid()))
+    def _build(cls, record: LabRecord, state_root: Path, say: Callable[[str], None]) -> LabNode:
+        spec = record.spec
         save_record(state_root, record)  # first, so `lab down` knows the lab even if we die now
+        index_lab(spec.name, state_root)
         try:
             build.build(spec, record, say)
+            record.status = "ready"
+            save_record(state_root, record)
         except BaseException:
             build.teardown(spec.name, record)
             remove_state(state_root, spec.name)
             raise
-        record.status = "ready"
-        save_record(state_root, record)
         return cls(record, state_root)
 
     @classmethod
@@ -161,15 +273,37 @@ class LabNode:
 
     @staticmethod
     def down_all(state_root: Path) -> list[str]:
-        """Tear down every lab recorded under `state_root`; returns their names."""
+        """Tear down every lab under `state_root`, and every lab whose namespaces are left after
+        its state directory went; returns their names."""
         return [name for name in LabNode.list_names(state_root) if LabNode.down(name, state_root)]
 
     @staticmethod
     def list_names(state_root: Path) -> list[str]:
-        return recorded_names(state_root)
+        """Labs recorded under `state_root`, and labs whose namespaces exist without a record."""
+        return sorted(set(recorded_names(state_root)) | set(build.orphan_labs(state_root)))
 
-    def problems(self) -> list[str]:
-        return build.is_healthy(load_record(self.state_root, self.spec.name) or self.record)
+    def faults(
+        self, *, rules: bool = True, rules_for: EndpointSlice | None = None
+    ) -> list[health.Fault]:
+        """What is wrong with the data plane now (see svcwatch.lab.health)."""
+        self._reload()
+        return health.check(self, rules_for, rules=rules)
+
+    def repair(self, faults: list[health.Fault], *, rules: bool = True) -> list[str]:
+        """Repair `faults` in place under the lab lock (re-checked there); what was done."""
+        from svcwatch.lab.repair import repair
+
+        with locked(self.state_root, self.spec.name):
+            self._reload()
+            current = health.check(self, rules=rules)
+            wanted = {f.text for f in faults}
+            done = repair(self, [f for f in current if f.text in wanted], rules=rules)
+            save_record(self.state_root, self.record)
+            return done
+
+    def forget_written_rules(self) -> None:
+        """The kernel was changed behind the last sync's back: the next sync reads it first."""
+        self.proxy.forget()
 
     # --- objects ---------------------------------------------------------------------------
 
@@ -256,29 +390,40 @@ class LabNode:
     def reconcile(self) -> RulesSynced:
         """Render the stored Service and slice and write them into the node, as kube-proxy syncs."""
         with locked(self.state_root, self.spec.name, "sync"):
+            self._follow_mode()
             service, slice_ = self.service(), self.current_slice()
-            sync = partial(iptables.sync_service, self.spec.node_ns, service, slice_)
-            try:
-                # The last sync's memory spares reading the kernel first (kube-proxy's partial
-                # sync); when the kernel was changed behind its back, do the full sync instead.
-                result = sync(self.spec.cluster_cidr, self._written)
-            except SetupError:
-                if self._written is None:
-                    raise
-                self._written = None
-                result = sync(self.spec.cluster_cidr, None)
-            self._written = result.written
-        return RulesSynced(
-            ts=time.time(),
-            service=service.key,
-            added=result.added,
-            removed=result.removed,
-            backend=self.iptables_backend(),
-            took_ms=result.took_ms,
-        )
+            # The last sync's memory spares reading the kernel first (kube-proxy's partial sync);
+            # when the kernel was changed behind its back, the proxy does a full sync instead.
+            result = self.proxy.sync(service, slice_)
+            self.synced_slice = slice_
+        return result.event(service.key, self.proxy_backend())
+
+    def _follow_mode(self) -> None:
+        """Another process (`lab up --proxy-mode`) switched the mode: sync in the new one."""
+        recorded = load_record(self.state_root, self.spec.name)
+        if recorded is not None and recorded.proxy_mode != self.proxy.mode:
+            self.record.proxy_mode = recorded.proxy_mode
+            self.proxy = LabProxy(self.spec, recorded.proxy_mode)
+
+    def set_proxy_mode(self, mode: str) -> RulesSynced:
+        """Swap kube-proxy's mode on the running lab (rules swapped, see `LabProxy.switch`)."""
+        check_proxy_mode(mode)
+        with locked(self.state_root, self.spec.name, "sync"):
+            service, slice_ = self.service(), self.current_slice()
+            result = self.proxy.switch(mode, service, slice_, self.iptables_backend())
+            self.synced_slice = slice_
+            with locked(self.state_root, self.spec.name):
+                self._reload()
+                self.record.proxy_mode = mode
+                save_record(self.state_root, self.record)
+        return result.event(service.key, self.proxy_backend())
 
     def read_chain(self) -> ChainTree:
-        return iptables.read_tree(self.spec.node_ns, self.service(), self.iptables_backend())
+        return self.proxy.read_tree(self.service(), self.iptables_backend())
+
+    def proxy_backend(self) -> str:
+        """What writes the rules: `nftables` (kube-proxy's nftables mode) or iptables' flavour."""
+        return NFTABLES if self.proxy.mode == NFTABLES else self.iptables_backend()
 
     def iptables_backend(self) -> str:
         if not self.record.backend:
@@ -287,20 +432,7 @@ class LabNode:
 
     def drift(self) -> list[str]:
         """How the kernel differs from what the store says it should be (empty: in sync)."""
-        out = self.problems()
-        if out:
-            return out
-        if pods.read_sysctl(self.spec.node_ns, "net.ipv4.ip_forward") != "1":
-            out.append("ip_forward is off in the node")
-        echo = self.echo_record()
-        if self.current_scenario() != "pod-down" and echo.port not in pods.listening_ports(
-            echo.netns
-        ):
-            out.append(f"nothing listens on {echo.ip}:{echo.port} in pod {echo.name}")
-        desired = iptables.desired_tree(
-            self.service(), self.current_slice(), self.spec.cluster_cidr
-        )
-        return out + iptables.tree_differences(desired, self.read_chain())
+        return [f.text for f in self.faults()]
 
     def endpoint_facts(self) -> list[EndpointFacts]:
         """For each endpoint and port in the stored slice: which pod has the IP, does it listen?"""

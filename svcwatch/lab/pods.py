@@ -99,27 +99,37 @@ def quiet_ipv6(name: str) -> None:
         write_sysctl(name, f"net.ipv6.conf.{scope}.disable_ipv6", "1")
 
 
-def add_pod(node_ipr: Any, bridge_index: int, spec: LabSpec, plan: PodPlan) -> None:
+def add_pod(node_ipr: Any, bridge_index: int, spec: LabSpec, plan: PodPlan | PodRecord) -> None:
     """Create the pod's namespace, its veth pair on `cni0`, its address and default route."""
     create_netns(plan.netns)
     quiet_ipv6(plan.netns)
+    add_veth(node_ipr, bridge_index, spec, plan)
+
+
+def add_veth(node_ipr: Any, bridge_index: int, spec: LabSpec, pod: PodPlan | PodRecord) -> None:
+    """The pod's veth pair (node end on `cni0`, `eth0` in the pod) and the pod's address/route."""
     node_ipr.link(
-        "add", ifname=plan.veth, kind="veth", peer={"ifname": "eth0", "net_ns_fd": plan.netns}
+        "add", ifname=pod.veth, kind="veth", peer={"ifname": "eth0", "net_ns_fd": pod.netns}
     )
-    index = node_ipr.link_lookup(ifname=plan.veth)[0]
+    index = node_ipr.link_lookup(ifname=pod.veth)[0]
     node_ipr.link("set", index=index, master=bridge_index, state="up")
-    configure_inside(plan.netns, plan.ip, spec.pod_prefix, spec.bridge_ip)
+    configure_inside(pod.netns, pod.ip, spec.pod_prefix, spec.bridge_ip)
 
 
 def configure_inside(name: str, address: str, prefixlen: int, gateway: str) -> None:
-    """Inside namespace `name`: lo up, `eth0` with `address`, up, default route via `gateway`."""
+    """Inside namespace `name`: lo up, `eth0` with `address`, up, default route via `gateway`.
+
+    Idempotent, so a repair can run it on a half-broken namespace: what is there stays.
+    """
     ipr = iproute_in(name)
     try:
         lo, eth0 = ipr.link_lookup(ifname="lo")[0], ipr.link_lookup(ifname="eth0")[0]
         ipr.link("set", index=lo, state="up")
-        ipr.addr("add", index=eth0, address=address, prefixlen=prefixlen)
+        have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(family=2, index=eth0)}
+        if address not in have:
+            ipr.addr("add", index=eth0, address=address, prefixlen=prefixlen)
         ipr.link("set", index=eth0, state="up")
-        ipr.route("add", dst="0.0.0.0/0", gateway=gateway)
+        ipr.route("replace", dst="0.0.0.0/0", gateway=gateway)
     finally:
         ipr.close()
 

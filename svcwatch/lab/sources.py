@@ -7,13 +7,13 @@ understands (Deployment, Service, EndpointSlice) are read, each validated by the
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
 import yaml
 
 from svcwatch.locations import manifest_files
 from svcwatch.model.errors import InputError
 from svcwatch.model.manifest import ManifestSet, collect, parse_documents
+from svcwatch.textfile import read_text_file
 
 LAB_KINDS = ("Deployment", "Service", "EndpointSlice")
 
@@ -22,7 +22,7 @@ def load_manifests(paths: Iterable[str] | None = None) -> ManifestSet:
     """Parse the lab's objects from the given files; InputError naming file and field when bad."""
     objects = []
     for path in manifest_files(paths):
-        text = path.read_text()
+        text = read_text_file(path, field="-f")
         try:
             docs = [d for d in yaml.safe_load_all(text) if d is not None]
         except yaml.YAMLError:
@@ -36,10 +36,7 @@ def load_manifests(paths: Iterable[str] | None = None) -> ManifestSet:
 
 def read_slice_file(path: str) -> ManifestSet:
     """An EndpointSlice file for `lab apply`: exactly the user's file, every kind checked."""
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(f"no such file: {path}", field="-f")
-    found = collect(parse_documents(file.read_text(), path))
+    found = collect(parse_documents(read_text_file(path, field="-f"), path))
     if len(found.slices) != 1:
         raise InputError(
             f"expected exactly one EndpointSlice, found {len(found.slices)}", source=path

@@ -1,8 +1,9 @@
 """What `lab status` shows: the lab as the kernel has it, next to what the store says it should be.
 
 Interfaces and addresses are read over netlink inside each namespace, the chain with
-`iptables-save -c` inside the node, and drift is the difference between the rendered desired rules
-and the kernel's. The same dictionary is printed as text or as JSON.
+`iptables-save -c` inside the node, and the problems are svcwatch.lab.health's checks of the whole
+data plane (links, addresses, routes, rules against their rendering, the echo listener). The same
+dictionary is printed as text or as JSON; `lab status` exits 1 when there are problems.
 """
 
 from __future__ import annotations
@@ -10,41 +11,36 @@ from __future__ import annotations
 from typing import Any
 
 from svcwatch import netns
-from svcwatch.lab import pods
+from svcwatch.lab import health
+from svcwatch.lab.health import interfaces as interfaces
 from svcwatch.lab.node import LabNode
 from svcwatch.model.errors import InputError, SetupError
 
-IF_OPER = {"UP": "up", "DOWN": "down", "UNKNOWN": "up", "LOWERLAYERDOWN": "down"}
-
-
-def interfaces(namespace: str) -> list[dict[str, Any]]:
-    """Links in `namespace` with their state, bridge master and IPv4 addresses."""
-    if not netns.exists(namespace):
-        return []
-    ipr = pods.iproute_in(namespace)
-    try:
-        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
-        addrs: dict[int, list[str]] = {}
-        for addr in ipr.get_addr(family=2):
-            addrs.setdefault(addr["index"], []).append(
-                f"{addr.get_attr('IFA_ADDRESS')}/{addr['prefixlen']}"
-            )
-        return [
-            {
-                "name": names[link["index"]],
-                "state": IF_OPER.get(link.get_attr("IFLA_OPERSTATE") or "", "down"),
-                "master": names.get(link.get_attr("IFLA_MASTER") or -1),
-                "addresses": addrs.get(link["index"], []),
-            }
-            for link in ipr.get_links()
-        ]
-    finally:
-        ipr.close()
-
 
 def describe(node: LabNode) -> dict[str, Any]:
-    """Everything `lab status` prints, as plain data."""
+    """Everything `lab status` prints, as plain data; `problems` empty means healthy.
+
+    A lab whose node namespace is gone has nothing left to describe, and one removed while it is
+    being read (a concurrent `lab down`) cannot be described: each is a one-line SetupError.
+    """
+    try:
+        return _describe(node)
+    except FileNotFoundError as exc:
+        name = node.spec.name
+        raise SetupError(
+            f"lab {name} changed while it was read ({exc.filename} went away): it is being "
+            f"removed or rebuilt; run `svcwatch lab status --name {name}` again"
+        ) from None
+
+
+def _describe(node: LabNode) -> dict[str, Any]:
     spec = node.spec
+    faults = node.faults()
+    if any(f.fix == health.REBUILD for f in faults):
+        raise SetupError(
+            f"lab {spec.name} is broken: {faults[0].text} (run `svcwatch lab down --name "
+            f"{spec.name}`, or `svcwatch lab up --name {spec.name}` to rebuild it)"
+        )
     namespaces = [spec.node_ns, spec.client_ns, *(p.netns for p in node.record.pods)]
     data: dict[str, Any] = {
         "name": spec.name,
@@ -53,17 +49,22 @@ def describe(node: LabNode) -> dict[str, Any]:
             ns: {"exists": netns.exists(ns), "interfaces": interfaces(ns)} for ns in namespaces
         },
         "pods": [vars(p) | {"echo": p.name == node.record.echo_pod} for p in _pods(node)],
-        "problems": node.problems(),
+        "problems": [f.text for f in faults],
+        "drift": [f.text for f in faults if f.fix == health.RULES],
+        "proxy_mode": node.proxy.mode,
     }
     try:
         tree = node.read_chain()
-        data["backend"] = tree.backend
+        data["backend"] = tree.proxy_backend
+        nft = node.proxy.mode == "nftables"  # a rule there is `chain: statement`, not `-A …`
         data["chain"] = [
-            {"line": r.line(), "packets": r.packets, "bytes": r.bytes} for r in tree.all_rules()
-        ]
-        data["drift"] = node.drift()
+            {"line": f"{r.chain}: {r.spec}" if nft else r.line(), "packets": r.packets,
+             "bytes": r.bytes}
+            for r in tree.all_rules()
+        ]  # fmt: skip
     except (InputError, SetupError) as exc:
-        data["chain"], data["drift"] = [], [str(exc)]
+        data["chain"] = []
+        data["problems"].append(str(exc))
     return data
 
 
@@ -77,7 +78,8 @@ def _pods(node: LabNode) -> list[Any]:
 def render_text(data: dict[str, Any]) -> str:
     lines = [
         f"lab {data['name']}  scenario: {data['scenario'] or '-'}  "
-        f"iptables: {data.get('backend') or '-'}"
+        f"kube-proxy mode: {data.get('proxy_mode', 'iptables')}  "
+        f"rules: {data.get('backend') or '-'}"
     ]
     for ns, info in data["namespaces"].items():
         lines.append(f"  {ns}{'' if info['exists'] else '  (MISSING)'}")
@@ -94,11 +96,15 @@ def render_text(data: dict[str, Any]) -> str:
             else ""
         )
         lines.append(f"  {pod['name']:<44} {pod['ip']}{port}  {pod['veth']}  {pod['netns']}")
-    lines.append("chain (from the kernel, [packets:bytes]):")
-    lines.extend(f"  [{r['packets']}:{r['bytes']}] {r['line']}" for r in data["chain"])
-    drift = data["drift"]
-    lines.append("drift: none" if not drift else "drift:")
-    lines.extend(f"  {d}" for d in drift)
+    if data.get("proxy_mode") == "nftables":
+        lines.append("chain (table ip kube-proxy from the kernel; kube-proxy adds no counters):")
+        lines.extend(f"  {r['line']}" for r in data["chain"])
+    else:
+        lines.append("chain (from the kernel, [packets:bytes]):")
+        lines.extend(f"  [{r['packets']}:{r['bytes']}] {r['line']}" for r in data["chain"])
+    problems = data["problems"]
+    lines.append("problems: none" if not problems else "problems (`svcwatch lab up` repairs them):")
+    lines.extend(f"  {p}" for p in problems)
     return "\n".join(lines)
 
 

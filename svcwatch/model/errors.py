@@ -24,3 +24,11 @@ class SetupError(RuntimeError):
 
     The message is one line that names the fix (`sudo`, the Debian package, the flag to pass).
     """
+
+
+class OutputError(RuntimeError):
+    """Something svcwatch writes failed (disk full, device gone, writer process killed).
+
+    Not bad input (exit 2) and not a bug: one line naming what could not be written and why, and
+    exit 1 at the end, so a recording or a pcap that stopped early is never taken for a good one.
+    """

@@ -156,7 +156,7 @@ class RulesSynced:
     service: str
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
-    backend: str = "iptables"  # iptables-nft | iptables-legacy | nftables (kube-proxy nft mode)
+    proxy_backend: str = "iptables"  # iptables-nft | iptables-legacy | nftables (kube-proxy nft)
     took_ms: float = 0.0
     kind: str = "iptables"
 
@@ -170,7 +170,7 @@ class RulesSynced:
             parts.append("+" + ",".join(self.added))
         if self.removed:
             parts.append("-" + ",".join(self.removed))
-        parts.append(f"({self.took_ms:.1f}ms, {self.backend})")
+        parts.append(f"({self.took_ms:.1f}ms, {self.proxy_backend})")
         return " ".join(parts)
 
 
@@ -211,7 +211,7 @@ class Notice:
     """Anything else a user should read in the stream: scenario switches, warnings, errors."""
 
     ts: float
-    kind: str  # scenario | info | warning | error | stale | key
+    kind: str  # scenario | info | warning | error | stale | key | drift | repaired | ended
     message: str
     origin: str = "svcwatch"
 
@@ -223,7 +223,38 @@ class Notice:
         return self.message
 
 
-Event = PacketEvent | ProbeEvent | CaptureStarted | SliceChanged | RulesSynced | SyncTiming | Notice
+@dataclass(frozen=True, slots=True)
+class DiagnosisChanged:
+    """The one-sentence diagnosis changed: what the dashboard's diagnosis line now says.
+
+    `level` is ok | partial | fail | waiting. Derived from the other events and the session's
+    pulled state (svcwatch.explain.diagnosis), so `svcwatch run` can say it too.
+    """
+
+    SOURCE: ClassVar[str] = "diagnosis"
+    ts: float
+    level: str
+    sentence: str
+    kind: str = "diagnosis"
+
+    @property
+    def source(self) -> str:
+        return self.SOURCE
+
+    def text(self) -> str:
+        return f"{self.level}: {self.sentence}"
+
+
+Event = (
+    PacketEvent
+    | ProbeEvent
+    | CaptureStarted
+    | SliceChanged
+    | RulesSynced
+    | SyncTiming
+    | Notice
+    | DiagnosisChanged
+)
 
 EVENT_TYPES: dict[str, type[Any]] = {
     cls.__name__: cls
@@ -235,6 +266,7 @@ EVENT_TYPES: dict[str, type[Any]] = {
         RulesSynced,
         SyncTiming,
         Notice,
+        DiagnosisChanged,
     )
 }
 

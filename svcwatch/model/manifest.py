@@ -7,7 +7,6 @@ text is pure; reading files is the caller's job.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,9 +21,16 @@ from svcwatch.model.endpointslice import (
     EndpointSlice,
 )
 from svcwatch.model.errors import InputError
-from svcwatch.model.service import Service, ServicePort
+from svcwatch.model.fields import ip as _ip_any
+from svcwatch.model.fields import listing as _list
+from svcwatch.model.fields import mapping as _map
+from svcwatch.model.fields import metadata as _metadata
+from svcwatch.model.fields import opt_bool as _opt_bool
+from svcwatch.model.fields import port as _port
+from svcwatch.model.fields import protocol as _protocol
+from svcwatch.model.service import Service
+from svcwatch.model.service_manifest import parse_service as parse_service
 
-PROTOCOLS = ("TCP", "UDP", "SCTP")
 ADDRESS_TYPES = ("IPv4", "IPv6", "FQDN")
 
 
@@ -111,71 +117,6 @@ def parse_object(doc: Any, source: str) -> list[Manifest]:
         )
     parsed: Manifest = parsers[kind](doc, source)
     return [parsed]
-
-
-def parse_service(doc: Mapping[str, Any], source: str) -> Service:
-    namespace, name, labels = _metadata(doc, source)
-    spec = _map(doc, "spec", source)
-    svc_type = spec.get("type", "ClusterIP")
-    if svc_type not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
-        raise InputError(f"unknown Service type {svc_type!r}", source=source, field="spec.type")
-    cluster_ip = spec.get("clusterIP")
-    if cluster_ip not in (None, "", "None"):
-        cluster_ip = _ipv4(cluster_ip, source, "spec.clusterIP")
-    else:
-        cluster_ip = None
-    ports = []
-    raw_ports = _list(spec, "ports", source, "spec.ports")
-    for i, raw in enumerate(raw_ports):
-        f = f"spec.ports[{i}]"
-        if not isinstance(raw, Mapping):
-            raise InputError("expected a mapping", source=source, field=f)
-        port_name = raw.get("name") or ""
-        if len(raw_ports) > 1 and not port_name:
-            raise InputError(
-                "a multi-port Service must name every port", source=source, field=f"{f}.name"
-            )
-        node_port = raw.get("nodePort")
-        if node_port is not None:
-            node_port = _port(node_port, source, f"{f}.nodePort")
-        elif svc_type in ("NodePort", "LoadBalancer"):
-            raise InputError(
-                "a NodePort Service needs a nodePort (svcwatch does not allocate one)",
-                source=source,
-                field=f"{f}.nodePort",
-            )
-        target = raw.get("targetPort")
-        if isinstance(target, int) or (isinstance(target, str) and target.isdigit()):
-            target = _port(target, source, f"{f}.targetPort")
-        ports.append(
-            ServicePort(
-                port=_port(raw.get("port"), source, f"{f}.port"),
-                protocol=_protocol(raw.get("protocol", "TCP"), source, f"{f}.protocol"),
-                name=str(port_name),
-                target_port=target,
-                node_port=node_port,
-            )
-        )
-    policy = spec.get("externalTrafficPolicy", "Cluster")
-    if policy not in ("Cluster", "Local"):
-        raise InputError(
-            f"unknown externalTrafficPolicy {policy!r}",
-            source=source,
-            field="spec.externalTrafficPolicy",
-        )
-    selector = spec.get("selector") or {}
-    if not isinstance(selector, Mapping):
-        raise InputError("expected a mapping", source=source, field="spec.selector")
-    return Service(
-        namespace=namespace,
-        name=name,
-        ports=tuple(ports),
-        type=svc_type,
-        cluster_ip=cluster_ip,
-        selector={str(k): str(v) for k, v in selector.items()},
-        external_traffic_policy=policy,
-        labels=labels,
-    )
 
 
 def parse_slice(doc: Mapping[str, Any], source: str) -> EndpointSlice:
@@ -305,85 +246,12 @@ def dump_slice(slice_: EndpointSlice) -> str:
     return text
 
 
-# --- field helpers: each raises InputError naming source and field ---------------------------
-
-
-def _metadata(doc: Mapping[str, Any], source: str) -> tuple[str, str, dict[str, str]]:
-    meta = _map(doc, "metadata", source)
-    name = meta.get("name")
-    if not isinstance(name, str) or not name:
-        raise InputError(f"needs a name, got {name!r}", source=source, field="metadata.name")
-    namespace = meta.get("namespace") or "default"
-    labels = meta.get("labels") or {}
-    if not isinstance(labels, Mapping):
-        raise InputError("expected a mapping", source=source, field="metadata.labels")
-    return str(namespace), name, {str(k): str(v) for k, v in labels.items()}
-
-
-def _map(
-    doc: Mapping[str, Any], key: str, source: str, path: str | None = None
-) -> Mapping[str, Any]:
-    value = doc.get(key)
-    if not isinstance(value, Mapping):
-        raise InputError(f"expected a mapping, got {value!r}", source=source, field=path or key)
-    return value
-
-
-def _list(
-    doc: Mapping[str, Any],
-    key: str,
-    source: str,
-    path: str | None = None,
-    *,
-    optional: bool = False,
-) -> list[Any]:
-    value = doc.get(key)
-    if value is None and optional:
-        return []
-    if not isinstance(value, list):
-        raise InputError(f"expected a list, got {value!r}", source=source, field=path or key)
-    return value
-
-
-def _port(value: Any, source: str, path: str) -> int:
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise InputError(f"port must be 1-65535, not {value!r}", source=source, field=path)
-    return value
-
-
-def _protocol(value: Any, source: str, path: str) -> str:
-    if value not in PROTOCOLS:
-        raise InputError(
-            f"protocol must be one of {', '.join(PROTOCOLS)}, not {value!r}",
-            source=source,
-            field=path,
-        )
-    return str(value)
-
-
 def _ip(value: Any, version: int, source: str, path: str) -> str:
-    try:
-        addr = ipaddress.ip_address(str(value))
-    except ValueError:
-        addr = None
-    if addr is None or addr.version != version:
-        raise InputError(f"{value!r} is not an IPv{version} address", source=source, field=path)
-    return str(addr)
+    return _ip_any(value, version, source, path)
 
 
 def _ipv4(value: Any, source: str, path: str) -> str:
-    return _ip(value, 4, source, path)
-
-
-def _opt_bool(doc: Mapping[str, Any], key: str, source: str, path: str) -> bool | None:
-    value = doc.get(key)
-    if value is not None and not isinstance(value, bool):
-        raise InputError(
-            f"must be true or false, not {value!r}", source=source, field=f"{path}.{key}"
-        )
-    return value
+    return _ip_any(value, 4, source, path)
 
 
 def parse_ipv4(value: str, what: str = "address") -> str:

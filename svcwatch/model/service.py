@@ -1,9 +1,20 @@
-"""The Service as kube-proxy sees it: namespace/name, cluster IP and ports."""
+"""The Service as kube-proxy sees it: every field its iptables proxier reads.
+
+kube-proxy's service cache (`pkg/proxy/serviceport.go`, `pkg/apis/core/v1/helper` and
+`pkg/api/v1/service`) keeps, per Service port: the cluster IP, port, protocol and nodePort, the
+externalIPs, the VIP-mode load-balancer ingress IPs, loadBalancerSourceRanges, the health-check
+nodePort (only for a LoadBalancer with externalTrafficPolicy=Local), both traffic policies and
+ClientIP session affinity with its timeout. Everything else in a Service (selector, labels,
+allocateLoadBalancerNodePorts, loadBalancerClass...) changes no rule; the selector and labels are
+kept because the lab and the cluster mode need them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+DEFAULT_AFFINITY_SECONDS = 10800  # the API server's default for sessionAffinityConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +41,7 @@ class ServicePort:
 
 @dataclass(frozen=True, slots=True)
 class Service:
-    """A Service, reduced to what decides its iptables rules."""
+    """A Service, reduced to what decides its iptables rules (plus selector and labels)."""
 
     namespace: str
     name: str
@@ -40,11 +51,47 @@ class Service:
     selector: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
     external_traffic_policy: str = "Cluster"
     labels: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
+    internal_traffic_policy: str = "Cluster"
+    external_ips: tuple[str, ...] = ()
+    load_balancer_ips: tuple[str, ...] = ()  # status.loadBalancer.ingress[].ip, VIP mode only
+    source_ranges: tuple[str, ...] = ()  # spec.loadBalancerSourceRanges, as CIDRs
+    health_check_node_port: int | None = None
+    session_affinity: str = "None"  # or "ClientIP"
+    affinity_seconds: int = DEFAULT_AFFINITY_SECONDS
+    allocate_lb_node_ports: bool = True  # no rule depends on it; kept for the round trip
+    external_name: str | None = None
 
     @property
     def key(self) -> str:
         """`namespace/name`, the string kube-proxy puts in its rule comments."""
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def externally_accessible(self) -> bool:
+        """NodePort and LoadBalancer Services, and ClusterIP ones with externalIPs."""
+        return self.type in ("NodePort", "LoadBalancer") or (
+            self.type == "ClusterIP" and bool(self.external_ips)
+        )
+
+    @property
+    def external_policy_local(self) -> bool:
+        """externalTrafficPolicy=Local counts only where there is external traffic."""
+        return self.externally_accessible and self.external_traffic_policy == "Local"
+
+    @property
+    def internal_policy_local(self) -> bool:
+        return self.internal_traffic_policy == "Local"
+
+    @property
+    def sticky_seconds(self) -> int | None:
+        """ClientIP affinity's timeout, or None without affinity."""
+        return self.affinity_seconds if self.session_affinity == "ClientIP" else None
+
+    @property
+    def health_check_port(self) -> int | None:
+        """The health-check nodePort kube-proxy opens: LoadBalancer + Local policy only."""
+        needs = self.type == "LoadBalancer" and self.external_policy_local
+        return self.health_check_node_port if needs else None
 
     def port_named(self, name: str) -> ServicePort | None:
         """The Service port with this name ("" for the unnamed one), if any."""
@@ -60,6 +107,33 @@ class Service:
             spec["clusterIP"] = self.cluster_ip
         if self.selector:
             spec["selector"] = dict(self.selector)
+        spec.update(self._spec_extras())
+        out: dict[str, Any] = {"apiVersion": "v1", "kind": "Service", "metadata": meta}
+        out["spec"] = spec
+        if self.load_balancer_ips:
+            ingress = [{"ip": ip} for ip in self.load_balancer_ips]
+            out["status"] = {"loadBalancer": {"ingress": ingress}}
+        return out
+
+    def _spec_extras(self) -> dict[str, Any]:
+        """The optional spec fields that differ from the API's defaults."""
+        extras: dict[str, Any] = {}
         if self.external_traffic_policy != "Cluster":
-            spec["externalTrafficPolicy"] = self.external_traffic_policy
-        return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec}
+            extras["externalTrafficPolicy"] = self.external_traffic_policy
+        if self.internal_traffic_policy != "Cluster":
+            extras["internalTrafficPolicy"] = self.internal_traffic_policy
+        if self.external_ips:
+            extras["externalIPs"] = list(self.external_ips)
+        if self.source_ranges:
+            extras["loadBalancerSourceRanges"] = list(self.source_ranges)
+        if self.health_check_node_port is not None:
+            extras["healthCheckNodePort"] = self.health_check_node_port
+        if self.session_affinity != "None":
+            extras["sessionAffinity"] = self.session_affinity
+            timeout = {"clientIP": {"timeoutSeconds": self.affinity_seconds}}
+            extras["sessionAffinityConfig"] = timeout
+        if not self.allocate_lb_node_ports:
+            extras["allocateLoadBalancerNodePorts"] = False
+        if self.external_name:
+            extras["externalName"] = self.external_name
+        return extras

@@ -1,4 +1,4 @@
-"""The svcwatch recording format, version 1: one JSON object per line, optionally gzip-compressed.
+"""The svcwatch recording format, version 2: one JSON object per line, optionally gzip-compressed.
 
 A recording is what the dashboard showed, in the order it happened, so a replay can show it again
 anywhere (no root, no lab, no cluster). Line 1 is the header; every later line is one record whose
@@ -15,8 +15,11 @@ anywhere (no root, no lab, no cluster). Line 1 is the header; every later line i
   after how many events (`seen`), so a replay shows it at exactly the same point of the stream;
 - `end`: the recording was closed cleanly (a crash leaves no `end`).
 
-Readers skip records of a kind they do not know, so version 1 may gain kinds; anything a version-1
-reader would misread bumps `FORMAT_VERSION`. docs/recording-format.md is the user-facing copy.
+Readers skip records of a kind they do not know, so a version may gain kinds; anything an older
+reader would misread bumps `FORMAT_VERSION`. Version 2 renamed "backend", which meant two things:
+the header's session kind is `session_kind`, and the iptables flavour in chains and RulesSynced
+events is `proxy_backend`; it also added `DiagnosisChanged` events. This reader still reads
+version 1 (`upgrade_v1_*` below). docs/recording-format.md is the user-facing copy.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from svcwatch.model.manifest import parse_service, parse_slice
 from svcwatch.model.service import Service
 
 FORMAT_NAME = "svcwatch-recording"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SUFFIX = ".svcrec"
 
 # Fields `to_dict` adds that `from_dict` derives again: left out to keep recordings small.
@@ -41,7 +44,7 @@ _DERIVED_EVENT_FIELDS = ("text", "source")
 
 
 def header(
-    *, backend: str, created: float, version: str, meta: dict[str, Any] | None
+    *, session_kind: str, created: float, version: str, meta: dict[str, Any] | None
 ) -> dict[str, Any]:
     """The first line: what this file is, which format version, and where it was recorded."""
     return {
@@ -49,7 +52,7 @@ def header(
         "version": FORMAT_VERSION,
         "created": created,
         "svcwatch": version,
-        "backend": backend,
+        "session_kind": session_kind,
         "meta": dict(meta or {}),
     }
 
@@ -100,7 +103,21 @@ def event_from_record(record: dict[str, Any]) -> Event:
     data = record["event"]
     if not isinstance(data, dict):
         raise ValueError("event is not an object")
-    return from_dict(data)
+    return from_dict(_renamed(data, "backend", "proxy_backend"))
+
+
+def _renamed(data: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    """`data` with key `old` called `new` (a version-1 record read by this version)."""
+    if old not in data:
+        return data
+    out = dict(data)
+    out.setdefault(new, out.pop(old))
+    return out
+
+
+def session_kind_of(header: dict[str, Any]) -> str:
+    """The recorded session's kind ("lab", "cluster"): `session_kind`, `backend` in version 1."""
+    return str(header.get("session_kind") or header.get("backend") or "?")
 
 
 def rule_to_dict(rule: Rule) -> dict[str, Any]:
@@ -116,7 +133,7 @@ def rule_to_dict(rule: Rule) -> dict[str, Any]:
 def chain_to_dict(tree: ChainTree) -> dict[str, Any]:
     return {
         "service": tree.service,
-        "backend": tree.backend,
+        "proxy_backend": tree.proxy_backend,
         "entry": [rule_to_dict(r) for r in tree.entry],
         "chains": {name: [rule_to_dict(r) for r in rules] for name, rules in tree.chains.items()},
         "filter_rules": [rule_to_dict(r) for r in tree.filter_rules],
@@ -124,6 +141,7 @@ def chain_to_dict(tree: ChainTree) -> dict[str, Any]:
 
 
 def chain_from_dict(data: dict[str, Any]) -> ChainTree:
+    data = _renamed(data, "backend", "proxy_backend")
     return ChainTree(
         service=str(data["service"]),
         entry=[Rule(**r) for r in data.get("entry", [])],
@@ -131,7 +149,7 @@ def chain_from_dict(data: dict[str, Any]) -> ChainTree:
             str(name): [Rule(**r) for r in rules] for name, rules in data.get("chains", {}).items()
         },
         filter_rules=[Rule(**r) for r in data.get("filter_rules", [])],
-        backend=str(data.get("backend", "")),
+        proxy_backend=str(data.get("proxy_backend", "")),
     )
 
 

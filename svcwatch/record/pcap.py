@@ -10,15 +10,16 @@ draft-ietf-opsawg-pcapng): little-endian, microsecond timestamps.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from svcwatch import __version__
-from svcwatch.model.errors import InputError
+from svcwatch.model.errors import InputError, OutputError
 from svcwatch.model.events import Event, PacketEvent
 
 SNAPLEN = 262144
@@ -73,10 +74,12 @@ def packet_block(interface_id: int, event: PacketEvent, raw: bytes) -> bytes:
 class PcapngSink:
     """An EventSink writing every PacketEvent that carries raw bytes to a pcapng file.
 
-    Thread-safe; other events are ignored. Flushed about every second and on `close()`.
+    Thread-safe; other events are ignored. Flushed about every second and on `close()`. A write
+    that fails (disk full, device gone) never raises into the capture thread that emits: the
+    first error is kept in `error`, `on_error` hears it once, and nothing more is written.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, on_error: Callable[[str], None] | None = None) -> None:
         self.path = Path(path)
         try:
             self._file: BinaryIO = open(self.path, "wb")
@@ -84,12 +87,14 @@ class PcapngSink:
             raise InputError(
                 f"cannot write the pcapng file: {exc.strerror or exc}", source=str(self.path)
             ) from exc
+        self.on_error = on_error
+        self.error: str | None = None
         self._interfaces: dict[tuple[str | None, str, int], int] = {}
         self._lock = threading.Lock()
         self._last_flush = time.monotonic()
         self.packets = 0
         self.skipped = 0  # packets without raw bytes (nothing to write)
-        self._file.write(section_header())
+        self._guarded(self._file.write, section_header())
 
     @property
     def interface_names(self) -> list[str]:
@@ -103,28 +108,55 @@ class PcapngSink:
             if self._file.closed:
                 return
             for event in events:
-                if isinstance(event, PacketEvent):
-                    self._write_packet(event)
+                if isinstance(event, PacketEvent) and not self._write_packet(event):
+                    return
             if time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
-                self._file.flush()
+                self._guarded(self._file.flush)
                 self._last_flush = time.monotonic()
 
-    def _write_packet(self, event: PacketEvent) -> None:
+    def _write_packet(self, event: PacketEvent) -> bool:
+        """Write one packet (and its interface's block the first time); False once failed."""
         if not event.raw:
             self.skipped += 1
-            return
+            return True
         key = (event.node, event.iface, event.linktype)
         interface_id = self._interfaces.get(key)
         if interface_id is None:
             interface_id = self._interfaces[key] = len(self._interfaces)
-            self._file.write(interface_block(event.iface, event.linktype, event.node))
-        self._file.write(packet_block(interface_id, event, event.raw))
+            block = interface_block(event.iface, event.linktype, event.node)
+            if not self._guarded(self._file.write, block):
+                return False
+        if not self._guarded(self._file.write, packet_block(interface_id, event, event.raw)):
+            return False
         self.packets += 1
+        return True
+
+    def _guarded(self, action: Callable[..., object], *args: bytes) -> bool:
+        """Run one file operation; on OSError keep the error, close the file, tell `on_error`."""
+        try:
+            action(*args)
+            return True
+        except OSError as exc:
+            self._fail(exc)
+            return False
+
+    def _fail(self, exc: OSError) -> None:
+        if self.error is not None:
+            return
+        self.error = error = (
+            f"{self.path}: pcap stopped after {self.packets} packets: {exc.strerror or exc}"
+        )
+        with contextlib.suppress(OSError):
+            self._file.close()  # the buffered rest cannot be written either
+        if self.on_error is not None:
+            self.on_error(error)
 
     def close(self) -> None:
+        """Flush and close; never raises (a failure lands in `error`)."""
         with self._lock:
             if not self._file.closed:
-                self._file.close()
+                if self._guarded(self._file.flush):
+                    self._guarded(self._file.close)
 
 
 def write_pcapng(path: Path, events: Iterable[Event]) -> int:
@@ -140,4 +172,6 @@ def write_pcapng(path: Path, events: Iterable[Event]) -> int:
         sink.emit_many(batch)
     finally:
         sink.close()
+    if sink.error is not None:
+        raise OutputError(sink.error)
     return sink.packets

@@ -85,8 +85,8 @@ class Recording:
     skipped: int = 0  # records of kinds this version does not know
 
     @property
-    def backend(self) -> str:
-        return str(self.header.get("backend", "?"))
+    def session_kind(self) -> str:
+        return fmt.session_kind_of(self.header)
 
     @property
     def meta(self) -> dict[str, Any]:

@@ -15,11 +15,12 @@ import json
 import operator
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,12 +92,15 @@ class Recorder:
     Thread-safe. `close()` writes an `end` record and waits for the writer thread.
     """
 
-    def __init__(self, path: Path, *, backend: str, meta: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, path: Path, *, session_kind: str, meta: dict[str, Any] | None = None
+    ) -> None:
         self.path = Path(path)
         self.events_written = 0
         self.feeder_cpu_seconds = 0.0  # CPU this process spent handing records over
         self.writer_cpu_seconds = 0.0  # that plus the writer process's (benchmarks/record.py)
         self.error: str | None = None
+        self.on_error: Callable[[str], None] | None = None  # told once, when recording stops
         fd = _open_file(self.path)
         try:
             self._writer = _start_writer(fd, self.path)
@@ -107,7 +111,9 @@ class Recorder:
         self._lock = threading.Lock()
         self._last_chain: dict[str, Any] | None = None
         self.created = time.time()
-        head = fmt.header(backend=backend, created=self.created, version=__version__, meta=meta)
+        head = fmt.header(
+            session_kind=session_kind, created=self.created, version=__version__, meta=meta
+        )
         self._queue.put(json.dumps(head) + "\n")
         self._thread = threading.Thread(target=self._run, name="svcwatch-recorder", daemon=True)
         self._thread.start()
@@ -226,21 +232,42 @@ class Recorder:
             for buffer in frame(parts):
                 pipe.write(buffer)
             pipe.flush()
-        except OSError:  # the writer process died: keep the session running, report on close
-            self.error = f"{self.path}: recording stopped: the writer process exited"
+        except OSError:  # the writer process is gone (disk full, killed): the session goes on
+            self._report(self._writer_report())
+
+    def _writer_report(self) -> dict[str, Any]:
+        """Close the pipe, wait for the writer process and read its report (its CPU, its error).
+
+        Without a report it died: the report says how, so the error is never silent.
+        """
+        try:
+            out, err = self._writer.communicate(timeout=30)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            self._writer.kill()
+            out, err = b"", b""
+        try:
+            report: dict[str, Any] = json.loads(out)
+        except ValueError:
+            code = self._writer.wait()
+            if code < 0:
+                why = f"the writer process was killed ({signal.Signals(-code).name})"
+            else:
+                last = (err.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+                why = f"the writer process failed: {last}"
+            report = {"error": f"{self.path}: recording stopped: {why}"}
+        return report
+
+    def _report(self, report: dict[str, Any]) -> None:
+        """Keep the first error and tell `on_error` about it, once."""
+        error = report.get("error")
+        if error and self.error is None:
+            self.error = str(error)
+            if self.on_error is not None:
+                self.on_error(self.error)
 
     def _finish(self) -> None:
         """Close the pipe (the writer writes what is left and exits) and read its report."""
-        try:
-            out, err = self._writer.communicate()
-        except OSError:
-            out, err = b"", b""
+        report = self._writer_report() if self.error is None else {}
         self.feeder_cpu_seconds = time.thread_time()
-        try:
-            report = json.loads(out)
-        except ValueError:
-            last = (err.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
-            self.error = self.error or f"{self.path}: recording stopped: writer failed: {last}"
-            report = {}
-        self.error = self.error or report.get("error")
+        self._report(report)
         self.writer_cpu_seconds = self.feeder_cpu_seconds + float(report.get("cpu", 0.0))

@@ -186,9 +186,13 @@ def _quiet(source: int, until: float) -> bool:
 
 
 def pump(source: int, out: RecordingFile) -> None:
-    """Write every message from `source` to `out` until EOF, flushing within FLUSH_INTERVAL."""
+    """Write every message from `source` to `out` until EOF, flushing within FLUSH_INTERVAL.
+
+    The first write error ends the pump at once: this process exits with its report, and the
+    parent, whose next hand-over then fails, says so while the session goes on.
+    """
     dirty_since: float | None = None  # when the oldest unflushed data was written
-    while True:
+    while out.error is None:
         if dirty_since is not None and _quiet(source, dirty_since + FLUSH_INTERVAL):
             out.flush()
             dirty_since = None
@@ -213,6 +217,9 @@ def main(argv: list[str]) -> None:
     pump(sys.stdin.fileno(), out)
     report = {"cpu": time.process_time(), "error": out.error}
     sys.stdout.write(json.dumps(report) + "\n")
+    sys.stdout.flush()
+    if out.error is not None:
+        os._exit(1)  # now: the parent is still writing to our stdin, and must see EPIPE soon
 
 
 if __name__ == "__main__":

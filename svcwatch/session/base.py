@@ -2,7 +2,9 @@
 
 All methods may block (they touch the kernel, a cluster or a file), so the dashboard calls them
 from thread workers, never on its event loop. Events flow the other way, through the sink given to
-`start`, from whatever threads the session runs.
+`start`, from whatever threads the session runs. What a session can do beyond showing (switch
+scenarios, edit the slice, replay controls, ...) differs by kind; it says so with `capabilities()`
+(session/capabilities.py), never by a method that happens to exist.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.service import Service
+from svcwatch.session.capabilities import Capabilities
 from svcwatch.sinks import EventSink
 
 
@@ -39,13 +42,54 @@ class Session(Protocol):
 
     def current_scenario(self) -> str | None: ...
 
-    def request_scenario(self, name: str) -> None:
-        """Switch scenario; the change arrives as SliceChanged, RulesSynced, CaptureStarted."""
-
-    def apply_slice_text(self, text: str) -> None:
-        """Apply an edited slice (YAML); raises InputError and applies nothing when invalid."""
-
     def read_chain(self) -> ChainTree:
         """The Service's chain tree as the kernel has it now, with counters."""
 
     def endpoint_facts(self) -> list[EndpointFacts]: ...
+
+    def capabilities(self) -> Capabilities:
+        """What this session can do beyond showing; cheap, and the same for its whole life."""
+        ...
+
+
+class ForwardingSession:
+    """A wrapper around one Session that forwards the whole protocol to it, method by method.
+
+    Wrappers (pcap tap, recording, diagnosis) subclass it and override only what they change, so
+    what a wrapper passes on is declared here, not reached through `__getattr__`.
+    """
+
+    def __init__(self, inner: Session) -> None:
+        self.inner = inner
+
+    @property
+    def kind(self) -> str:
+        return self.inner.kind
+
+    @property
+    def title(self) -> str:
+        return self.inner.title
+
+    def start(self, sink: EventSink) -> None:
+        self.inner.start(sink)
+
+    def stop(self) -> None:
+        self.inner.stop()
+
+    def service(self) -> Service:
+        return self.inner.service()
+
+    def current_slice(self) -> EndpointSlice:
+        return self.inner.current_slice()
+
+    def current_scenario(self) -> str | None:
+        return self.inner.current_scenario()
+
+    def read_chain(self) -> ChainTree:
+        return self.inner.read_chain()
+
+    def endpoint_facts(self) -> list[EndpointFacts]:
+        return self.inner.endpoint_facts()
+
+    def capabilities(self) -> Capabilities:
+        return self.inner.capabilities()

@@ -25,9 +25,10 @@ from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError
 from svcwatch.model.facts import EndpointFacts
-from svcwatch.model.scenario import get_scenario
+from svcwatch.model.scenario import SCENARIOS, get_scenario
 from svcwatch.model.service import Service
 from svcwatch.probe.tcp import ProbeLoop
+from svcwatch.session.capabilities import Capabilities
 from svcwatch.session.cluster_agents import AgentFleet
 from svcwatch.session.cluster_setup import (
     demo_pods,
@@ -267,6 +268,14 @@ class ClusterSession(StreamingSession):
 
     def current_scenario(self) -> str | None:
         return self.editor.scenario if self.editor else None
+
+    def capabilities(self) -> Capabilities:
+        """Scenarios and edits on svcwatch's own slice, and a watch that can break; no pod moves."""
+        return Capabilities(scenarios=self, slice_editing=self, watch_health=self)
+
+    def scenarios_offered(self) -> list[str]:
+        """The scenarios that only patch the slice (svcwatch moves no pod on a real cluster)."""
+        return [name for name, scenario in SCENARIOS.items() if not scenario.pod_action]
 
     def request_scenario(self, name: str) -> None:
         """Patch svcwatch's slice to the scenario; the watch brings the change back as events."""

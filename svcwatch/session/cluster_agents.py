@@ -2,7 +2,9 @@
 
 `AgentFleet` starts a stock node agent pod per watched node and joins each to a `NodeWatch`,
 re-filters every node's capture together when the Service or slice changes, and reads kube-proxy's
-rules on one thread: after every change and every RULES_PERIOD seconds (the counters move). The
+rules on one thread: after every change and every RULES_PERIOD seconds (the counters move). Each
+read costs the same on a node with 10 Services or 10,000 (see cluster/rules_read.py), except the
+KUBE-SERVICES jumps, which are re-read after changes and every ENTRY_PERIOD. The
 first node (by name) is the one whose chain tree the dashboard shows.
 """
 
@@ -15,7 +17,7 @@ from typing import Any
 
 from svcwatch.cluster.agent import NodeAgent, delete_agents, start_agent
 from svcwatch.cluster.api import ClusterApi
-from svcwatch.kubeproxy.rules import ChainTree
+from svcwatch.kubeproxy.rules import ChainTree, Rule
 from svcwatch.model.events import RulesSynced
 from svcwatch.model.service import Service
 from svcwatch.session.cluster_nodes import NodeWatch, chain_tree
@@ -23,6 +25,7 @@ from svcwatch.session.common import Notify, one_line
 from svcwatch.sinks import EventSink
 
 RULES_PERIOD = 3.0  # seconds between rule reads when nothing changed (counters move)
+ENTRY_PERIOD = 30.0  # seconds between re-reads of the KUBE-SERVICES jumps when nothing changed
 Guard = Callable[[Callable[[], object]], bool]  # runs one teardown step; False when it failed
 
 
@@ -34,6 +37,7 @@ class AgentFleet:
         self.nodes: dict[str, NodeWatch] = {}
         self.agents: list[str] = []  # agent pod names, to delete on stop
         self.tree: ChainTree | None = None  # the first node's chain tree, as last read
+        self._entries: dict[str, tuple[float, list[Rule]]] = {}  # node -> (read at, jumps in)
         self._rules_wanted = threading.Event()
         self._stopping = threading.Event()
         self._rules_thread: threading.Thread | None = None
@@ -88,13 +92,14 @@ class AgentFleet:
 
     def _rules_loop(self, service: Callable[[], Service], emit: Callable[[Any], None]) -> None:
         known: dict[str, set[str]] = {}
+        changed = True
         while not self._stopping.is_set():
             for node, watch in list(self.nodes.items()):
                 try:
-                    self._read_rules(node, watch, known, service(), emit)
+                    self._read_rules(node, watch, known, service(), emit, changed=changed)
                 except Exception as exc:  # one node's failure must not stop the others
                     self.notice("warning", f"rules on {node}: {one_line(exc)}")
-            self._rules_wanted.wait(RULES_PERIOD)
+            changed = self._rules_wanted.wait(RULES_PERIOD)
             self._rules_wanted.clear()
 
     def _read_rules(
@@ -104,16 +109,13 @@ class AgentFleet:
         known: dict[str, set[str]],
         service: Service,
         emit: Callable[[Any], None],
+        *,
+        changed: bool,
     ) -> None:
         started = time.time()
-        rules = watch.read_rules()
-        if rules.mode == "none":
-            self.notice(
-                "warning",
-                f"no kube-proxy rules on {node} (iptables nor nftables): is kube-proxy replaced?",
-            )
+        tree = self._read_tree(watch, service, known.get(node), changed=changed)
+        if tree is None:
             return
-        tree = chain_tree(rules, service)
         if node == next(iter(sorted(self.nodes))):
             self.tree = tree
         chains = set(tree.chain_names())
@@ -126,10 +128,35 @@ class AgentFleet:
                     service.key,
                     tuple(sorted(chains - (before or set()))),
                     tuple(sorted((before or set()) - chains)),
-                    backend=tree.backend,
+                    proxy_backend=tree.proxy_backend,
                     took_ms=(time.time() - started) * 1000,
                 )
             )
+
+    def _read_tree(
+        self, watch: NodeWatch, service: Service, chains: set[str] | None, *, changed: bool
+    ) -> ChainTree | None:
+        """The Service's tree on the node; the jumps into it are re-read only after a change,
+        when its chains changed, or every ENTRY_PERIOD (their cost grows with the node)."""
+        node, now = watch.node, time.time()
+        last = self._entries.get(node)
+        entry = changed or last is None or now - last[0] > ENTRY_PERIOD
+        rules = watch.read_rules(service, entry=entry)
+        if rules.mode == "none":
+            self.notice(
+                "warning",
+                f"no kube-proxy rules on {node} (iptables nor nftables): is kube-proxy replaced?",
+            )
+            return None
+        tree = chain_tree(rules, service)
+        if not rules.entry and set(tree.chain_names()) != chains:
+            rules = watch.read_rules(service, entry=True)
+            tree = chain_tree(rules, service)
+        if rules.entry:
+            self._entries[node] = (now, list(tree.entry))
+        elif last is not None:
+            tree.entry = list(last[1])
+        return tree
 
     def begin_stop(self) -> None:
         """No capture restarts from here on; the rules thread wakes up to end."""

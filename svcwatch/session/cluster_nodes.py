@@ -24,30 +24,13 @@ from svcwatch.model.service import Service
 from svcwatch.sinks import EventSink
 
 
-def backend_of(rules: NodeRules) -> str:
-    """`iptables-nft`/`iptables-legacy` from the dump's header, or `nftables` (nft mode)."""
-    if rules.mode != "iptables":
-        return rules.mode
-    from svcwatch.kubeproxy.restore import detect_backend
-
-    header = rules.text.splitlines()[0] if rules.text else ""
-    try:
-        return detect_backend(header.replace("iptables-save v", "iptables v"))
-    except InputError:
-        return "iptables-legacy" if "legacy" in rules.command else "iptables"
-
-
 def chain_tree(rules: NodeRules, service: Service) -> ChainTree:
-    """The Service's rules on that node, whichever mode kube-proxy runs in."""
-    if rules.mode == "nftables":
-        from svcwatch.kubeproxy.nft import service_tree_nft
+    """The Service's rules on that node, whichever mode kube-proxy runs in (`kubeproxy.mode`)."""
+    from svcwatch.kubeproxy.mode import RulesDump, identify, service_view
 
-        tree = service_tree_nft(rules.text, service)
-        tree.backend = "nftables"
-        return tree
-    from svcwatch.kubeproxy.restore import parse_save, service_tree
-
-    return service_tree(parse_save(rules.text), service, backend=backend_of(rules))
+    if rules.backend:  # the agent knows which flavour it read (its listings carry no header)
+        return service_view(RulesDump(rules.mode, rules.backend, rules.text), service)
+    return service_view(identify(rules.text, rules.command), service)
 
 
 class NodeWatch:
@@ -122,5 +105,5 @@ class NodeWatch:
             self._reader.join(timeout=5)
             self._reader = None
 
-    def read_rules(self) -> NodeRules:
-        return self.agent.read_rules()
+    def read_rules(self, service: Service, *, entry: bool) -> NodeRules:
+        return self.agent.read_rules(service, entry=entry)

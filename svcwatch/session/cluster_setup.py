@@ -49,12 +49,15 @@ def demo_pods(api: ClusterApi, docs: list[dict[str, Any]], namespace: str) -> li
 def probe_target(
     override: tuple[str, int] | None, service: Service, pod: dict[str, Any] | None
 ) -> tuple[tuple[str, int], str | None]:
-    """--probe, else the pod's node InternalIP (status.hostIP) and the Service's nodePort; with
-    the node to watch for it (None for --probe)."""
+    """--probe, else the pod's node InternalIP (status.hostIP) and the Service's nodePort, else
+    (a LoadBalancer without nodePorts) its first ingress IP and port; with the node to watch for
+    it (None for --probe)."""
     node = (pod or {}).get("spec", {}).get("nodeName")
     if override is not None:
         return override, None
     node_port = node_port_of(service)
+    if node_port is None and service.load_balancer_ips and service.ports:
+        return (service.load_balancer_ips[0], service.ports[0].port), node
     host_ip = (pod or {}).get("status", {}).get("hostIP")
     if node_port is None or not host_ip:
         raise InputError(

@@ -28,9 +28,10 @@ from svcwatch.model.errors import InputError
 from svcwatch.model.events import Event, RulesSynced
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.manifest import collect, parse_documents
-from svcwatch.model.scenario import get_scenario
+from svcwatch.model.scenario import SCENARIOS, get_scenario
 from svcwatch.model.service import Service
 from svcwatch.probe.tcp import ProbeLoop
+from svcwatch.session.capabilities import Capabilities
 from svcwatch.session.common import (
     ProbeSettings,
     StreamingSession,
@@ -46,6 +47,7 @@ from svcwatch.watch.sync import SyncTracker
 
 if TYPE_CHECKING:
     from svcwatch.lab.node import LabNode
+    from svcwatch.session.lab_monitor import LabMonitor
     from svcwatch.watch.events import WatchEvent
     from svcwatch.watch.lab_source import LabSource
 
@@ -86,23 +88,25 @@ class LabSession(StreamingSession):
         payload: str | bytes,
         probe_target: str | None,
         state_root: Path | None = None,
+        proxy_mode: str | None = None,
         **_ignored: Any,
     ) -> None:
-        from svcwatch.lab.iptables import iptables_tool
         from svcwatch.lab.privileges import require_lab_privileges
+        from svcwatch.lab.proxy import require_proxy_tools
         from svcwatch.lab.sources import load_manifests
         from svcwatch.lab.topology import LabSpec
 
         if scenario is not None:
             get_scenario(scenario)  # unknown names fail before anything is built
         require_lab_privileges()  # no root: one line before any output or any UI
-        iptables_tool("iptables-restore")  # no iptables: likewise, naming the Debian package
+        require_proxy_tools(proxy_mode)  # no iptables/nft, bad mode: likewise, naming the package
         # Bad manifests fail here too, naming file and field, before the dashboard is drawn.
         self.manifests = load_manifests(manifests or None)
         self.spec = LabSpec.from_manifests(self.manifests, lab_name, idle_pods=pods)
         self.lab_name = lab_name
         self.start_scenario = scenario
         self.sync_delay = sync_delay
+        self.proxy_mode = proxy_mode
         self.keep = keep
         self.probing = ProbeSettings.from_flags(interval, timeout, payload, probe_target)
         self.state_root = state_root or state_dir()
@@ -113,6 +117,10 @@ class LabSession(StreamingSession):
         self._probes: ProbeLoop | None = None
         self._tracker = SyncTracker(expects_rules=True)
         self._tracker_lock = threading.Lock()
+        self._monitor: LabMonitor | None = None
+        self._syncing = threading.Lock()  # held while a watch event is synced (see LabMonitor)
+        self._parts_lock = threading.Lock()  # stop() and the monitor both stop the parts
+        self.final_words: str | None = None
 
     @property
     def title(self) -> str:
@@ -145,6 +153,7 @@ class LabSession(StreamingSession):
         self._probes = self.probing.start(
             self._sink, target, netns=spec.client_ns, notice=self._notice
         )
+        self._start_monitor()
 
     def _bring_up(self) -> LabNode:
         from svcwatch.lab.node import LabNode
@@ -152,7 +161,13 @@ class LabSession(StreamingSession):
         spec = self.spec
         self._notice("info", f"lab {spec.name}: building or reusing (node {spec.node_ip})")
         return LabNode.up(
-            spec, self.manifests, self.state_root, progress=lambda m: self._notice("info", m)
+            spec,
+            self.manifests,
+            self.state_root,
+            progress=lambda m: self._notice("info", m),
+            proxy_mode=self.proxy_mode,
+            user=_command_name(),
+            keep=self.keep,
         )
 
     def _start_watcher(self) -> None:
@@ -166,31 +181,65 @@ class LabSession(StreamingSession):
         )
         self._source.start()
 
+    def _start_monitor(self) -> None:
+        from svcwatch.lab import claim_controller
+        from svcwatch.session.lab_monitor import LabMonitor
+
+        assert self.node is not None
+        name = self.node.spec.name
+
+        def take_control() -> bool:
+            self.controller = claim_controller(name, self.state_root)
+            return self.controller
+
+        self._monitor = LabMonitor(
+            self.node,
+            notice=self._notice,
+            is_controller=lambda: self.controller,
+            take_control=take_control,
+            sync_idle=self._syncing,
+            on_lab_gone=self._lab_gone,
+        )
+        self._monitor.start()
+
+    def _lab_gone(self, message: str) -> None:
+        """`lab down` removed the lab under this session: stop what fed on it and say so."""
+        with self._parts_lock:
+            stop_in_order((self._probes, self._source, self._capture))
+            self._probes = self._source = self._capture = None
+        self._notice("ended", message)
+
     def stop(self) -> None:
-        """Stop probes, watcher and capture, give the lease back, tear the lab down unless kept."""
-        stop_in_order((self._probes, self._source, self._capture))
-        self._probes = self._source = self._capture = None
+        """Stop probes, watcher, capture and the monitor, give the lease back, and leave the lab:
+        it is torn down only if this session was its last user and nobody asked to keep it."""
+        if self._monitor is not None:
+            self._monitor.stop()
+            self._monitor = None
+        with self._parts_lock:
+            stop_in_order((self._probes, self._source, self._capture))
+            self._probes = self._source = self._capture = None
         if self.node is None:
             return
         from svcwatch.lab import release_controller
-        from svcwatch.lab.node import LabNode
 
         if self.controller:
             release_controller(self.node.spec.name, self.state_root)
-        if self.keep:
-            self._notice(
-                "info",
-                f"lab {self.lab_name} kept (svcwatch lab down --name {self.lab_name} removes it)",
-            )
-        else:
-            LabNode.down(self.node.spec.name, self.state_root)
-            self._notice("info", f"lab {self.lab_name} torn down")
+        self.final_words = self.node.leave(keep=self.keep)
+        self._notice("info", self.final_words)
         self.node = None
+
+    def exit_line(self) -> str | None:
+        """What happened to the lab when this session ended (kept, and why; or torn down)."""
+        return self.final_words
 
     # --- the watch pipeline ------------------------------------------------------------------
 
     def _on_watch_event(self, event: WatchEvent) -> None:
         """One object change: show it, [delay], reconcile, re-filter, time it. Never raises."""
+        with self._syncing:
+            self._handle_watch_event(event)
+
+    def _handle_watch_event(self, event: WatchEvent) -> None:
         try:
             if event.kind == "EndpointSlice":
                 self._on_slice_event(event)
@@ -273,6 +322,15 @@ class LabSession(StreamingSession):
     def current_scenario(self) -> str | None:
         return self._lab().current_scenario()
 
+    def capabilities(self) -> Capabilities:
+        """The lab does everything a live session can: scenarios, edits, the preStop rollout."""
+        return Capabilities(
+            scenarios=self, slice_editing=self, rollout_replay=self, exit_report=self
+        )
+
+    def scenarios_offered(self) -> list[str]:
+        return list(SCENARIOS)
+
     def request_scenario(self, name: str) -> None:
         """Write the scenario's slice; the watcher then carries it through like any other change."""
         scenario = get_scenario(name)
@@ -327,3 +385,12 @@ class LabSession(StreamingSession):
 
     def capture_stats(self) -> dict[str, int]:
         return self._capture.stats() if self._capture is not None else {}
+
+
+def _command_name() -> str:
+    """How this process was started, for other svcwatch commands to name it (`svcwatch run`)."""
+    import sys
+
+    words = [w for w in sys.argv[1:] if not w.startswith("-")]
+    sub = words[0] if words and words[0] in ("run", "serve") else ""
+    return f"svcwatch {sub}".strip()

@@ -13,17 +13,21 @@ import dataclasses
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
+from svcwatch.model.errors import InputError, OutputError
 from svcwatch.model.events import Event, RulesSynced, SliceChanged
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.service import Service
 from svcwatch.record.writer import Recorder
-from svcwatch.session.base import Session
-from svcwatch.sinks import EventSink, FanoutSink
+from svcwatch.session.base import ForwardingSession, Session
+from svcwatch.session.capabilities import Capabilities
+from svcwatch.sinks import EventSink, FanoutSink, report_write_error
 
 POLL_INTERVAL = 1.0  # seconds; the dashboard reads the chain this often too
 
@@ -43,8 +47,12 @@ class _ChangeTap:
             self.changed.set()
 
 
-class RecordingSession:
-    """Proxies every method of `inner` and records what it returns (see the module docstring)."""
+class RecordingSession(ForwardingSession):
+    """Proxies the Session protocol and the capabilities it wraps, and records what they return.
+
+    Scenario switches and slice edits pass through this wrapper (so they are recorded), key
+    recording and the stream's start are its own; every other capability is the inner session's.
+    """
 
     def __init__(
         self,
@@ -55,9 +63,9 @@ class RecordingSession:
         t0: float | None = None,
     ) -> None:
         """`t0` is the stream's +0.000s (default: now, as `svcwatch run` takes it just before)."""
-        self.inner = inner
+        super().__init__(inner)
         # The title is recorded once started: before that a lab does not know its node IP yet.
-        self.recorder = Recorder(Path(path), backend=inner.kind, meta=meta)
+        self.recorder = Recorder(Path(path), session_kind=inner.kind, meta=meta)
         self._lock = threading.Lock()
         self._last_objects: tuple[Service, EndpointSlice] | None = None
         self._last_facts: list[dict[str, Any]] | None = None
@@ -71,18 +79,25 @@ class RecordingSession:
         self.recorder.record_start(self.t0)
 
     @property
-    def kind(self) -> str:
-        return self.inner.kind
-
-    @property
     def title(self) -> str:
-        return f"{self.inner.title} [recording to {self.recorder.path.name}]"
+        name = self.recorder.path.name
+        if self.recorder.error is not None:  # the header must not claim a recording that stopped
+            return f"{self.inner.title} [recording to {name} FAILED]"
+        return f"{self.inner.title} [recording to {name}]"
 
-    def __getattr__(self, name: str) -> Any:
-        # Anything beyond the Session protocol (a lab's extra controls) goes straight through.
-        return getattr(self.inner, name)
+    def capabilities(self) -> Capabilities:
+        inner = self.inner.capabilities()
+        return replace(
+            inner,
+            scenarios=self if inner.scenarios is not None else None,
+            slice_editing=self if inner.slice_editing is not None else None,
+            key_recording=self,
+            display_recording=self,
+            stream_start=self.t0,
+        )
 
     def start(self, sink: EventSink) -> None:
+        self.recorder.on_error = partial(report_write_error, sink, "recorder")
         self.inner.start(FanoutSink([sink, self.recorder, _ChangeTap(self._changed)]))
         self.recorder.record_title(self.inner.title, time.time())
         scenario = self.inner.current_scenario()
@@ -96,10 +111,17 @@ class RecordingSession:
         self._changed.set()
         if self._poller.is_alive():
             self._poller.join()
+        failures: list[str] = []
         try:
             self.inner.stop()
+        except OutputError as exc:  # the pcap beside the recording failed too: say both
+            failures.append(str(exc))
         finally:
             self.recorder.close()
+        if self.recorder.error is not None:
+            failures.insert(0, self.recorder.error)
+        if failures:  # torn down as usual; the exit status says what failed
+            raise OutputError("; ".join(failures))
 
     def record_shown(self, what: str, seen: int, fields: dict[str, Any]) -> None:
         """The dashboard displayed `what` after `seen` events: from now on it alone records the
@@ -146,15 +168,22 @@ class RecordingSession:
             self.recorder.record_objects(service, slice_, time.time())
         return slice_
 
-    def current_scenario(self) -> str | None:
-        return self.inner.current_scenario()
+    def scenarios_offered(self) -> Sequence[str]:
+        scenarios = self.inner.capabilities().scenarios
+        return [] if scenarios is None else scenarios.scenarios_offered()
 
     def request_scenario(self, name: str) -> None:
+        scenarios = self.inner.capabilities().scenarios
+        if scenarios is None:
+            raise InputError(f"this {self.inner.kind} session cannot switch scenarios")
         self.recorder.record_scenario(name, time.time())
-        self.inner.request_scenario(name)
+        scenarios.request_scenario(name)
 
     def apply_slice_text(self, text: str) -> None:
-        self.inner.apply_slice_text(text)
+        editing = self.inner.capabilities().slice_editing
+        if editing is None:
+            raise InputError(f"this {self.inner.kind} session cannot change the slice")
+        editing.apply_slice_text(text)
         self.current_slice()
 
     def read_chain(self) -> ChainTree:

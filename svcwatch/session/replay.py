@@ -9,7 +9,7 @@ itself adds (jumps, the end, damage) have origin "replay", so they never pass fo
 Pulled state is not looked up by time: the live dashboard displayed each value after some number
 of stream events, and the recording says how many (`shown` records; for older or headless
 recordings, the events before the value in the file). The player pushes each value to the
-dashboard at exactly that point of the stream (`pushes_state`), so the slice, chain, sync lag,
+dashboard at exactly that point of the stream (`replayed_display`), so the slice, chain, sync lag,
 counters and diagnosis are what the live dashboard showed there; what this session returns when
 asked is the value as of the events played so far.
 """
@@ -27,6 +27,7 @@ from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.service import Service
 from svcwatch.record.reader import Recording, Shown, latest_at, load_recording
 from svcwatch.record.replay import Player, ReplayClock
+from svcwatch.session.capabilities import Capabilities
 from svcwatch.sinks import EventSink
 
 REPLAY_ORIGIN = "replay"
@@ -37,7 +38,6 @@ class ReplaySession:
     """A Session over a recording, with the extra controls a replay has (pause, step, speed)."""
 
     kind = "replay"
-    pushes_state = True  # the dashboard shows what the player pushes; it pulls only at start
 
     def __init__(self, recording: Recording | Path, *, speed: float = 1.0) -> None:
         self.recording = (
@@ -55,7 +55,7 @@ class ReplaySession:
             "%Y-%m-%d %H:%M", time.localtime(float(self.recording.header.get("created", 0)))
         )
         original = (
-            self.recording.title or self.recording.meta.get("title") or self.recording.backend
+            self.recording.title or self.recording.meta.get("title") or self.recording.session_kind
         )
         self.title = f"replay of {original} · {self.recording.path.name}, recorded {created}"
 
@@ -92,6 +92,20 @@ class ReplaySession:
         entry = latest_at(self.recording.scenario_starts(), self.clock.now())
         return None if entry is None else entry[1]
 
+    def capabilities(self) -> Capabilities:
+        """Scenario keys jump, the clock pauses, steps and changes speed; nothing is changed."""
+        return Capabilities(
+            scenarios=self,
+            replay=self,
+            replayed_display=True,  # the dashboard shows what the player pushes, pulls only once
+            stream_start=self.recording.start_ts,
+            read_only="a replay shows what was recorded",
+        )
+
+    def scenarios_offered(self) -> list[str]:
+        """The scenarios this recording has a start of, in the order they first started."""
+        return list(dict.fromkeys(name for _, name in self.recording.scenario_starts()))
+
     def request_scenario(self, name: str) -> None:
         """Jump to the next moment scenario `name` started (wrapping to its first one)."""
         starts = [ts for ts, started in self.recording.scenario_starts() if started == name]
@@ -108,9 +122,6 @@ class ReplaySession:
         else:
             self.clock.seek(target)
             self._notice("scenario", message, target)
-
-    def apply_slice_text(self, text: str) -> None:
-        raise InputError("a replay cannot change the slice (it shows what was recorded)")
 
     def read_chain(self) -> ChainTree:
         shown = self._shown("chain")

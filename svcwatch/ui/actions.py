@@ -197,13 +197,13 @@ DASHBOARD_ACTIONS: list[ActionSpec] = [
 ]
 
 
-def applies_to(action: str, session_kind: str) -> bool:
-    """Whether the registry's `action` (its method name, without parameters) applies to a session
-    of this kind; actions not in the registry always do."""
+def applies_to(action: str, *, replay: bool) -> bool:
+    """Whether the registry's `action` (its method name, without parameters) applies to a replay
+    (`replay`) or a live session; actions not in the registry always do."""
     only = _ONLY.get(action)
     if only is None:
         return True
-    return (session_kind == "replay") == (only == "replay")
+    return replay == (only == "replay")
 
 
 _ONLY = {spec.action.partition("(")[0]: spec.only for spec in DASHBOARD_ACTIONS if spec.only}

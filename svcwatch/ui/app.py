@@ -3,37 +3,41 @@
 Every session call blocks (kernel, cluster, files), so each runs in a thread worker and answers
 with a message; events arrive in batches through `UiSink`. Key actions only post requests. One
 `Worker.StateChanged` handler turns any failed worker into a notification, never a crash.
-Presenter extras live in presenter.py; replay keys, `w`, key recording and the header's status
-(what differs by session kind) in controls.py.
+The talk presenter's extras (captions, scenes, the preStop replay) are a `TalkPresenter`
+(talk_presenter.py); replay keys, `w`, key recording and the header's status, which differ by what
+the session can do, are a `SessionControls` (controls.py). Each owns its state; the app only
+routes keys to them.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 
 from textual import on, work
+from textual.actions import ActionParseResult
 from textual.app import App, SystemCommand
+from textual.dom import DOMNode
+from textual.driver import Driver
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
-from svcwatch.model.events import Event, RulesSynced, SliceChanged
+from svcwatch.explain.diagnosis import Diagnosis
+from svcwatch.model.errors import InputError
+from svcwatch.model.events import Event, Notice, RulesSynced, SliceChanged
 from svcwatch.model.manifest import dump_slice
 from svcwatch.model.scenario import SCENARIOS
 from svcwatch.record.reader import Shown
 from svcwatch.session.base import Session
-from svcwatch.session.display import PushesDisplay
+from svcwatch.talk.script import TalkScript
 from svcwatch.ui import actions, messages
 from svcwatch.ui.bridge import UiSink
-from svcwatch.ui.controls import SessionControlsMixin
-from svcwatch.ui.diagnosis import Diagnosis
+from svcwatch.ui.controls import SessionControls
 from svcwatch.ui.display_log import DisplayLog, view_digest
-from svcwatch.ui.presenter import PresenterMixin
 from svcwatch.ui.screens.help import HelpScreen
 from svcwatch.ui.screens.main import MainScreen, StoppingScreen
-from svcwatch.ui.script import ScenePlayer, TalkScript
+from svcwatch.ui.talk_presenter import TalkPresenter
 from svcwatch.ui.themes import (
     DEFAULT_THEME,
     ROLE_DEFAULTS,
@@ -41,12 +45,11 @@ from svcwatch.ui.themes import (
     default_theme_dirs,
     load_themes,
 )
-from svcwatch.ui.widgets.caption_bar import CaptionBar
 
 Editor = Callable[[str], "str | None"]
 
 
-class SvcwatchApp(PresenterMixin, SessionControlsMixin, App[None]):
+class SvcwatchApp(App[None]):
     """The dashboard on one session (lab, cluster or replay)."""
 
     CSS_PATH = "svcwatch.tcss"
@@ -85,14 +88,23 @@ class SvcwatchApp(PresenterMixin, SessionControlsMixin, App[None]):
         self.scenario_label = ""
         self.session_ready = False
         self.start_error: str | None = None  # why the session did not start, for the CLI
+        self.stop_error: BaseException | None = None  # why stopping failed, for the exit status
+        self.quit_requested = False  # a signal or a lost terminal: quit as `q` does
         self._main = MainScreen(clock, self.started_at)
-        self.captions = captions or script is not None
-        self.scenes = ScenePlayer(script) if script is not None else None
-        self._caption_override: tuple[str, str] | None = None  # the preStop replay's caption
-        self._scene_timer: Timer | None = None
-        self.display_log = DisplayLog(session)  # what was displayed: recorded, or replayed exactly
+        self.capabilities = session.capabilities()
+        self.controls = SessionControls(self, session, clock)
+        self.talk = TalkPresenter(
+            self,
+            self._main,
+            captions=captions,
+            script=script,
+            rollout=self.capabilities.rollout_replay,
+            after_rollout=self._read_endpoints,
+            stopping=lambda: self.stopping,
+        )
+        self.display_log = DisplayLog(self.capabilities.display_recording)
         # A replay pushes what the live dashboard displayed; pulling too would show other moments.
-        self.pushes_state = isinstance(session, PushesDisplay) and session.pushes_state
+        self.pushes_state = self.capabilities.replayed_display
 
     # --- compose -------------------------------------------------------------------------------
 
@@ -107,12 +119,38 @@ class SvcwatchApp(PresenterMixin, SessionControlsMixin, App[None]):
         self.sub_title = "starting…"
         self.set_interval(self.chain_interval, self._refresh_counters)
         self.set_interval(1.0, self.refresh_status)  # replay clock, "stale for Ns"
+        self.set_interval(0.1, self._quit_if_requested)
 
     def on_main_screen_ready(self, _message: MainScreen.Ready) -> None:
-        if self.captions:
-            self.main.mount(CaptionBar(), after="#diagnosis")
+        self.talk.mount_caption_bar()
         self.sink.start()
+        if self.quit_requested:  # asked to stop before anything started: start nothing
+            self.action_quit_dashboard()
+            return
         self._start_session()
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's driver for this platform; on Linux one that survives a lost terminal."""
+        driver = super().get_driver_class()
+        if driver.__module__ == "textual.drivers.linux_driver":  # termios: import on Linux only
+            from svcwatch.ui.terminal import SurvivingLinuxDriver
+
+            if driver.__name__ == "LinuxDriver":
+                return SurvivingLinuxDriver
+        return driver
+
+    def request_quit(self) -> None:
+        """Quit as `q` does, soon. Safe from a signal handler or any thread: it only sets a flag,
+        which a timer on the app's own loop reads (nothing runs inside the interrupted code)."""
+        self.quit_requested = True
+
+    def terminal_gone(self) -> None:
+        """The terminal went away (writes fail): nobody can press `q`, so quit now."""
+        self.quit_requested = True
+
+    def _quit_if_requested(self) -> None:
+        if self.quit_requested and not self.stopping:
+            self.action_quit_dashboard()
 
     def _load_themes(self) -> None:
         self.theme_result = load_themes(self.theme_dirs)
@@ -197,7 +235,10 @@ class SvcwatchApp(PresenterMixin, SessionControlsMixin, App[None]):
         description="Switching scenario",
     )
     def _switch_scenario(self, name: str) -> None:
-        self.session.request_scenario(name)
+        scenarios = self.capabilities.scenarios
+        if scenarios is None:
+            raise InputError(f"this session cannot switch scenarios ({self._read_only()})")
+        scenarios.request_scenario(name)
         if not self.pushes_state:
             self._read_endpoints()
 
@@ -209,7 +250,10 @@ class SvcwatchApp(PresenterMixin, SessionControlsMixin, App[None]):
         description="Edit not applied",
     )
     def _apply_edit(self, text: str) -> None:
-        self.session.apply_slice_text(text)
+        editing = self.capabilities.slice_editing
+        if editing is None:
+            raise InputError(f"this session cannot change the slice ({self._read_only()})")
+        editing.apply_slice_text(text)
         self.call_from_thread(self.notify, "EndpointSlice edited and applied", title="Edit")
         self._read_endpoints()
 
@@ -243,7 +287,11 @@ class SvcwatchApp(PresenterMixin, SessionControlsMixin, App[None]):
             return
         self.display_log.count(len(events) + dropped)
         self.main.show_events(events, dropped)
-        if any(getattr(e, "kind", "") == "stale" for e in events):
+        for error in (e for e in events if isinstance(e, Notice) and e.kind == "error"):
+            self.notify(error.message, title=error.origin, severity="error", timeout=15)
+            if self.session_ready:  # a writer that stopped changes the title ("… FAILED")
+                self.title = f"svcwatch · {self.session.title}"
+        if any(isinstance(e, Notice) and e.kind == "stale" for e in events):
             self.refresh_status()  # the watch broke or came back: say so now
         if self.stopping:
             return
@@ -264,8 +312,9 @@ class SvcwatchApp(PresenterMixin, SessionControlsMixin, App[None]):
     def on_session_started(self, message: messages.SessionStarted) -> None:
         self.session_ready = True
         self.title = f"svcwatch · {message.title}"
-        if self.pushes_state:
-            return  # a replay shows what the live dashboard showed when its session started
+        if self.pushes_state:  # a replay shows what the live dashboard showed when it started
+            self.refresh_status()
+            return
         self.main.evidence.service = message.service.key
         self.main.show_endpoints(message.slice, [])
         self.display_log.started(message.service, message.slice)
@@ -303,8 +352,9 @@ class SvcwatchApp(PresenterMixin, SessionControlsMixin, App[None]):
         if event.worker.group == "session" and not self.session_ready:
             self.start_error = str(error)
             self.main.set_diagnosis(Diagnosis(f"Could not start: {error}", "fail"))
-        if event.worker.group == "stop":
-            self.exit(message=f"svcwatch: error while stopping: {error}")
+        if event.worker.group == "stop":  # the CLI reports it (one line) and exits non-zero
+            self.stop_error = error
+            self.exit()
 
     def set_scenario(self, name: str) -> None:
         self.scenario = name
@@ -313,8 +363,41 @@ class SvcwatchApp(PresenterMixin, SessionControlsMixin, App[None]):
         self.scenario_label = f"scenario: {label}"
         self.display_log.scenario(name)
         self.refresh_status()
-        self._show_caption()
+        self.talk.show_scenario(name)
         self._record_view()
+
+    def _read_only(self) -> str:
+        return self.capabilities.read_only or f"a {self.session.kind} session"
+
+    def refresh_status(self) -> None:
+        """The header's sub-title and the diagnosis' stale prefix, from the session's state now."""
+        self.sub_title = " · ".join(
+            p for p in [self.scenario_label, *self.controls.status_parts()] if p
+        )
+        stale = self.controls.stale_for()
+        if self.main.is_mounted and self.main.stale_for != stale:
+            self.main.stale_for = stale
+            self.main.refresh_diagnosis()
+
+    # --- which actions apply; every handled action is recorded -------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Replay keys only on replays; arrows step scenes only when a script runs."""
+        if action in ("next_scene", "previous_scene"):
+            return self.talk.scenes is not None
+        return self.controls.applies(action)
+
+    async def run_action(
+        self,
+        action: str | ActionParseResult,
+        default_namespace: DOMNode | None = None,
+        namespaces: Mapping[str, DOMNode] | None = None,
+    ) -> bool:
+        """Every dashboard action (key or palette) passes here: the one place keys are recorded."""
+        handled = await super().run_action(action, default_namespace, namespaces)
+        if handled and isinstance(action, str) and default_namespace in (None, self):
+            self.controls.record_key(action)
+        return handled
 
     # --- actions (bound through actions.DASHBOARD_ACTIONS) -----------------------------------
 
@@ -326,12 +409,15 @@ class SvcwatchApp(PresenterMixin, SessionControlsMixin, App[None]):
         """
         if self.stopping:
             return
-        toggles = self.session.kind != "replay" and name == self.scenario
+        toggles = self.capabilities.replay is None and name == self.scenario
         target = "happy" if toggles and name != "happy" else name
-        self._caption_override = None
+        self.talk.scenario_chosen()
         self.post_message(messages.ScenarioRequested(target))
 
     def action_edit_slice(self) -> None:
+        if self.capabilities.slice_editing is None:
+            self.notify(f"the slice cannot be edited here: {self._read_only()}", severity="warning")
+            return
         slice_ = self.main.evidence.slice
         if slice_ is None or self.stopping:
             self.notify("no EndpointSlice yet", severity="warning")
@@ -348,6 +434,34 @@ class SvcwatchApp(PresenterMixin, SessionControlsMixin, App[None]):
 
         with self.suspend():
             return click.edit(text, extension=".yaml", require_save=True)
+
+    def action_replay_toggle_pause(self) -> None:
+        self.controls.replay(lambda replay: replay.toggle_pause())
+        self.refresh_status()
+
+    def action_replay_step(self) -> None:
+        self.controls.replay(lambda replay: replay.step())
+        self.refresh_status()
+
+    def action_replay_slower(self) -> None:
+        self.controls.replay(lambda replay: replay.slower())
+        self.refresh_status()
+
+    def action_replay_faster(self) -> None:
+        self.controls.replay(lambda replay: replay.faster())
+        self.refresh_status()
+
+    def action_write_pcap(self) -> None:
+        self.controls.write_pcap([p for p in self.main.packet_pane.packets if p.raw])
+
+    def action_next_scene(self) -> None:
+        self.talk.next_scene()
+
+    def action_previous_scene(self) -> None:
+        self.talk.previous_scene()
+
+    def action_prestop_replay(self) -> None:
+        self.talk.prestop_replay()
 
     def action_toggle_pause(self) -> None:
         pane = self.main.packet_pane

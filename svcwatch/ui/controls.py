@@ -1,10 +1,12 @@
 """Session controls: replay keys, `w` (pcapng of what is buffered), key recording, header status.
 
-What a key does beyond the panes depends on the session: a replay has a clock to pause, step and
-speed up; a recording session writes each handled key; a cluster session may report a broken
-watch. This mixin keeps those session-kind differences out of the app's routing. The registry
-(actions.py) says which actions apply to which session; `check_action` asks it, so a key that does
-not apply falls through to the next binding of the same key (space: replay, else stream pane).
+What a key does beyond the panes depends on what the session can do: a replay has a clock to
+pause, step and speed up; a recording session writes each handled key; a cluster session may
+report a broken watch. `SessionControls` asks the session's capabilities (session/capabilities.py)
+once and keeps those differences out of the app's routing. The registry (actions.py) says which
+actions apply to a replay or a live session; the app's `check_action` asks `applies`, so a key
+that does not apply falls through to the next binding of the same key (space: replay, else the
+stream pane).
 """
 
 from __future__ import annotations
@@ -12,19 +14,17 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from textual import work
-from textual.actions import ActionParseResult
-from textual.app import App
-from textual.dom import DOMNode
+from typing import TYPE_CHECKING
 
 from svcwatch.model.events import Event
 from svcwatch.session.base import Session
+from svcwatch.session.capabilities import ReplayControls
 from svcwatch.ui import actions
-from svcwatch.ui.screens.main import MainScreen
+
+if TYPE_CHECKING:
+    from textual.app import App
 
 PCAP_DIR_ENV = "SVCWATCH_PCAP_DIR"
 
@@ -36,101 +36,80 @@ def pcap_path(now: float | None = None, directory: str | None = None) -> Path:
     return base / f"svcwatch-{stamp}.pcapng"
 
 
-def replay_status(session: Any) -> str:
-    """ "replay ▶ 2x" or "replay ⏸ paused at 1x" for a ReplaySession."""
-    speed = "max speed" if math.isinf(session.speed) else f"{session.speed:g}x"
-    return f"replay ⏸ paused at {speed}" if session.paused else f"replay ▶ {speed}"
+def replay_status(replay: ReplayControls) -> str:
+    """ "replay ▶ 2x" or "replay ⏸ paused at 1x"."""
+    speed = "max speed" if math.isinf(replay.speed) else f"{replay.speed:g}x"
+    return f"replay ⏸ paused at {speed}" if replay.paused else f"replay ▶ {speed}"
 
 
-class SessionControlsMixin(App[None]):
+class SessionControls:
     """Replay controls, pcap export, key recording and the header's status (module docstring)."""
 
-    session: Session
-    clock: Callable[[], float]
-    stopping: bool
-    scenes: Any
-    scenario_label: str  # "scenario: Wrong port (2)", set by the app
+    def __init__(self, app: App[None], session: Session, clock: Callable[[], float]) -> None:
+        self.app, self.clock = app, clock
+        self.capabilities = session.capabilities()
 
-    if TYPE_CHECKING:  # provided by SvcwatchApp
+    def applies(self, action: str) -> bool:
+        """Replay keys only on a replay, the stream pane's pause only on a live session."""
+        return actions.applies_to(action, replay=self.capabilities.replay is not None)
 
-        @property
-        def main(self) -> MainScreen: ...
+    def record_key(self, action: str) -> None:
+        """Write the key bound to a handled registry action, when the session records keys."""
+        recorder = self.capabilities.key_recording
+        key = actions.key_for(action)
+        if recorder is not None and key is not None:
+            recorder.record_key(key)  # a queue put: never blocks the event loop
 
-    # --- which actions apply -----------------------------------------------------------------
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Replay keys only on replays; arrows step scenes only when a script runs."""
-        if action in ("next_scene", "previous_scene"):
-            return self.scenes is not None
-        return actions.applies_to(action, self.session.kind)
-
-    async def run_action(
-        self,
-        action: str | ActionParseResult,
-        default_namespace: DOMNode | None = None,
-        namespaces: Mapping[str, DOMNode] | None = None,
-    ) -> bool:
-        """Every dashboard action (key or palette) passes here: the one place keys are recorded."""
-        handled = await super().run_action(action, default_namespace, namespaces)
-        key = actions.key_for(action) if isinstance(action, str) else None
-        record = getattr(self.session, "record_key", None)
-        if handled and key is not None and default_namespace in (None, self) and record:
-            record(key)  # a queue put: never blocks the event loop
-        return handled
-
-    # --- header status: scenario, replay clock, stale watch ----------------------------------
+    # --- header status: replay clock, stale watch --------------------------------------------
 
     def stale_for(self) -> float | None:
         """Seconds the session's watch has been broken (cluster), None while live or unknown."""
-        since = getattr(self.session, "stale_since", None)
+        health = self.capabilities.watch_health
+        since = None if health is None else health.stale_since
         return None if since is None else max(0.0, self.clock() - since)
 
-    def refresh_status(self) -> None:
-        """The header's sub-title and the diagnosis' stale prefix, from the session's state now."""
-        parts = [self.scenario_label]
-        if self.session.kind == "replay":
-            parts.append(replay_status(self.session))
+    def status_parts(self) -> list[str]:
+        """What the header adds after the scenario: the replay clock, how long a watch is stale."""
+        parts = []
+        if self.capabilities.replay is not None:
+            parts.append(replay_status(self.capabilities.replay))
         stale = self.stale_for()
         if stale is not None:
             parts.append(f"⚠ watch stale for {stale:.0f}s")
-        self.sub_title = " · ".join(p for p in parts if p)
-        if self.main.is_mounted and self.main.stale_for != stale:
-            self.main.stale_for = stale
-            self.main.refresh_diagnosis()
+        return parts
 
-    # --- replay ------------------------------------------------------------------------------
-    # ReplaySession's controls only take its clock's lock (no I/O): safe on the event loop.
+    # --- replay: the controls only take the clock's lock (no I/O), safe on the event loop ----
 
-    def action_replay_toggle_pause(self) -> None:
-        self.session.toggle_pause()  # type: ignore[attr-defined]
-        self.refresh_status()
-
-    def action_replay_step(self) -> None:
-        self.session.step()  # type: ignore[attr-defined]
-        self.refresh_status()
-
-    def action_replay_slower(self) -> None:
-        self.session.slower()  # type: ignore[attr-defined]
-        self.refresh_status()
-
-    def action_replay_faster(self) -> None:
-        self.session.faster()  # type: ignore[attr-defined]
-        self.refresh_status()
+    def replay(self, control: Callable[[ReplayControls], object]) -> None:
+        """Run one replay control (pause, step, slower, faster) when the session is a replay."""
+        if self.capabilities.replay is not None:
+            control(self.capabilities.replay)
 
     # --- w: write what is buffered to pcapng -------------------------------------------------
 
-    def action_write_pcap(self) -> None:
-        packets = [p for p in self.main.packet_pane.packets if p.raw]
+    def write_pcap(self, packets: list[Event]) -> None:
+        """Write `packets` (those with raw bytes) to a new pcapng file, off the event loop."""
         if not packets:
-            self.notify("no packets with raw bytes held yet; nothing written", severity="warning")
+            self.app.notify(
+                "no packets with raw bytes held yet; nothing written", severity="warning"
+            )
             return
-        self._write_pcap(pcap_path(), packets)
+        path = pcap_path()
+        self.app.run_worker(
+            lambda: self._write_pcap(path, packets),
+            thread=True,
+            group="pcap",
+            exit_on_error=False,
+            description="pcap not written",
+        )
 
-    @work(thread=True, group="pcap", exit_on_error=False, description="pcap not written")
     def _write_pcap(self, path: Path, packets: list[Event]) -> None:
         from svcwatch.record.pcap import write_pcapng  # only `w` needs the pcapng writer
 
         written = write_pcapng(path, packets)
-        self.call_from_thread(
-            self.notify, f"wrote {written} packets to {path.absolute()}", title="pcapng", timeout=8
+        self.app.call_from_thread(
+            self.app.notify,
+            f"wrote {written} packets to {path.absolute()}",
+            title="pcapng",
+            timeout=8,
         )

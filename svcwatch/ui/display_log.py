@@ -21,7 +21,7 @@ from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.service import Service
 from svcwatch.record import format as fmt
 from svcwatch.record.reader import Shown
-from svcwatch.session.display import RecordsDisplay
+from svcwatch.session.capabilities import DisplayRecording
 
 if TYPE_CHECKING:
     from svcwatch.ui.app import SvcwatchApp
@@ -57,8 +57,8 @@ def view_digest(main: MainScreen, scenario_label: str) -> dict[str, str]:
 class DisplayLog:
     """Records what is displayed (live, recording) or replays and checks it (replay)."""
 
-    def __init__(self, session: object) -> None:
-        self.recorder = session if isinstance(session, RecordsDisplay) else None
+    def __init__(self, recorder: DisplayRecording | None) -> None:
+        self.recorder = recorder
         self.seen = 0  # stream events the dashboard has shown (live)
         self._last: dict[str, Any] = {}  # what: the last value recorded, to skip repeats
         self.views_checked = 0

@@ -146,7 +146,9 @@ def test_session_watches_breaks_and_restores(
 
     events = sink.snapshot()
     synced = next(e for e in events if isinstance(e, RulesSynced))
-    assert "KUBE-SVC-6GHM6NOKDRAB634Q" in synced.added and synced.backend.startswith("iptables")
+    assert "KUBE-SVC-6GHM6NOKDRAB634Q" in synced.added and synced.proxy_backend.startswith(
+        "iptables"
+    )
     assert "KUBE-SVC-NPX46M4PTMTKRN6Y" not in synced.added  # kubernetes.default's chain is not ours
     started = [e for e in events if isinstance(e, CaptureStarted)]
     assert "port 12346" in started[-1].bpf  # re-filtered for the broken slice

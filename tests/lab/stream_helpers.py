@@ -43,6 +43,7 @@ class Lab:
     name: str
     state: Path
     spec: LabSpec
+    proxy_mode: str = "iptables"  # kube-proxy's mode the stream builds the lab in
 
     @property
     def env(self) -> dict[str, str]:
@@ -63,8 +64,9 @@ class Lab:
         )
 
     def stream_args(self, *args: str) -> list[str]:
-        """`run --json` on this lab with IDLE_PODS idle pods, then `args`."""
-        return ["run", "--json", "--name", self.name, "--pods", str(IDLE_PODS), *args]
+        """`run --json` on this lab with IDLE_PODS idle pods, in its proxy mode, then `args`."""
+        mode = ["--proxy-mode", self.proxy_mode] if self.proxy_mode != "iptables" else []
+        return ["run", "--json", "--name", self.name, "--pods", str(IDLE_PODS), *mode, *args]
 
     def run_json(self, *args: str) -> list[Event]:
         done = self.run(*self.stream_args(*args), timeout=90)
@@ -89,9 +91,19 @@ class Lab:
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
+    yield from _made_lab(tmp_path, "iptables")
+
+
+@pytest.fixture(params=["iptables", "nftables"])
+def mode_lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Lab]:
+    """The same lab in each of kube-proxy's modes: a scenario must look the same in both."""
+    yield from _made_lab(tmp_path, request.param)
+
+
+def _made_lab(tmp_path: Path, proxy_mode: str) -> Iterator[Lab]:
     name = f"t{secrets.token_hex(3)}"
     spec = LabSpec.from_manifests(load_manifests(None), name, idle_pods=IDLE_PODS)
-    created = Lab(name, tmp_path / "state", spec)
+    created = Lab(name, tmp_path / "state", spec, proxy_mode)
     try:
         yield created
     finally:
@@ -128,6 +140,16 @@ def connection(events: list[Event], client_port: int) -> list[Event]:
         for e in frames[first:]
         if client_port in (e["sport"], e["dport"]) or inner in (e["sport"], e["dport"])
     ]
+
+
+def assert_rules_in_mode(lab: Lab, events: list[Event]) -> None:
+    """The stream's rule syncs came from the lab's mode (nftables: kube-proxy's own table)."""
+    synced = [e for e in events if e["kind"] == "iptables"]
+    assert synced
+    if lab.proxy_mode == "nftables":
+        assert {e["backend"] for e in synced} == {"nftables"}
+    else:
+        assert all(e["backend"].startswith("iptables") for e in synced)
 
 
 def assert_refused_by_a_reset_from_the_pod(lab: Lab, events: list[Event], pod_port: int) -> None:

@@ -40,10 +40,12 @@ from tests.lab.stream_helpers import (
 pytestmark = pytest.mark.lab
 
 lab = stream_helpers.lab  # a unique lab name, torn down whatever happens
+mode_lab = stream_helpers.mode_lab  # the same, once per kube-proxy mode (iptables, nftables)
 
 
 @pytest.mark.parametrize("scenario", ["not-ready", "empty"])
-def test_no_usable_endpoint_is_rejected_by_the_filter_rule(lab: Lab, scenario: str) -> None:
+def test_no_usable_endpoint_is_rejected_by_the_filter_rule(mode_lab: Lab, scenario: str) -> None:
+    lab = mode_lab
     events = lab.run_json("-s", scenario, "-d", "2.5", "--keep")
     outcomes = {(p["kind"], p["phase"], p["error"]) for p in probes(events)}
     assert outcomes == {("io-error", "connect", "connection refused")}
@@ -57,18 +59,27 @@ def test_no_usable_endpoint_is_rejected_by_the_filter_rule(lab: Lab, scenario: s
     }
     assert {e["sport"] for e in rejected} <= sent
     chain = [r["line"] for r in lab.status()["chain"]]
-    assert any("has no endpoints" in line and "-j REJECT" in line for line in chain), chain
-    assert not any("DNAT" in line for line in chain)
+    if lab.proxy_mode == "nftables":  # a no-endpoint-services element whose verdict rejects
+        assert any(
+            line.startswith("no-endpoint-services: ") and "goto reject-chain" in line
+            for line in chain
+        ), chain
+        assert not any("dnat" in line for line in chain)
+    else:
+        assert any("has no endpoints" in line and "-j REJECT" in line for line in chain), chain
+        assert not any("DNAT" in line for line in chain)
 
 
-def test_pod_down_is_a_reset_from_the_pod_itself(lab: Lab) -> None:
+def test_pod_down_is_a_reset_from_the_pod_itself(mode_lab: Lab) -> None:
+    lab = mode_lab
     events = lab.run_json("-s", "pod-down", "-d", "2.5", "--keep")
     assert_refused_by_a_reset_from_the_pod(lab, events, POD_PORT)
     echo = next(pod for pod in lab.status()["pods"] if pod["echo"])
     assert (echo["ip"], echo["port"], echo["listening"]) == (POD, POD_PORT, False)
 
 
-def test_rollout_race_loses_connections_until_the_rules_sync(lab: Lab) -> None:
+def test_rollout_race_loses_connections_until_the_rules_sync(mode_lab: Lab) -> None:
+    lab = mode_lab
     argv = lab.argv(
         *lab.stream_args("--sync-delay", "1", "--interval", "0.2", "--timeout", "1", "-d", "6")
     )

@@ -52,9 +52,9 @@ def test_up_is_idempotent_and_repairs(
     again = LabNode.up(lab.spec, manifests, state_root)
     assert again.record.pods[0].echo == lab.record.pods[0].echo  # same process: reused, not rebuilt
     remove_netns(lab.spec.pod_ns(3))
-    assert LabNode.attach(lab.spec.name, state_root).problems()
+    assert LabNode.attach(lab.spec.name, state_root).drift()
     repaired = LabNode.up(lab.spec, manifests, state_root)
-    assert repaired.problems() == [] and repaired.drift() == []
+    assert repaired.drift() == []
     assert netns.exists(lab.spec.pod_ns(3))
     assert echo_roundtrip(lab.spec) == b"hello\n"
 

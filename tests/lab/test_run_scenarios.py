@@ -25,6 +25,7 @@ from tests.lab.stream_helpers import (
     WRONG_IP,
     Lab,
     assert_refused_by_a_reset_from_the_pod,
+    assert_rules_in_mode,
     connection,
     hop,
     icmp,
@@ -35,9 +36,11 @@ from tests.lab.stream_helpers import (
 pytestmark = pytest.mark.lab
 
 lab = stream_helpers.lab  # a unique lab name, torn down whatever happens
+mode_lab = stream_helpers.mode_lab  # the same, once per kube-proxy mode (iptables, nftables)
 
 
-def test_happy_path_crosses_eth0_cni0_veth_and_back(lab: Lab) -> None:
+def test_happy_path_crosses_eth0_cni0_veth_and_back(mode_lab: Lab) -> None:
+    lab = mode_lab
     events = lab.run_json("-s", "happy", "-d", "2.5")
     ok = next(p for p in probes(events) if p["kind"] == "echo-ok")
     assert ok["nbytes"] == 5 and (ok["src"], ok["dst"], ok["dport"]) == (CLIENT, NODE, NODE_PORT)
@@ -55,16 +58,20 @@ def test_happy_path_crosses_eth0_cni0_veth_and_back(lab: Lab) -> None:
     ]
     assert frames[0]["text"] == f"[eth0] {CLIENT}:{p} -> {NODE}:{NODE_PORT} SYN"
     assert all(p["kind"] == "echo-ok" for p in probes(events))
+    assert_rules_in_mode(lab, events)
 
 
-def test_wrong_port_is_a_reset_from_the_pod_and_connection_refused(lab: Lab) -> None:
+def test_wrong_port_is_a_reset_from_the_pod_and_connection_refused(mode_lab: Lab) -> None:
+    lab = mode_lab
     events = lab.run_json("-s", "wrong-port", "-d", "2.5")
     assert_refused_by_a_reset_from_the_pod(lab, events, 12346)
+    assert_rules_in_mode(lab, events)
     capture = next(e for e in events if e["kind"] == "capture-started")
     assert "((net 10.42.0.0/24) and port 12346)" in capture["bpf"]
 
 
-def test_wrong_ip_asks_every_veth_who_has_and_nobody_answers(lab: Lab) -> None:
+def test_wrong_ip_asks_every_veth_who_has_and_nobody_answers(mode_lab: Lab) -> None:
+    lab = mode_lab
     events = lab.run_json("-s", "wrong-ip", "-d", "5")
     who_has = [e for e in events if e["kind"] == "arp-request" and e["dst"] == WRONG_IP]
     assert {e["text"] for e in who_has} >= {
@@ -84,7 +91,8 @@ def test_wrong_ip_asks_every_veth_who_has_and_nobody_answers(lab: Lab) -> None:
     assert {e["sport"] for e in unreachable} <= sent_from
 
 
-def test_mixed_shows_both_patterns_within_twenty_probes(lab: Lab) -> None:
+def test_mixed_shows_both_patterns_within_twenty_probes(mode_lab: Lab) -> None:
+    lab = mode_lab
     events = lab.run_json("-s", "mixed", "-d", "5", "--interval", "0.2", "--timeout", "1")
     first = probes(events)[:20]
     assert {p["kind"] for p in first} == {"echo-ok", "io-error"}
@@ -92,6 +100,7 @@ def test_mixed_shows_both_patterns_within_twenty_probes(lab: Lab) -> None:
     assert any(e["iface"] == lab.echo_veth and e["flags"] == "SYN" for e in tcp(events))
     capture = next(e for e in events if e["kind"] == "capture-started")
     assert f"(arp and (host {WRONG_IP} or host {POD}))" in capture["bpf"]
+    assert_rules_in_mode(lab, events)
 
 
 def test_plain_output_is_the_seeds_line_format(lab: Lab) -> None:
@@ -112,6 +121,8 @@ def test_plain_output_is_the_seeds_line_format(lab: Lab) -> None:
         for line in lines
     )
     assert any("[tcp-probe]        echo-ok  " in line and line.endswith("(5B)") for line in lines)
+    # The dashboard's diagnosis line, as a stream line whenever it changes.
+    assert any("  [diagnosis]        diagnosis  ok: Healthy: " in line for line in lines)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -12,6 +12,7 @@ from textual.widget import Widget
 from textual.worker import WorkerFailed
 
 from svcwatch.locations import package_data_dir
+from svcwatch.session.base import Session
 from svcwatch.ui.app import SvcwatchApp
 from tests.ui.fakes import T0, FakeSession
 
@@ -28,7 +29,7 @@ class ScriptedEditor:
         return self.edit(text)
 
 
-def make_app(session: FakeSession | None = None, **kwargs: Any) -> SvcwatchApp:
+def make_app(session: Session | None = None, **kwargs: Any) -> SvcwatchApp:
     kwargs.setdefault("clock", lambda: T0)
     kwargs.setdefault("editor", ScriptedEditor(lambda text: None))
     kwargs.setdefault("theme_dirs", [package_data_dir("themes")])

@@ -15,6 +15,7 @@ from pathlib import Path
 from svcwatch.kubeproxy.nft import service_tree_nft
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.events import Event, PacketEvent
+from svcwatch.session.capabilities import Capabilities
 from tests.ui.fakes import FakeSession
 
 NFT_DATA = Path(__file__).resolve().parents[1] / "data" / "nft"
@@ -59,6 +60,9 @@ class StaleWatchSession(FakeSession):
         super().__init__()
         self.stale_since = stale_since
 
+    def capabilities(self) -> Capabilities:
+        return Capabilities(scenarios=self, slice_editing=self, watch_health=self)
+
 
 class NftablesSession(FakeSession):
     """kube-proxy in nftables mode: the chain is read from a real `nft list` listing."""
@@ -84,3 +88,20 @@ class WallClockSession(RawFramesSession):
     def _tick(self) -> float:
         self.last_ts = max(self.last_ts + 0.000_001, time.time())
         return self.last_ts
+
+
+class StickyLoadBalancerSession(FakeSession):
+    """The seed Service as a LoadBalancer with an externalIP, loadBalancerSourceRanges and
+    ClientIP session affinity: entry points and affinity rules the plain NodePort lacks."""
+
+    def __init__(self, scenario: str = "mixed") -> None:
+        super().__init__(scenario)
+        self._service = replace(
+            self._service,
+            type="LoadBalancer",
+            external_ips=("192.168.97.50",),
+            load_balancer_ips=("192.168.97.240",),
+            source_ranges=("192.168.97.0/24",),
+            session_affinity="ClientIP",
+            affinity_seconds=600,
+        )

@@ -30,8 +30,9 @@ from svcwatch.model.events import (
 )
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.manifest import collect, parse_documents
-from svcwatch.model.scenario import ScenarioContext, apply_scenario, get_scenario
+from svcwatch.model.scenario import SCENARIOS, ScenarioContext, apply_scenario, get_scenario
 from svcwatch.model.service import Service
+from svcwatch.session.capabilities import Capabilities
 from svcwatch.sinks import EventSink
 
 T0 = 1_000.0
@@ -90,6 +91,12 @@ class FakeSession:
     def current_scenario(self) -> str | None:
         return self.scenario
 
+    def capabilities(self) -> Capabilities:
+        return Capabilities(scenarios=self, slice_editing=self)
+
+    def scenarios_offered(self) -> list[str]:
+        return list(SCENARIOS)
+
     def request_scenario(self, name: str) -> None:
         get_scenario(name)
         self.requests.append(name)
@@ -107,7 +114,7 @@ class FakeSession:
 
     def read_chain(self) -> ChainTree:
         dump = to_restore_text(render(self._service, [self.slice]))
-        tree = service_tree(parse_save(dump), self._service, backend="iptables-nft")
+        tree = service_tree(parse_save(dump), self._service, proxy_backend="iptables-nft")
         return _with_counters(tree, self.landed)
 
     def endpoint_facts(self) -> list[EndpointFacts]:
@@ -137,7 +144,7 @@ class FakeSession:
             SliceChanged(
                 self._tick(), self.slice.key, change, self.slice.resource_version, scenario=scenario
             ),
-            RulesSynced(self._tick(), self._service.key, backend="iptables-nft", took_ms=3.2),
+            RulesSynced(self._tick(), self._service.key, proxy_backend="iptables-nft", took_ms=3.2),
             CaptureStarted(self._tick(), self._service.key, self._bpf(), link="Ethernet"),
         ]
         ready = [e.address for e in self.slice.endpoints if e.address and e.conditions.is_ready]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from svcwatch.model.scenario import SCENARIOS
+from svcwatch.session.capabilities import Capabilities
 from svcwatch.ui.widgets.caption_bar import PRESTOP_CAPTION, CaptionBar
 from tests.ui.conftest import make_app, settle, widget_text
 from tests.ui.fakes import FakeSession
@@ -16,6 +17,9 @@ class PrestopSession(FakeSession):
     def __init__(self) -> None:
         super().__init__()
         self.prestop_replays = 0
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(scenarios=self, slice_editing=self, rollout_replay=self)
 
     def replay_rollout_with_prestop(self) -> None:
         self.prestop_replays += 1

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from textual.widgets import Static
 
+from svcwatch.explain import chain_view
 from svcwatch.kubeproxy.nft import service_tree_nft
 from svcwatch.model.events import Notice
 from svcwatch.model.service import Service, ServicePort
-from svcwatch.ui import chain_facts
 from svcwatch.ui.controls import PCAP_DIR_ENV
 from tests.helpers.tshark import tshark
 from tests.ui.conftest import make_app, settle, widget_text
@@ -56,9 +56,9 @@ def test_nftables_1_36_dnat_map_shares_are_keyed_by_address() -> None:
     )
     tree = service_tree_nft((NFT_DATA / "kube-proxy-1.36.nft").read_text(), api)
     branches = [r for rules in tree.chains.values() for r in rules if r.target == "dnat"]
-    shares = chain_facts.shares(tree)
-    assert [shares[chain_facts.share_key(r)] for r in branches] == [0.5, 0.5]
-    assert chain_facts.landed_counts(tree) is None
+    shares = chain_view.shares(tree)
+    assert [shares[chain_view.share_key(r)] for r in branches] == [0.5, 0.5]
+    assert chain_view.landed_counts(tree) is None
 
 
 def test_nftables_counters_count_when_someone_added_them() -> None:
@@ -68,8 +68,8 @@ def test_nftables_counters_count_when_someone_added_them() -> None:
         "meta l4proto tcp counter packets 7 bytes 420 dnat to 10.42.0.142:12345",
     )
     tree = service_tree_nft(counted, NftablesSession().service())
-    assert chain_facts.has_counters(tree)
-    assert chain_facts.landed_counts(tree) == {"10.42.0.142:12345": 7, "10.42.0.143:12345": 0}
+    assert chain_view.has_counters(tree)
+    assert chain_view.landed_counts(tree) == {"10.42.0.142:12345": 7, "10.42.0.143:12345": 0}
 
 
 async def test_a_broken_watch_says_how_long_it_has_been_stale() -> None:

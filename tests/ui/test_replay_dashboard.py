@@ -10,7 +10,6 @@ import asyncio
 import math
 from pathlib import Path
 
-from svcwatch.cli.dashboard import stream_start
 from svcwatch.record.reader import load_recording
 from svcwatch.session.replay import ReplaySession
 from svcwatch.ui.screens.help import HelpScreen
@@ -26,7 +25,7 @@ async def test_replayed_dashboard_shows_what_the_live_one_showed(tmp_path: Path)
     assert "ACK,RST" in live["packets"] and "connection refused" in live["diagnosis"]
 
     replay = ReplaySession(path, speed=math.inf)
-    app = make_app(replay, clock=replay.now, t0=stream_start(replay))  # type: ignore[arg-type]
+    app = make_app(replay, clock=replay.now, t0=replay.recording.start_ts)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         assert await asyncio.to_thread(replay.wait_finished, 10.0)
@@ -55,7 +54,7 @@ async def paused_replay(tmp_path: Path) -> ReplaySession:
 
 async def test_replay_keys_pause_step_and_change_speed(tmp_path: Path) -> None:
     replay = await paused_replay(tmp_path)
-    app = make_app(replay, clock=replay.now, t0=stream_start(replay))  # type: ignore[arg-type]
+    app = make_app(replay, clock=replay.now, t0=replay.recording.start_ts)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         assert "replay ⏸ paused at 1x" in app.sub_title
@@ -78,7 +77,7 @@ async def test_replay_keys_pause_step_and_change_speed(tmp_path: Path) -> None:
 
 async def test_scenario_key_on_a_replay_jumps_instead_of_toggling(tmp_path: Path) -> None:
     replay = await paused_replay(tmp_path)
-    app = make_app(replay, clock=replay.now, t0=stream_start(replay))  # type: ignore[arg-type]
+    app = make_app(replay, clock=replay.now, t0=replay.recording.start_ts)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await pilot.press("2")

@@ -120,7 +120,7 @@ def chain_tree(packets: int, endpoint_port: int = 12345) -> ChainTree:
                 )
             ],
         },
-        backend="iptables-nft",
+        proxy_backend="iptables-nft",
     )
 
 
@@ -138,7 +138,13 @@ def scripted_stream() -> list[Event]:
             scenario="wrong-port",
             manifest=slice_.to_manifest(),
         ),
-        RulesSynced(ts=T0 + 0.7, service="default/socat", added=("KUBE-SEP-ABCDEF",), took_ms=21.5),
+        RulesSynced(
+            ts=T0 + 0.7,
+            service="default/socat",
+            added=("KUBE-SEP-ABCDEF",),
+            took_ms=21.5,
+            proxy_backend="iptables-legacy",
+        ),
         *wrong_port_exchange(T0 + 1.0),
         *wrong_port_exchange(T0 + 2.0, sport=40002),
     ]

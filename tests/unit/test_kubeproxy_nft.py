@@ -135,7 +135,7 @@ def test_iptables_nft_rules_are_not_nftables_mode() -> None:
 
 def test_socat_tree_entries_chains_and_endpoints(listing: str) -> None:
     tree = service_tree_nft(listing, SOCAT)
-    assert (tree.service, tree.backend) == ("default/socat", "nftables")
+    assert (tree.service, tree.proxy_backend) == ("default/socat", "nftables")
     assert [(r.chain, r.spec, r.target) for r in tree.entry] == [
         ("service-ips", f"10.43.161.224 . tcp . 12345 : goto {SOCAT_SVC}", SOCAT_SVC),
         ("service-nodeports", f"tcp . 31234 : goto {SOCAT_EXT}", SOCAT_EXT),

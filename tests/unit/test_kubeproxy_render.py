@@ -313,7 +313,7 @@ def test_config_flags_change_exactly_their_rules() -> None:
     no_localhost = seed_rules("happy", ProxyConfig(localhost_nodeports=False))
     assert "-m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j KUBE-NODEPORTS" in no_localhost
     assert "KUBE-FIREWALL" in default and "KUBE-FIREWALL" not in no_localhost
-    nfacct = seed_rules("happy", ProxyConfig(localhost_nodeports_nfacct=True))
+    nfacct = seed_rules("happy", ProxyConfig(version="1.31"))
     assert (
         "-A KUBE-NODEPORTS -m comment --comment default/socat -m tcp -p tcp -d 127.0.0.0/8 "
         "--dport 31234 "

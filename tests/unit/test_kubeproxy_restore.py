@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from svcwatch.kubeproxy.mode import flavour_of_version
 from svcwatch.kubeproxy.render import render
 from svcwatch.kubeproxy.restore import (
-    detect_backend,
     parse_save,
     saved_form,
     saved_probability,
@@ -65,8 +65,8 @@ def test_parse_save_reads_every_table_chain_policy_and_counter(node_dump: str) -
 
 
 def test_service_tree_isolates_socat_with_its_counters(node_dump: str) -> None:
-    tree = service_tree(parse_save(node_dump), SOCAT, backend="iptables-nft")
-    assert tree.service == "default/socat" and tree.backend == "iptables-nft"
+    tree = service_tree(parse_save(node_dump), SOCAT, proxy_backend="iptables-nft")
+    assert tree.service == "default/socat" and tree.proxy_backend == "iptables-nft"
     assert tree.chain_names() == [
         "KUBE-EXT-6GHM6NOKDRAB634Q",
         "KUBE-SVC-6GHM6NOKDRAB634Q",
@@ -251,13 +251,13 @@ def test_tokenize_reads_backslash_escapes_inside_quotes() -> None:
         ("iptables v1.6.1", "iptables-legacy"),
     ],
 )
-def test_detect_backend(version: str, backend: str) -> None:
-    assert detect_backend(version) == backend
+def test_flavour_of_version(version: str, backend: str) -> None:
+    assert flavour_of_version(version) == backend
 
 
 def test_bad_input_is_an_input_error() -> None:
     with pytest.raises(InputError):
-        detect_backend("nft v1.0.6")
+        flavour_of_version("nft v1.0.6")
     with pytest.raises(InputError, match="line 2"):
         parse_save("*nat\nthis is not iptables\n")
     with pytest.raises(InputError, match="before any"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from svcwatch.model.errors import InputError
 from svcwatch.model.manifest import collect, dump_slice, parse_documents
@@ -97,3 +98,168 @@ def test_slice_without_service_name_label_is_refused() -> None:
     )
     with pytest.raises(InputError, match="kubernetes.io/service-name"):
         parse_documents(text, "s.yaml")
+
+
+TRAEFIK = """
+apiVersion: v1
+kind: Service
+metadata: {name: traefik, namespace: kube-system}
+spec:
+  type: LoadBalancer
+  allocateLoadBalancerNodePorts: false
+  clusterIP: 10.43.22.7
+  clusterIPs: [10.43.22.7]
+  externalTrafficPolicy: Local
+  internalTrafficPolicy: Cluster
+  ipFamilies: [IPv4]
+  ipFamilyPolicy: PreferDualStack
+  selector: {app.kubernetes.io/name: traefik}
+  sessionAffinity: None
+  ports:
+  - {name: web, port: 80, protocol: TCP, targetPort: web}
+  - {name: websecure, port: 443, protocol: TCP, targetPort: websecure}
+status:
+  loadBalancer:
+    ingress:
+    - {ip: 172.18.0.2, ipMode: VIP}
+    - {ip: 172.18.0.3, ipMode: Proxy}
+    - {hostname: lb.example.com}
+"""
+
+STICKY = """
+apiVersion: v1
+kind: Service
+metadata: {name: front, namespace: shop}
+spec:
+  type: LoadBalancer
+  clusterIP: 10.43.9.9
+  externalIPs: [192.168.97.50]
+  loadBalancerSourceRanges: [" 203.0.113.5/25", 192.168.97.0/24]
+  externalTrafficPolicy: Local
+  healthCheckNodePort: 32000
+  sessionAffinity: ClientIP
+  sessionAffinityConfig: {clientIP: {timeoutSeconds: 600}}
+  ports:
+  - {name: http, port: 80, nodePort: 30080}
+  - {name: dns, port: 53, protocol: UDP, nodePort: 30053}
+  - {name: sctp, port: 9, protocol: SCTP, nodePort: 30009}
+"""
+
+
+def one_service(text: str):  # type: ignore[no-untyped-def]
+    (svc,) = parse_documents(text, "svc.yaml")
+    return svc
+
+
+def test_a_load_balancer_without_node_ports_like_k3s_traefik_parses() -> None:
+    svc = one_service(TRAEFIK)
+    assert (svc.type, svc.allocate_lb_node_ports) == ("LoadBalancer", False)
+    assert [p.node_port for p in svc.ports] == [None, None]
+    assert svc.load_balancer_ips == ("172.18.0.2",)  # Proxy-mode and hostname ingress: no VIP
+    assert svc.external_policy_local and svc.health_check_port is None
+    assert one_service(yaml.safe_dump(svc.to_manifest())) == svc
+
+
+def test_every_field_kube_proxy_reads_parses_and_round_trips() -> None:
+    svc = one_service(STICKY)
+    assert svc.external_ips == ("192.168.97.50",)
+    assert svc.source_ranges == ("203.0.113.0/25", "192.168.97.0/24")  # trimmed, host bits off
+    assert (svc.session_affinity, svc.sticky_seconds, svc.health_check_port) == (
+        "ClientIP",
+        600,
+        32000,
+    )
+    assert [p.protocol for p in svc.ports] == ["TCP", "UDP", "SCTP"]
+    assert one_service(yaml.safe_dump(svc.to_manifest())) == svc
+
+
+def test_external_name_and_headless_services_parse_without_rules_to_write() -> None:
+    alias = one_service(
+        "kind: Service\nmetadata: {name: db}\n"
+        "spec: {type: ExternalName, externalName: db.example.com}\n"
+    )
+    assert (alias.type, alias.external_name, alias.cluster_ip, alias.ports) == (
+        "ExternalName",
+        "db.example.com",
+        None,
+        (),
+    )
+    headless = one_service("kind: Service\nmetadata: {name: h}\nspec: {clusterIP: None}\n")
+    assert headless.cluster_ip is None and headless.ports == ()
+
+
+@pytest.mark.parametrize(
+    ("base", "change", "message"),
+    [
+        (
+            TRAEFIK,
+            ("allocateLoadBalancerNodePorts: false", "allocateLoadBalancerNodePorts: true"),
+            "svc.yaml: spec.ports[0].nodePort: a LoadBalancer Service needs a nodePort "
+            "(svcwatch does not allocate one)",
+        ),
+        (
+            TRAEFIK,
+            ("type: LoadBalancer", "type: NodePort"),
+            "svc.yaml: spec.allocateLoadBalancerNodePorts: may only be used when type is "
+            "LoadBalancer",
+        ),
+        (
+            TRAEFIK,
+            ("ipMode: Proxy", "ipMode: Tunnel"),
+            "svc.yaml: status.loadBalancer.ingress[1].ipMode: must be VIP or Proxy, not 'Tunnel'",
+        ),
+        (
+            TRAEFIK,
+            ("internalTrafficPolicy: Cluster", "internalTrafficPolicy: Nearby"),
+            "svc.yaml: spec.internalTrafficPolicy: must be one of Cluster, Local, not 'Nearby'",
+        ),
+        (
+            TRAEFIK,
+            ("sessionAffinity: None", "sessionAffinity: Sticky"),
+            "svc.yaml: spec.sessionAffinity: must be one of None, ClientIP, not 'Sticky'",
+        ),
+        (
+            TRAEFIK,
+            ("{ip: 172.18.0.2, ipMode: VIP}", "{ip: 172.18.0.999}"),
+            "svc.yaml: status.loadBalancer.ingress[0].ip: '172.18.0.999' is not an IP address",
+        ),
+        (
+            STICKY,
+            ("timeoutSeconds: 600", "timeoutSeconds: 0"),
+            "svc.yaml: spec.sessionAffinityConfig.clientIP.timeoutSeconds: must be 1-86400, not 0",
+        ),
+        (
+            STICKY,
+            ("sessionAffinity: ClientIP", "sessionAffinity: None"),
+            "svc.yaml: spec.sessionAffinityConfig.clientIP.timeoutSeconds: may only be set with "
+            "sessionAffinity ClientIP",
+        ),
+        (
+            STICKY,
+            ('" 203.0.113.5/25"', "203.0.113.0/33"),
+            "svc.yaml: spec.loadBalancerSourceRanges[0]: '203.0.113.0/33' is not a CIDR",
+        ),
+        (
+            STICKY,
+            ("externalTrafficPolicy: Local", "externalTrafficPolicy: Cluster"),
+            "svc.yaml: spec.healthCheckNodePort: may only be set when type is LoadBalancer and "
+            "externalTrafficPolicy is Local",
+        ),
+        (
+            STICKY,
+            ("externalIPs: [192.168.97.50]", "externalIPs: [192.168.97.500]"),
+            "svc.yaml: spec.externalIPs[0]: '192.168.97.500' is not an IP address",
+        ),
+        (
+            STICKY,
+            ("type: LoadBalancer", "type: ClusterIP"),
+            "svc.yaml: spec.ports[0].nodePort: may not be used when type is ClusterIP",
+        ),
+    ],
+)
+def test_invalid_service_fields_are_one_line_errors(
+    base: str, change: tuple[str, str], message: str
+) -> None:
+    with pytest.raises(InputError) as err:
+        parse_documents(base.replace(*change), "svc.yaml")
+    assert str(err.value) == message

@@ -24,7 +24,7 @@ def svcwatch(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def record_stream(path: Path) -> Path:
-    rec = Recorder(path, backend="lab")
+    rec = Recorder(path, session_kind="lab")
     rec.record_start(T0)
     rec.emit_many(scripted_stream())
     rec.close()

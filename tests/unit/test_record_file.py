@@ -17,7 +17,8 @@ import pytest
 from record_samples import T0, chain_tree, packet, scripted_stream, seed_objects
 
 from svcwatch.model.errors import InputError
-from svcwatch.model.events import PacketEvent, to_dict
+from svcwatch.model.events import PacketEvent, RulesSynced, to_dict
+from svcwatch.record import DEMO_RECORDING
 from svcwatch.record.format import packet_line
 from svcwatch.record.reader import load_recording
 from svcwatch.record.writer import Recorder
@@ -27,7 +28,7 @@ def write_sample(path: Path) -> list:
     """Record the scripted stream with chains, objects, a scenario and keys; return its events."""
     service, slice_ = seed_objects()
     events = scripted_stream()
-    rec = Recorder(path, backend="lab", meta={"title": "lab t0001"})
+    rec = Recorder(path, session_kind="lab", meta={"title": "lab t0001"})
     rec.record_start(T0)
     rec.record_objects(service, slice_, T0 + 0.1)
     rec.record_chain(chain_tree(0), T0 + 0.2)
@@ -59,8 +60,8 @@ def test_round_trip_keeps_events_chains_objects_scenarios_and_keys(
     path = tmp_path / name
     events = write_sample(path)
     rec = load_recording(path)
-    assert rec.header["format"] == "svcwatch-recording" and rec.header["version"] == 1
-    assert rec.backend == "lab" and rec.meta["title"] == "lab t0001"
+    assert rec.header["format"] == "svcwatch-recording" and rec.header["version"] == 2
+    assert rec.session_kind == "lab" and rec.meta["title"] == "lab t0001"
     assert_same_events(rec.events, events)
     assert [(ts, tree) for ts, tree in rec.chains] == [
         (T0 + 0.2, chain_tree(0)),
@@ -151,11 +152,35 @@ def test_record_kinds_from_a_newer_minor_revision_are_skipped(tmp_path: Path) ->
     assert_same_events(rec.events, events)
 
 
+def test_a_version_1_recording_reads_with_the_version_2_names(tmp_path: Path) -> None:
+    """Version 1 said "backend" for the session kind and for the iptables flavour."""
+    path = tmp_path / "old.svcrec"
+    events = write_sample(path)
+    old = [
+        line.replace('"session_kind"', '"backend"').replace('"proxy_backend"', '"backend"')
+        for line in cut_lines(path)
+    ]
+    old[0] = old[0].replace('"version": 2', '"version": 1')
+    path.write_text("".join(old))
+    rec = load_recording(path)
+    assert rec.header["version"] == 1 and rec.session_kind == "lab" and rec.damage is None
+    assert_same_events(rec.events, events)  # RulesSynced.proxy_backend came from "backend"
+    assert rec.chains[0][1] == chain_tree(0) and chain_tree(0).proxy_backend == "iptables-nft"
+
+
+def test_the_bundled_demo_recording_is_version_1_and_still_replays() -> None:
+    rec = load_recording(DEMO_RECORDING)
+    assert rec.header["version"] == 1 and rec.session_kind == "lab" and rec.warning() is None
+    synced = [e for e in rec.events if isinstance(e, RulesSynced)]
+    assert synced and {e.proxy_backend for e in synced} == {"iptables-nft"}
+    assert {tree.proxy_backend for _, tree in rec.chains} == {"iptables-nft"}
+
+
 def test_a_future_format_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "new.svcrec"
-    path.write_text(json.dumps({"format": "svcwatch-recording", "version": 2}) + "\n")
+    path.write_text(json.dumps({"format": "svcwatch-recording", "version": 3}) + "\n")
     with pytest.raises(
-        InputError, match=r"new.svcrec: recording format version 2 is newer .* upgrade svcwatch"
+        InputError, match=r"new.svcrec: recording format version 3 is newer .* upgrade svcwatch"
     ):
         load_recording(path)
 
@@ -188,7 +213,7 @@ CRASHING_RECORDER = textwrap.dedent(
     from pathlib import Path
     from svcwatch.model.events import Notice
     from svcwatch.record.writer import Recorder
-    rec = Recorder(Path(sys.argv[1]), backend="lab")
+    rec = Recorder(Path(sys.argv[1]), session_kind="lab")
     i = 0
     while True:  # until killed: a session that crashes mid-stream
         rec.emit(Notice(ts=time.time(), kind="info", message=f"event {i}"))
@@ -228,7 +253,7 @@ def _readable_events(path: Path) -> list:
 def test_packets_keep_link_type_and_direction(tmp_path: Path) -> None:
     path = tmp_path / "sll2.svcrec"
     sll2 = packet(T0, "eth0", "out", "10.0.0.1", "10.0.0.2", 1, 2, "S", sll2=True)
-    rec = Recorder(path, backend="cluster")
+    rec = Recorder(path, session_kind="cluster")
     rec.emit(sll2)
     rec.close()
     (got,) = load_recording(path).events

@@ -19,6 +19,7 @@ from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.service import Service
 from svcwatch.record.reader import Shown, load_recording
 from svcwatch.record.replay import ReplayClock
+from svcwatch.session.capabilities import Capabilities
 from svcwatch.session.recording import RecordingSession
 from svcwatch.session.replay import REPLAY_ORIGIN, ReplaySession
 from svcwatch.sinks import CollectingSink, EventSink
@@ -94,8 +95,11 @@ class ScriptedSession:
         self.sink.emit_many(wrong_port_exchange(now, sport=40000 + self.switches))
         self.chain = chain_tree(self.switches)
 
-    def apply_slice_text(self, text: str) -> None:
-        raise InputError("not here")
+    def capabilities(self) -> Capabilities:
+        return Capabilities(scenarios=self)
+
+    def scenarios_offered(self) -> list[str]:
+        return ["happy", "wrong-port", "wrong-ip", "mixed"]
 
     def read_chain(self) -> ChainTree:
         self.chain_read.set()
@@ -103,9 +107,6 @@ class ScriptedSession:
 
     def endpoint_facts(self) -> list[EndpointFacts]:
         return [EndpointFacts(address="10.42.0.142", port=12345, pod="socat-0", listening=True)]
-
-    def extra_control(self) -> str:
-        return "passed through"
 
 
 def record_scripted(path: Path) -> tuple[list[Event], list[ChainTree]]:
@@ -119,7 +120,10 @@ def record_scripted(path: Path) -> tuple[list[Event], list[ChainTree]]:
         session.request_scenario(name)
         session.record_key({"wrong-port": "2", "wrong-ip": "3", "mixed": "4"}[name])
         chains.append(session.read_chain())
-    assert session.extra_control() == "passed through" and session.kind == "lab"
+    assert session.kind == "lab" and session.capabilities().key_recording is session
+    assert session.capabilities().slice_editing is None  # the inner session cannot edit
+    with pytest.raises(InputError, match="cannot change the slice"):
+        session.apply_slice_text("kind: EndpointSlice")
     session.stop()
     assert inner.stopped
     return shown.snapshot(), chains
@@ -174,10 +178,12 @@ def test_pulled_state_is_what_was_recorded_after_the_events_played(tmp_path: Pat
     assert session.endpoint_facts() == [
         EndpointFacts(address="10.42.0.142", port=12345, pod="socat-0", listening=True)
     ]
+    capabilities = session.capabilities()
+    assert capabilities.slice_editing is None and not capabilities.injects_faults
+    assert capabilities.read_only == "a replay shows what was recorded"
+    assert session.scenarios_offered() == ["happy", "wrong-port", "wrong-ip", "mixed"]
     replay_all(session)  # a scripted recording of timestamps a second apart: the clock is moot
     assert session.read_chain() == chains[-1] and session.current_scenario() == "mixed"
-    with pytest.raises(InputError, match="cannot change the slice"):
-        session.apply_slice_text("kind: EndpointSlice")
 
 
 class StateCollectingSink(CollectingSink):

@@ -50,7 +50,7 @@ def burst(count: int) -> list[PacketEvent]:
 def test_close_writes_every_packet_of_a_burst_in_order(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     packets, others = burst(30_000), scripted_stream()
-    rec = Recorder(path, backend="lab")
+    rec = Recorder(path, session_kind="lab")
     for i in range(0, len(packets), 1000):  # capture batches, with single events in between
         rec.emit_many(packets[i : i + 1000])
         rec.emit(others[(i // 1000) % len(others)])
@@ -89,7 +89,7 @@ SESSION = textwrap.dedent(
     from pathlib import Path
     from svcwatch.model.events import Notice
     from svcwatch.record.writer import Recorder
-    rec = Recorder(Path(sys.argv[1]), backend="lab")
+    rec = Recorder(Path(sys.argv[1]), session_kind="lab")
     print(rec.writer_pid, flush=True)
     try:
         i = 0
@@ -159,17 +159,36 @@ def test_a_killed_session_leaves_no_writer_process_and_a_replayable_file(tmp_pat
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_a_full_disk_is_reported_on_close_not_raised() -> None:
-    rec = Recorder(Path("/dev/full"), backend="lab")
+    rec = Recorder(Path("/dev/full"), session_kind="lab")
     rec.emit_many(burst(100))
     rec.close()
     assert rec.error == "/dev/full: recording stopped: No space left on device"
 
 
 def test_a_dead_writer_process_is_reported_and_the_session_goes_on(tmp_path: Path) -> None:
-    rec = Recorder(tmp_path / "r.svcrec", backend="lab")
+    rec = Recorder(tmp_path / "r.svcrec", session_kind="lab")
     os.kill(rec.writer_pid, signal.SIGKILL)
     for i in range(200):  # the capture keeps emitting: nothing may raise into it
         rec.emit_many(burst(50))
         rec.emit(Notice(ts=T0 + i, kind="info", message="still here"))
     rec.close()
     assert rec.error is not None and "recording stopped" in rec.error
+
+
+def test_a_killed_writer_is_reported_while_the_session_runs_not_only_at_the_end(
+    tmp_path: Path,
+) -> None:
+    heard: list[str] = []
+    rec = Recorder(tmp_path / "r.svcrec", session_kind="lab")
+    rec.on_error = heard.append
+    os.kill(rec.writer_pid, signal.SIGKILL)
+    deadline = time.monotonic() + GUARD
+    while not heard:  # the capture keeps emitting; the next hand-over finds the writer gone
+        assert time.monotonic() < deadline, "a dead writer was never reported"
+        rec.emit_many(burst(50))
+        time.sleep(0.02)
+    rec.close()
+    assert heard == [
+        f"{tmp_path / 'r.svcrec'}: recording stopped: the writer process was killed (SIGKILL)"
+    ]
+    assert rec.error == heard[0]

@@ -79,3 +79,15 @@ def test_an_invalid_body_names_the_object_and_the_field() -> None:
     message = str(caught.value)
     assert message.startswith("api:EndpointSlice default/socat: endpoints[0].addresses[0]:")
     assert "10.42.0.300" in message
+
+
+def test_k3s_traefik_load_balancer_converts_with_and_without_node_ports() -> None:
+    traefik = service_from_body(body("service-traefik"))
+    assert (traefik.type, traefik.load_balancer_ips) == ("LoadBalancer", ("172.18.0.2",))
+    assert [p.node_port for p in traefik.ports] == [30476, 31443]
+    raw = body("service-traefik")
+    raw["spec"]["allocateLoadBalancerNodePorts"] = False
+    for port in raw["spec"]["ports"]:
+        del port["nodePort"]
+    bare = service_from_body(raw)
+    assert [p.node_port for p in bare.ports] == [None, None] and not bare.allocate_lb_node_ports

@@ -15,11 +15,11 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Static
 
+from svcwatch.explain.diagnosis import Diagnosis, Evidence, diagnose, with_stale_watch
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.events import Event, ProbeEvent, SyncTiming
 from svcwatch.model.facts import EndpointFacts
-from svcwatch.ui.diagnosis import Diagnosis, Evidence, diagnose, with_stale_watch
 from svcwatch.ui.widgets.chain_pane import ChainPane
 from svcwatch.ui.widgets.packet_pane import PacketPane
 from svcwatch.ui.widgets.probe_pane import ProbePane

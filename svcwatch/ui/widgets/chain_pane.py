@@ -1,9 +1,12 @@
 """ChainPane: the Service's iptables chain tree as the kernel has it, with live counters.
 
 Rules are read back from the kernel (never taken from the renderer), so what the pane shows is
-what packets really walk: entry rules (KUBE-SERVICES / KUBE-NODEPORTS) -> KUBE-EXT -> KUBE-SVC ->
+what packets really walk: entry rules (KUBE-SERVICES / KUBE-NODEPORTS: cluster IP, external IPs,
+load-balancer IPs, nodePort) -> KUBE-FW (source ranges) -> KUBE-EXT -> KUBE-SVC / KUBE-SVL ->
 KUBE-SEP -> DNAT. `statistic` probabilities are also shown as effective shares, because "0.5 then
-1.0" really means 50% / 50%. Rules that appeared in the latest sync are highlighted for a while.
+1.0" really means 50% / 50%; ClientIP-affinity checks show how long a client sticks instead of a
+share, since they only catch returning clients. Rules that appeared in the latest sync are
+highlighted for a while.
 In kube-proxy's nftables mode the pane shows table ip kube-proxy's maps and chains instead
 (service-ips -> external-/service- -> endpoint- -> dnat), with numgen's flat 1/N shares.
 """
@@ -17,9 +20,9 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from svcwatch.explain import chain_view
 from svcwatch.kubeproxy.rules import ChainTree, Rule
 from svcwatch.model.events import SyncTiming
-from svcwatch.ui import chain_facts
 
 HIGHLIGHT_SECONDS = 4.0
 
@@ -89,10 +92,10 @@ class ChainPane(VerticalScroll):
     @staticmethod
     def title_for(tree: ChainTree) -> str:
         """What wrote the rules: iptables (nft or legacy backend) or kube-proxy's nftables mode."""
-        if chain_facts.is_nft(tree):
-            counters = "" if chain_facts.has_counters(tree) else " · no counters"
+        if chain_view.is_nft(tree):
+            counters = "" if chain_view.has_counters(tree) else " · no counters"
             return f"nftables (table ip kube-proxy) · {tree.service}{counters}"
-        backend = f" · {tree.backend}" if tree.backend else ""
+        backend = f" · {tree.proxy_backend}" if tree.proxy_backend else ""
         return f"iptables chain · {tree.service}{backend}"
 
     @property
@@ -114,14 +117,14 @@ class ChainPane(VerticalScroll):
             return out
         entry_chains = sorted({r.chain for r in tree.entry})
         self._section(out, " / ".join(entry_chains) or "entry", tree.entry, {})
-        shares = chain_facts.shares(tree)
-        balancers = chain_facts.balancer_chains(tree)
+        shares = chain_view.shares(tree)
+        balancers = chain_view.balancer_chains(tree)
         for chain, rules in tree.chains.items():
             self._section(out, chain, rules, shares if chain in balancers else {})
         if tree.filter_rules:
             title = " / ".join(sorted({r.chain for r in tree.filter_rules}))
             self._section(
-                out, title if chain_facts.is_nft(tree) else "filter table", tree.filter_rules, {}
+                out, title if chain_view.is_nft(tree) else "filter table", tree.filter_rules, {}
             )
         out.rstrip()
         return out
@@ -129,21 +132,21 @@ class ChainPane(VerticalScroll):
     def _section(self, out: Text, title: str, rules: list[Rule], shares: dict[str, float]) -> None:
         out.append(title + "\n", self._style("chain--name"))
         for rule in rules:
-            out.append_text(self._rule_line(rule, shares.get(chain_facts.share_key(rule))))
+            out.append_text(self._rule_line(rule, shares.get(chain_view.share_key(rule))))
             out.append("\n")
 
     def _rule_line(self, rule: Rule, share: float | None) -> Text:
         changed = self.is_highlighted(rule)
         line = Text("  ")
         tree = self.chain_tree
-        counted = tree is None or chain_facts.has_counters(tree)
+        counted = tree is None or chain_view.has_counters(tree)
         packets = rule.packets if counted else "-"
         line.append(f"{packets:>6} pkts ", self._style("chain--counter"))
         if share is not None:
-            nft_share = tree is not None and chain_facts.is_nft(tree)
+            nft_share = tree is not None and chain_view.is_nft(tree)
             prob = "" if rule.probability is None or nft_share else f" p={rule.probability:.5f}"
             line.append(f"{share * 100:3.0f}%{prob} ", self._style("chain--jump"))
-        match = chain_facts.match_summary(tree, rule) if tree is not None else ""
+        match = chain_view.match_summary(tree, rule) if tree is not None else ""
         if match:
             line.append(match + " ")
         target = rule.target or "?"

@@ -13,10 +13,10 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from svcwatch.explain.chain_view import landed_counts
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import Endpoint, EndpointSlice
 from svcwatch.model.facts import EndpointFacts
-from svcwatch.ui.chain_facts import landed_counts
 
 
 def _conditions(endpoint: Endpoint) -> str:

@@ -13,9 +13,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from statistics import median
 
+from svcwatch.kubeproxy.mode import is_nft, rejects
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
-from svcwatch.model.events import Event, PacketEvent, ProbeEvent, SliceChanged
+from svcwatch.model.events import Event, Notice, PacketEvent, ProbeEvent, SliceChanged
 from svcwatch.model.facts import EndpointFacts
 
 PROBE_WINDOW = 10  # recent probes that count: enough for "~50%", short enough to show recovery
@@ -43,6 +44,7 @@ class Evidence:
     arp_answered: set[str] = field(default_factory=set)
     host_unreachable: int = 0
     syn_to: set[str] = field(default_factory=set)  # pod addresses SYNs were DNATed to (on cni0)
+    lab_fault: str | None = None  # the lab's own data plane is broken (a `drift` Notice)
 
     def observe(self, event: Event) -> None:
         """Fold one stream event in; a slice change starts a fresh window."""
@@ -52,6 +54,17 @@ class Evidence:
             self.probes.append(event)
         elif isinstance(event, PacketEvent):
             self._observe_packet(event)
+        elif isinstance(event, Notice):
+            self._observe_notice(event)
+
+    def _observe_notice(self, notice: Notice) -> None:
+        """The lab broke (drift), was removed (ended) or was repaired: a repair starts a fresh
+        window, so probes lost to the lab's outage are not blamed on the pod afterwards."""
+        if notice.kind in ("drift", "ended"):
+            self.lab_fault = notice.message
+        elif notice.kind == "repaired":
+            self.lab_fault = None
+            self.reset_stream()
 
     def _observe_packet(self, packet: PacketEvent) -> None:
         if packet.kind == "tcp-packet" and "RST" in packet.flags and packet.sport is not None:
@@ -126,9 +139,11 @@ def endpoint_problem(evidence: Evidence, address: str) -> tuple[str, str] | None
     return None
 
 
-def _has_reject(evidence: Evidence) -> bool:
-    rules = evidence.chain.filter_rules if evidence.chain else []
-    return any(r.target == "REJECT" for r in rules)
+def _reject_rule(evidence: Evidence) -> str:
+    """What rejects a Service with no endpoints, in the words of the mode that wrote the rules."""
+    if is_nft(evidence.chain):
+        return "kube-proxy's no-endpoint-services element (goto reject-chain)"
+    return 'kube-proxy\'s REJECT rule "has no endpoints"'
 
 
 def _healthy(evidence: Evidence, ok: list[ProbeEvent]) -> Diagnosis:
@@ -198,12 +213,14 @@ def _stale_rules(evidence: Evidence, stale: str, failed: int) -> Diagnosis:
 
 def diagnose(evidence: Evidence) -> Diagnosis:
     """The one-sentence diagnosis for what the evidence shows now."""
+    if evidence.lab_fault is not None:
+        return Diagnosis(f"{evidence.lab_fault}: the lab is at fault, not the Service", "fail")
     ready = _ready_addresses(evidence)
     no_endpoints = evidence.slice is not None and not ready
-    if no_endpoints and (_has_reject(evidence) or any(not p.ok for p in evidence.probes)):
+    if no_endpoints and (rejects(evidence.chain) or any(not p.ok for p in evidence.probes)):
         return Diagnosis(
-            f"{evidence.service} has no ready endpoints: kube-proxy's REJECT rule "
-            "\"has no endpoints\" answers the SYN at once; clients see 'connection refused'",
+            f"{evidence.service} has no ready endpoints: {_reject_rule(evidence)} "
+            "answers the SYN at once; clients see 'connection refused'",
             "fail",
         )
     if not evidence.probes:

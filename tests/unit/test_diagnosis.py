@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from svcwatch.explain.diagnosis import Evidence, diagnose
 from svcwatch.kubeproxy.rules import ChainTree, Rule
 from svcwatch.model.endpointslice import EndpointPort, EndpointSlice
 from svcwatch.model.events import PacketEvent, ProbeEvent, SliceChanged
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.scenario import endpoint
-from svcwatch.ui.diagnosis import Evidence, diagnose
 
 POD = "socat-5c97445bc5-vw5dz"
 
@@ -142,6 +142,22 @@ def test_no_endpoints_blames_the_reject_rule() -> None:
     ev.chain = ChainTree("default/socat", filter_rules=[reject])
     assert diagnose(ev).text.startswith(
         "default/socat has no ready endpoints: kube-proxy's REJECT rule"
+    )
+
+
+def test_no_endpoints_in_nftables_mode_blames_the_no_endpoint_element() -> None:
+    """The same diagnosis, in nftables mode's words: the reject is a verdict-map element."""
+    element = Rule(
+        "no-endpoint-services",
+        '10.43.161.224 . tcp . 12345 comment "default/socat" : goto reject-chain',
+        target="reject-chain",
+        comment="default/socat",
+    )
+    ev = evidence(slice_of())
+    ev.chain = ChainTree("default/socat", filter_rules=[element], proxy_backend="nftables")
+    assert diagnose(ev).text == (
+        "default/socat has no ready endpoints: kube-proxy's no-endpoint-services element "
+        "(goto reject-chain) answers the SYN at once; clients see 'connection refused'"
     )
 
 

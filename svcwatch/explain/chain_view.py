@@ -12,43 +12,32 @@ from __future__ import annotations
 
 import re
 
-from svcwatch.kubeproxy import nft
-from svcwatch.kubeproxy.chains import SEP_PREFIX, SVC_PREFIX, SVL_PREFIX
-from svcwatch.kubeproxy.restore import share_of
+from svcwatch.kubeproxy.mode import (
+    balancer_chains,
+    endpoint_chain_prefix,
+    has_counters,
+    is_nft,
+    share_key,
+    shares,
+)
 from svcwatch.kubeproxy.rules import ChainTree, Rule
+
+# Which mode wrote a tree, and its shares, are kube-proxy facts (`kubeproxy.mode`); the panes read
+# them through here together with the presentation below.
+__all__ = [
+    "balancer_chains",
+    "has_counters",
+    "is_nft",
+    "landed_counts",
+    "match_summary",
+    "share_key",
+    "shares",
+]
 
 _IPTABLES_MATCHES = re.compile(r"(?:^|\s)(!?\s?-[ds]\s+\S+|--dport\s+\d+)")
 _NFT_MATCHES = re.compile(
     r"\b(ip6? [sd]addr (?:!= )?\S+|(?:tcp|udp|sctp|th) dport \S+|numgen random mod \d+)"
 )
-
-
-def is_nft(tree: ChainTree | None) -> bool:
-    """Whether kube-proxy's nftables mode wrote these rules (table ip kube-proxy)."""
-    return tree is not None and tree.backend == nft.BACKEND
-
-
-def balancer_chains(tree: ChainTree) -> set[str]:
-    """The chains whose branches pick an endpoint (their rules get a share column)."""
-    prefixes = (nft.SERVICE_PREFIX, nft.LOCAL_PREFIX) if is_nft(tree) else (SVC_PREFIX, SVL_PREFIX)
-    return {chain for chain in tree.chains if chain.startswith(prefixes)}
-
-
-def shares(tree: ChainTree) -> dict[str, float]:
-    """Each endpoint's share of new connections, keyed as `share_key` keys a branch rule."""
-    return nft.nft_share_of(tree) if is_nft(tree) else share_of(tree)
-
-
-def share_key(rule: Rule) -> str:
-    """The key of `shares` for one branch: its target chain, or `ip:port` for an nft dnat map."""
-    if rule.target == "dnat" and rule.dnat_to:
-        return rule.dnat_to
-    return rule.target or ""
-
-
-def has_counters(tree: ChainTree) -> bool:
-    """iptables counts every rule; kube-proxy's nftables rules count only if someone added them."""
-    return not is_nft(tree) or any(" counter" in f" {r.spec}" for r in tree.all_rules())
 
 
 def landed_counts(tree: ChainTree | None) -> dict[str, int] | None:
@@ -61,7 +50,7 @@ def landed_counts(tree: ChainTree | None) -> dict[str, int] | None:
         return {}
     if not has_counters(tree):
         return None
-    endpoint_prefix = nft.ENDPOINT_PREFIX if is_nft(tree) else SEP_PREFIX
+    endpoint_prefix = endpoint_chain_prefix(tree)
     counts: dict[str, int] = {}
     for chain, rules in tree.chains.items():
         if not chain.startswith(endpoint_prefix):
@@ -75,10 +64,22 @@ def landed_counts(tree: ChainTree | None) -> dict[str, int] | None:
 def match_summary(tree: ChainTree, rule: Rule) -> str:
     """The rule's matches in a few words: addresses and ports (nft map elements: their key)."""
     if not is_nft(tree):
-        return " ".join(m.strip() for m in _IPTABLES_MATCHES.findall(rule.spec))
+        return _iptables_summary(rule)
     if rule.chain in tree.chains:
         return " ".join(_NFT_MATCHES.findall(rule.spec))
     key, _, _ = rule.spec.rpartition(
         " : "
     )  # a verdict-map element: `10.43.0.1 . tcp . 80 : goto …`
     return key
+
+
+def _iptables_summary(rule: Rule) -> str:
+    """Addresses and ports, plus what affinity and the Local policy's node check do."""
+    parts = [m.strip() for m in _IPTABLES_MATCHES.findall(rule.spec)]
+    if "--src-type LOCAL" in rule.spec:
+        parts.append("from this node")
+    if rule.recent == "rcheck":
+        parts.append(f"affinity: client seen in the last {rule.sticky_seconds}s")
+    elif rule.recent == "set":
+        parts.append("affinity: remember client")
+    return " ".join(parts)

@@ -50,14 +50,9 @@ class TalkScript:
 
 def load_script(path: str | Path) -> TalkScript:
     """Read and validate a talk script; InputError (one line, naming file and field) if bad."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(
-            f"cannot read the talk script: {exc.strerror or exc}", source=source
-        ) from None
-    return parse_script(text, source)
+    from svcwatch.textfile import read_text_file
+
+    return parse_script(read_text_file(path, field="--script"), str(path))
 
 
 def parse_script(text: str, source: str) -> TalkScript:

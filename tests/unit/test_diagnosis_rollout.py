@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from svcwatch.explain.diagnosis import Evidence, diagnose
 from svcwatch.model.endpointslice import EndpointPort, EndpointSlice
 from svcwatch.model.events import PacketEvent, ProbeEvent, SliceChanged
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.scenario import endpoint
-from svcwatch.ui.diagnosis import Evidence, diagnose
 
 OLD, NEW = "10.42.0.142", "10.42.0.144"
 NEW_POD = EndpointFacts(NEW, 12345, "socat-6d7f8-abcde", True)

@@ -10,7 +10,7 @@ import pytest
 
 from svcwatch.model.errors import InputError
 from svcwatch.model.scenario import SCENARIOS
-from svcwatch.ui.script import Scene, TalkScript, load_script, parse_script
+from svcwatch.talk.script import Scene, TalkScript, load_script, parse_script
 from svcwatch.ui.widgets.caption_bar import CaptionBar
 from tests.ui.conftest import make_app, settle
 from tests.ui.fakes import FakeSession

@@ -1,0 +1,135 @@
+"""The lab in kube-proxy's nftables mode, on the real kernel: `nft` inside the node namespace.
+
+A lab built with proxy_mode="nftables" holds kube-proxy's `table ip kube-proxy` exactly as the
+renderer writes it (read back with `nft list table`), no KUBE-* iptables chains, and the host's
+ruleset is untouched. Switching modes on a running lab swaps the rules and the Service keeps
+answering through the switch.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from svcwatch import netns
+from svcwatch.kubeproxy.nft import parse_nft_table
+from svcwatch.kubeproxy.nft_render import transaction_listing
+from svcwatch.lab import LabNode, LabSpec
+from svcwatch.lab.instances import load_record
+from svcwatch.lab.nftables import listing
+from svcwatch.lab.proxy import LabProxy
+from svcwatch.lab.status import describe
+from svcwatch.model.manifest import ManifestSet
+from tests.lab.conftest import host_network, lab_namespaces
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+def nft_lab(spec: LabSpec, manifests: ManifestSet, state_root: Path) -> Iterator[LabNode]:
+    small = LabSpec.from_manifests(manifests, spec.name, idle_pods=1)
+    try:
+        yield LabNode.up(small, manifests, state_root, proxy_mode="nftables")
+    finally:
+        LabNode.down(small.name, state_root)
+        assert not lab_namespaces(small.name), "lab namespaces left behind"
+
+
+def in_node(node: LabNode, *argv: str) -> str:
+    with netns.entered(node.spec.node_ns):
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+
+def echo_from_client(node: LabNode, timeout: float = 2) -> bool:
+    """One TCP echo from the client namespace to the NodePort, as the probes do."""
+    script = (
+        f"exec 3<>/dev/tcp/{node.spec.node_ip}/31234 && echo hello >&3 && "
+        'test "$(head -c 5 <&3)" = hello'
+    )
+    with netns.entered(node.spec.client_ns):
+        done = subprocess.run(["timeout", str(timeout), "bash", "-c", script], capture_output=True)
+    return done.returncode == 0
+
+
+def test_node_holds_kube_proxys_table_and_no_kube_iptables_chains(
+    spec: LabSpec, manifests: ManifestSet, state_root: Path
+) -> None:
+    before = host_network()
+    node = LabNode.up(
+        LabSpec.from_manifests(manifests, spec.name, idle_pods=1),
+        manifests,
+        state_root,
+        proxy_mode="nftables",
+    )
+    try:
+        kernel = parse_nft_table(listing(node.spec.node_ns))
+        wanted_text, _ = node.proxy._table(node.service(), node.current_slice())
+        wanted = parse_nft_table(transaction_listing(wanted_text))
+        assert set(kernel.chains) == set(wanted.chains)
+        svc = "service-72SUMGQA-default/socat/tcp/"
+        assert kernel.chains[svc][-1].startswith("numgen random mod 1 vmap { 0 : goto endpoint-")
+        assert kernel.maps["service-nodeports"] == [
+            "tcp . 31234 : goto external-72SUMGQA-default/socat/tcp/"
+        ]
+        assert "KUBE-" not in in_node(node, "iptables-save")
+        assert node.drift() == []
+        assert load_record(state_root, node.spec.name).proxy_mode == "nftables"  # type: ignore[union-attr]
+        status = describe(node)
+        assert status["proxy_mode"] == "nftables" and status["backend"] == "nftables"
+        assert echo_from_client(node)
+        assert host_network() == before, "the host's ruleset must not change"
+    finally:
+        LabNode.down(node.spec.name, state_root)
+
+
+def test_a_reattached_lab_remembers_its_mode(nft_lab: LabNode, state_root: Path) -> None:
+    again = LabNode.attach(nft_lab.spec.name, state_root)
+    assert again.proxy.mode == "nftables"
+    synced = again.reconcile()
+    assert synced.proxy_backend == "nftables" and synced.added == synced.removed == ()
+
+
+def test_switching_modes_swaps_the_rules_and_the_service_keeps_answering(
+    nft_lab: LabNode, state_root: Path
+) -> None:
+    answers: list[bool] = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        while not stop.is_set():
+            answers.append(echo_from_client(nft_lab, timeout=1))
+            time.sleep(0.02)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        to_iptables = nft_lab.set_proxy_mode("iptables")
+        assert to_iptables.proxy_backend.startswith("iptables")
+        assert any(c.startswith("KUBE-SEP-") for c in to_iptables.added)
+        assert any(c.startswith("endpoint-") for c in to_iptables.removed)
+        assert "table ip kube-proxy" not in in_node(nft_lab, "nft", "list", "tables")
+        assert "KUBE-SVC-" in in_node(nft_lab, "iptables-save")
+        assert nft_lab.drift() == []
+        back = nft_lab.set_proxy_mode("nftables")
+        assert back.proxy_backend == "nftables" and any(c.startswith("KUBE-") for c in back.removed)
+        assert "KUBE-" not in in_node(nft_lab, "iptables-save")
+        assert nft_lab.drift() == []
+    finally:
+        stop.set()
+        prober.join()
+    assert answers and all(answers), f"{answers.count(False)} of {len(answers)} echoes failed"
+    assert load_record(state_root, nft_lab.spec.name).proxy_mode == "nftables"  # type: ignore[union-attr]
+
+
+def test_a_table_changed_behind_its_back_is_rewritten_by_the_next_sync(nft_lab: LabNode) -> None:
+    in_node(nft_lab, "nft", "delete", "table", "ip", "kube-proxy")
+    assert nft_lab.drift()  # the kernel lost the table: status says so
+    nft_lab.proxy = LabProxy(nft_lab.spec, "nftables")  # a fresh process: no memory of a sync
+    nft_lab.reconcile()
+    assert nft_lab.drift() == []
+    assert echo_from_client(nft_lab)

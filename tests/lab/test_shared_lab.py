@@ -1,0 +1,192 @@
+"""Several svcwatch processes on one lab: who tears it down, who is told, and nobody killed.
+
+Real processes (`svcwatch run`, the dashboard in tmux), real signals, the real kernel: each test
+reads what a user would read (the exit line, the stream, the screen) and what is left in
+`ip netns list`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.lab.conftest import SVCWATCH, lab_namespaces, lab_processes
+
+pytestmark = pytest.mark.lab
+
+PODS = ["--pods", "1"]
+DEADLINE = 60.0
+
+
+def svcwatch(state: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SVCWATCH_STATE_DIR": str(state)}
+    return subprocess.run(
+        [SVCWATCH, *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+class Stream:
+    """A long-running `svcwatch run --plain` whose output we read as it comes."""
+
+    def __init__(self, state: Path, lab: str, *args: str) -> None:
+        env = {**os.environ, "SVCWATCH_STATE_DIR": str(state)}
+        self.out = state.parent / f"run-{time.monotonic_ns()}.out"
+        self.proc = subprocess.Popen(
+            [SVCWATCH, "run", "--plain", "--name", lab, "--interval", "0.3", *PODS, *args],
+            stdout=self.out.open("w"),
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+    def text(self) -> str:
+        return self.out.read_text()
+
+    def wait_for(self, needle: str, after: int = 0) -> int:
+        """Wait until `needle` appears after offset `after`; returns the offset after it."""
+        end = time.monotonic() + DEADLINE
+        while time.monotonic() < end:
+            at = self.text().find(needle, after)
+            if at >= 0:
+                return at + len(needle)
+            assert self.proc.poll() is None or needle in self.text(), self.text()[-3000:]
+            time.sleep(0.1)
+        pytest.fail(f"never saw {needle!r}; output:\n{self.text()[-3000:]}")
+
+    def interrupt(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(timeout=60)
+
+
+@pytest.fixture
+def lab_name(lab_name: str, state_root: Path) -> Iterator[str]:
+    yield lab_name
+    svcwatch(state_root, "lab", "down", "--name", lab_name)
+    assert lab_namespaces(lab_name) == [] and lab_processes(lab_name) == []
+
+
+def test_a_second_run_leaves_the_first_runs_lab_alone(lab_name: str, state_root: Path) -> None:
+    first = Stream(state_root, lab_name)
+    try:
+        first.wait_for("echo-ok")
+        second = svcwatch(state_root, "run", "--name", lab_name, *PODS, "-d", "1")
+        assert second.returncode == 0, second.stderr
+        assert f"lab {lab_name} kept: `svcwatch run` (pid {first.proc.pid}) still uses it" in (
+            second.stdout
+        )
+        assert lab_namespaces(lab_name)
+        seen = len(first.text())
+        first.wait_for("echo-ok", after=seen)  # the first one still probes a working lab
+    finally:
+        assert first.interrupt() == 0
+    assert f"lab {lab_name} torn down" in first.text()
+    assert lab_namespaces(lab_name) == []
+
+
+def test_quitting_the_first_of_two_sessions_keeps_the_lab_for_the_second(
+    lab_name: str, state_root: Path
+) -> None:
+    first = Stream(state_root, lab_name)
+    first.wait_for("echo-ok")
+    second = Stream(state_root, lab_name)
+    try:
+        second.wait_for("echo-ok")
+        assert first.interrupt() == 0
+        assert "still uses it" in first.text()
+        seen = len(second.text())
+        second.wait_for("this svcwatch now syncs the lab's rules", after=seen)
+        second.wait_for("echo-ok", after=seen)
+        assert lab_namespaces(lab_name)
+    finally:
+        assert second.interrupt() == 0
+    assert f"lab {lab_name} torn down" in second.text()
+    assert lab_namespaces(lab_name) == []
+
+
+def test_lab_up_lab_survives_run(lab_name: str, state_root: Path) -> None:
+    assert svcwatch(state_root, "lab", "up", "--name", lab_name, *PODS).returncode == 0
+    done = svcwatch(state_root, "run", "--name", lab_name, *PODS, "-d", "1")
+    assert done.returncode == 0, done.stderr
+    assert f"lab {lab_name} kept: it was made by `lab up`" in done.stdout
+    assert "echo-ok" in done.stdout and lab_namespaces(lab_name)
+    assert svcwatch(state_root, "lab", "status", "--name", lab_name).returncode == 0
+
+
+def test_lab_down_tells_a_running_session_and_kills_no_svcwatch(
+    lab_name: str, state_root: Path
+) -> None:
+    session = Stream(state_root, lab_name)
+    session.wait_for("echo-ok")
+    down = svcwatch(state_root, "lab", "down", "--name", lab_name)
+    assert down.returncode == 0 and f"lab {lab_name} removed" in down.stdout
+    code = session.proc.wait(timeout=30)
+    assert code == 2  # not -9: it was told, not killed
+    assert f"lab {lab_name} was removed by `svcwatch lab down`" in session.text()
+    assert lab_namespaces(lab_name) == []
+
+
+def test_lab_up_will_not_rebuild_under_a_live_session(lab_name: str, state_root: Path) -> None:
+    session = Stream(state_root, lab_name)
+    try:
+        session.wait_for("echo-ok")
+        other = svcwatch(state_root, "lab", "up", "--name", lab_name, "--pods", "3")
+        assert other.returncode == 2
+        assert f"lab {lab_name} is in use by `svcwatch run` (pid {session.proc.pid})" in (
+            other.stderr
+        )
+        seen = len(session.text())
+        session.wait_for("echo-ok", after=seen)
+    finally:
+        assert session.interrupt() == 0
+
+
+def test_lab_down_does_not_kill_concurrent_status(lab_name: str, state_root: Path) -> None:
+    env = {**os.environ, "SVCWATCH_STATE_DIR": str(state_root)}
+    for _ in range(3):
+        assert svcwatch(state_root, "lab", "up", "--name", lab_name, *PODS).returncode == 0
+        readers = [
+            subprocess.Popen(
+                [SVCWATCH, "lab", "status", "--name", lab_name],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env=env,
+            )
+            for _ in range(4)
+        ]
+        time.sleep(0.3)  # the readers are inside the lab's namespaces reading links and rules
+        assert svcwatch(state_root, "lab", "down", "--name", lab_name).returncode == 0
+        for reader in readers:
+            code = reader.wait(timeout=60)
+            assert code != -signal.SIGKILL, "lab down killed a concurrent `lab status`"
+            assert reader.stderr is not None
+            err = reader.stderr.read().decode()
+            assert "internal error" not in err and "Traceback" not in err, err
+
+
+def test_lab_down_does_not_kill_a_svcwatch_inside_the_labs_namespace(
+    lab_name: str, state_root: Path
+) -> None:
+    """The deterministic case of the race: a svcwatch whose main thread sits in the node."""
+    assert svcwatch(state_root, "lab", "up", "--name", lab_name, *PODS).returncode == 0
+    visitor = subprocess.Popen(
+        [
+            str(Path(SVCWATCH).with_name("python")),
+            "-c",
+            "import sys, time; from svcwatch import netns\n"
+            f"with netns.entered('svcwatch-{lab_name}-node'):\n"
+            "    print('in', flush=True); time.sleep(20)",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert visitor.stdout is not None and visitor.stdout.readline() == b"in\n"
+        assert svcwatch(state_root, "lab", "down", "--name", lab_name).returncode == 0
+        assert visitor.poll() is None, "lab down killed a svcwatch process"
+    finally:
+        visitor.kill()
+        visitor.wait()
