@@ -37,21 +37,16 @@ async def record_dashboard(
     """Run the dashboard on a new lab recording to `output`: press each (key, then wait seconds;
     "" presses nothing) once the first probe answered, then q (the lab is torn down)."""
     from svcwatch.session.factory import make_session  # the lab is heavy: import on use
+    from svcwatch.session.settings import LabSettings, ProbeFlags, SessionSettings
     from svcwatch.ui.app import SvcwatchApp
 
-    session = make_session(
+    lab = LabSettings(
         lab_name="demo" + secrets.token_hex(2),
-        manifests=(),
         pods=pods,
         scenario="happy",
-        sync_delay=0.0,
-        keep=False,
-        interval=interval,
-        timeout=2.0,
-        payload="hello",
-        probe_target=None,
-        record=str(output),
+        probes=ProbeFlags(interval=interval, timeout=2.0),
     )
+    session = make_session(SessionSettings(backend=lab, record=output))
     app = SvcwatchApp(session, t0=getattr(session, "t0", None))
     async with app.run_test(size=size) as pilot:
         deadline = time.monotonic() + 60

@@ -163,19 +163,14 @@ async def scenario_switches(app, pilot, rounds: int, interval: float) -> None:  
 def bench_session(prefix: str, interval: float):  # type: ignore[no-untyped-def]
     """A throw-away 2-pod lab session named `prefix` + 4 hex digits, as `svcwatch` makes it."""
     from svcwatch.session.factory import make_session
+    from svcwatch.session.settings import LabSettings, ProbeFlags, SessionSettings
 
-    return make_session(
+    lab = LabSettings(
         lab_name=prefix + secrets.token_hex(2),
-        manifests=None,
         pods=2,
-        scenario=None,
-        sync_delay=0.0,
-        keep=False,
-        interval=interval,
-        timeout=1.0,
-        payload="hello",
-        probe_target=None,
+        probes=ProbeFlags(interval=interval, timeout=1.0),
     )
+    return make_session(SessionSettings(backend=lab))
 
 
 async def run(args: argparse.Namespace) -> None:

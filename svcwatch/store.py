@@ -118,7 +118,7 @@ class ObjectStore:
 
     def _read(self, path: Path) -> str:
         try:
-            return path.read_text()
+            return read_stored(path)
         except FileNotFoundError:
             raise InputError("not found (is the lab up?)", source=str(path)) from None
 
@@ -133,3 +133,11 @@ def written_at(slice_: EndpointSlice) -> float | None:
         return float(value) if value else None
     except ValueError:
         return None
+
+
+def read_stored(path: Path) -> str:
+    """A stored object file's text; InputError (one line) when someone saved it as something
+    other than UTF-8, so a stray byte is reported like any other bad edit, never a crash."""
+    from svcwatch.textfile import decode_text
+
+    return decode_text(path.read_bytes(), str(path))

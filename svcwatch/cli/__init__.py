@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from typing import Any
 
@@ -30,8 +31,28 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
+# kubectl's way to name a Service; `svcwatch --cluster svc/NAME` means `--service NAME`.
+SERVICE_TARGET = re.compile(r"^(?:svc|service|services)/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$")
+NO_SERVICE_TARGET = ("lab", "cluster", "replay", "export")  # subcommands that take none
+
+
+def service_targets(args: list[str]) -> list[str]:
+    """`svc/NAME` -> `--service NAME` for the dashboard, `run` and `serve`; other subcommands'
+    arguments and anything after `--` are left alone."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--" or arg in NO_SERVICE_TARGET:
+            return out + args[i:]
+        found = SERVICE_TARGET.match(arg)
+        out += ["--service", found[1]] if found else [arg]
+    return out
+
+
 class LazyGroup(click.Group):
     """A click group whose subcommands are imported only when used (or listed by --help)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, service_targets(args))
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(SUBCOMMANDS)
@@ -59,6 +80,7 @@ endpoints, pod down and the rollout race. The lab needs root (sudo) on Linux; wi
   sudo svcwatch                      the dashboard on the lab (torn down on quit unless --keep)
   sudo svcwatch run --plain -s wrong-port -d 5   the same stream as text lines
   svcwatch --cluster --context k3d-demo        the dashboard on a real cluster
+  svcwatch --cluster -n shop svc/cart          any existing Service, read-only
   svcwatch replay --demo             a recorded session: no root, no cluster, any OS
 """
 
@@ -76,12 +98,22 @@ endpoints, pod down and the rollout race. The lab needs root (sudo) on Linux; wi
 @options.cluster_options
 @options.dashboard_options
 @click.pass_context
-def cli(ctx: click.Context, /, **kwargs: Any) -> None:
+def cli(
+    ctx: click.Context,
+    /,
+    theme: str | None,
+    captions: bool,
+    script: str | None,
+    **session_flags: Any,
+) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from svcwatch.cli.dashboard import run_dashboard  # Textual is heavy: import on use
+    from svcwatch.session.settings import SessionSettings
 
-    run_dashboard(**kwargs)
+    # Every other flag is named by SessionSettings.from_flags: an unknown one is a TypeError.
+    settings = SessionSettings.from_flags(**session_flags)
+    run_dashboard(settings, theme=theme, captions=captions, script_path=script)
 
 
 def one_line(message: str) -> str:

@@ -12,29 +12,34 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 from svcwatch.cli.signals import StopRequested, TerminalWatch, process_shutdown
 from svcwatch.model.errors import SetupError
 from svcwatch.session.base import Session
 from svcwatch.session.guard import StartStopGuard
 
+if TYPE_CHECKING:
+    from svcwatch.session.settings import SessionSettings
+    from svcwatch.talk.script import TalkScript
 
-def run_dashboard(**kwargs: Any) -> None:
-    """Open the dashboard with the CLI's flags (see svcwatch/cli/options.py)."""
+
+def run_dashboard(
+    settings: SessionSettings, *, theme: str | None, captions: bool, script_path: str | None
+) -> None:
+    """Open the dashboard on the session `settings` ask for (see svcwatch/cli/options.py)."""
     from svcwatch.session.factory import make_session  # backends are heavy: import on use
+    from svcwatch.session.settings import LabSettings
     from svcwatch.talk.script import load_script
 
-    theme = kwargs.get("theme")
-    captions, script_path = bool(kwargs.pop("captions", False)), kwargs.pop("script", None)
     # A bad talk script is a one-line error (exit 2) before the lab is built or Textual starts.
     script = load_script(script_path) if script_path else None
-    session = make_session(**kwargs)
+    session = make_session(settings)
     require_terminal()
-    run_session_dashboard(
-        session, theme=theme, keep=bool(kwargs.get("keep")), captions=captions, script=script
-    )
+    keep = isinstance(settings.backend, LabSettings) and settings.backend.keep
+    run_session_dashboard(session, theme=theme, keep=keep, captions=captions, script=script)
 
 
 def require_terminal() -> None:
@@ -49,9 +54,16 @@ def require_terminal() -> None:
         )
 
 
-def run_session_dashboard(session: Session, **opts: Any) -> None:
-    """Run the dashboard on `session` until quit; `opts` are SvcwatchApp's (theme, keep,
-    captions, script). A replay runs on its own clock (the recording's time, paused when it is).
+def run_session_dashboard(
+    session: Session,
+    *,
+    theme: str | None,
+    captions: bool,
+    script: TalkScript | None,
+    keep: bool = False,
+) -> None:
+    """Run the dashboard on `session` until quit. A replay runs on its own clock (the
+    recording's time, paused when it is).
 
     SIGTERM, SIGINT and SIGHUP (and a terminal that went away without one) quit as `q` does:
     the session is stopped, the lab torn down, and the exit status is 128+N. A stop at any
@@ -59,13 +71,19 @@ def run_session_dashboard(session: Session, **opts: Any) -> None:
     """
     from svcwatch.ui.app import SvcwatchApp  # Textual is heavy: import on use
 
-    theme = opts.pop("theme", None)
     capabilities = session.capabilities()
-    if capabilities.replay is not None:
-        opts.setdefault("clock", capabilities.replay.now)
+    clock = capabilities.replay.now if capabilities.replay is not None else time.time
     guarded = StartStopGuard(session)
-    # The stream's +0.000s: a replay's recorded start, a recording's own; None: the app's now.
-    app = SvcwatchApp(guarded, theme_name=theme, t0=capabilities.stream_start, **opts)
+    app = SvcwatchApp(
+        guarded,
+        theme_name=theme,
+        keep=keep,
+        captions=captions,
+        script=script,
+        clock=clock,
+        # The stream's +0.000s: a replay's recorded start, a recording's own; None: the app's now.
+        t0=capabilities.stream_start,
+    )
     shutdown = process_shutdown()
     shutdown.during(guarded.stop, lambda _signum: app.request_quit())
     terminal = TerminalWatch(partial(shutdown.request, signal.SIGHUP, hurry=True))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from typing import Any
 
 import click
@@ -181,9 +182,28 @@ def _after_write(node: Any, line: str) -> None:
 
     holder = controller_of(node.spec.name, node.state_root)
     if holder is not None:
-        click.echo(f"{line}; svcwatch (pid {holder.pid}) controls this lab and will sync the rules")
+        click.echo(f"{line}; {_synced_by(node, holder.pid)}")
         return
     click.echo(f"{line}; {node.reconcile().text()}")
+
+
+def _synced_by(node: Any, pid: int, wait: float = 3.0) -> str:
+    """What the running svcwatch did with the write: say it synced only once the kernel shows
+    it (no promise a broken watcher would not keep); else what to look at."""
+    from svcwatch.lab import health
+
+    deadline = time.monotonic() + wait
+    while True:
+        behind = [f for f in node.faults() if f.fix == health.RULES]
+        if not behind:
+            return f"rules synced by svcwatch (pid {pid}), which controls this lab"
+        if time.monotonic() >= deadline:
+            return (
+                f"svcwatch (pid {pid}) controls this lab, but its rules do not show this change "
+                f"after {wait:g} s (a --sync-delay, or its watcher is stuck: see its screen "
+                "and `svcwatch lab status`)"
+            )
+        time.sleep(0.1)
 
 
 @lab.command(name="exec", context_settings={"ignore_unknown_options": True})

@@ -176,6 +176,13 @@ cluster_options = _apply(
             is_flag=True,
             help="Adopt an EndpointSlice svcwatch did not create (restored on exit).",
         ),
+        click.option(
+            "--service",
+            default=None,
+            metavar="NAME",
+            help="Watch this existing Service (also given as svc/NAME), read-only unless "
+            "svcwatch created it or --take-over: all its EndpointSlices, any type.",
+        ),
     ]
 )
 

@@ -166,9 +166,10 @@ def stream(
 )
 def run(as_json: bool, duration: float | None, **kwargs: Any) -> None:
     from svcwatch.session.factory import make_session  # backends are heavy: import on use
+    from svcwatch.session.settings import SessionSettings
 
     t0 = time.time()
-    session = StartStopGuard(make_session(diagnosis=True, **kwargs))
+    session = StartStopGuard(make_session(SessionSettings.from_flags(diagnosis=True, **kwargs)))
     # Ctrl-C, SIGTERM and SIGHUP (SIGINT too when started as a background job, which inherits it
     # ignored) end the stream as --duration does: the lab torn down, exit 0. At any moment: a
     # signal during the build waits for it, then tears down (cli/signals.py, session/guard.py).

@@ -28,12 +28,13 @@ import yaml
 from svcwatch.cluster.api import ClusterApi, Conflict
 from svcwatch.cluster.rules_read import (
     DETECT_SCRIPT,
+    RULES_TOOLS,
     RulesSource,
     listing_to_save,
     parse_detected,
     read_argv,
 )
-from svcwatch.cluster.transport import Transport, wait_for_stderr
+from svcwatch.cluster.transport import Transport, none_available, wait_for_stderr
 from svcwatch.locations import package_data_dir
 from svcwatch.model.errors import SetupError
 from svcwatch.model.service import Service
@@ -107,7 +108,10 @@ class NodeAgent:
         stream = self.transport.open_stream(capture_argv(bpf))
         if not wait_for_stderr(stream, "listening on", ready_timeout):
             message = getattr(stream, "stderr_text", "")
+            ended = getattr(stream, "failure", lambda: None)()
             stream.close()
+            if ended is not None:  # it could not run at all (exec: not in the image, ...)
+                raise ended
             raise SetupError(
                 f"tcpdump did not start on {self.transport.where}: "
                 f"{' '.join(message.split())[-200:]}"
@@ -124,6 +128,8 @@ class NodeAgent:
         source = self._source or self._detect()
         if source.mode == "none":
             self._source = None  # kube-proxy may not have written its rules yet
+            if set(source.missing) >= set(RULES_TOOLS):  # ... or nothing here could read them
+                raise none_available(self.transport, RULES_TOOLS, "iptables or nft")
             return NodeRules(self.node, "none", "", "", time.time())
         try:
             text = self.transport.run(read_argv(source, service, entry=entry))

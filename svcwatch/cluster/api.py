@@ -5,12 +5,18 @@ RBAC denial becomes "RBAC denied: cannot patch endpointslices.discovery.k8s.io i
 default" -- the exact rule missing from the Role -- instead of a 40-line ApiException. Bodies are
 read with `_preload_content=False` and parsed as JSON, so what svcwatch saves and restores is the
 server's own representation, not the client's model round-trip (which adds nulls and drops fields).
+
+Each thread gets its own `ApiClient` (same configuration): the client's exec helper `stream()`
+swaps the client's request method while it opens a websocket (a known upstream issue), and a REST
+or watch call another thread makes on that client meanwhile fails ("Handshake status 200 OK") or
+leaves it broken for good.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,18 +58,52 @@ class ClusterApi:
     """The few API calls svcwatch makes, each translated to dicts, NotFound, or a SetupError."""
 
     def __init__(self, api_client: Any, *, server: str = "?", context: str = "?") -> None:
-        from kubernetes import client  # heavy: only cluster mode needs it
-
-        self.api_client = api_client
+        self.configuration = api_client.configuration
         self.server = server
         self.context = context
-        self._apis: dict[str, Any] = {
-            name: getattr(client, name)(api_client)
-            for name in ("CoreV1Api", "AppsV1Api", "DiscoveryV1Api")
-        }
+        self._local = threading.local()
+        self._local.apis = self._apis_on(api_client)  # the creating thread keeps this client
+        self._clients: list[tuple[threading.Thread, Any]] = []  # other threads' clients
+        self._clients_lock = threading.Lock()
+
+    @staticmethod
+    def _apis_on(api_client: Any) -> dict[str, Any]:
+        from kubernetes import client  # heavy: only cluster mode needs it
+
+        names = ("CoreV1Api", "AppsV1Api", "DiscoveryV1Api")
+        return {name: getattr(client, name)(api_client) for name in names}
+
+    @property
+    def _apis(self) -> dict[str, Any]:
+        """This thread's API objects, on this thread's own ApiClient (made on first use)."""
+        apis: dict[str, Any] | None = getattr(self._local, "apis", None)
+        if apis is None:
+            from kubernetes import client
+
+            api_client = client.ApiClient(self.configuration)
+            with self._clients_lock:
+                self._close_clients(ended_only=True)
+                self._clients.append((threading.current_thread(), api_client))
+            apis = self._local.apis = self._apis_on(api_client)
+        return apis
+
+    def _close_clients(self, *, ended_only: bool) -> None:
+        keep = []
+        for thread, api_client in self._clients:
+            if ended_only and thread.is_alive():
+                keep.append((thread, api_client))
+            else:
+                api_client.close()  # its pooled keep-alive connections
+        self._clients = keep
+
+    def close(self) -> None:
+        """Close the connections of the clients other threads made (they are done with it)."""
+        with self._clients_lock:
+            self._close_clients(ended_only=False)
 
     @property
     def core(self) -> Any:
+        """CoreV1Api on the calling thread's client (also what an exec is opened with)."""
         return self._apis["CoreV1Api"]
 
     def call(

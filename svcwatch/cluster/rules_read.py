@@ -32,8 +32,9 @@ from svcwatch.model.errors import InputError
 from svcwatch.model.service import Service
 
 NFT_ARGV = ("nft", "list", "table", "ip", "kube-proxy")
+RULES_TOOLS = ("iptables", "iptables-nft", "iptables-legacy", "nft")  # what DETECT_SCRIPT tries
 
-# Prints one line: `iptables TOOL VERSION-TEXT`, `nftables`, or `none`.
+# Prints one line: `iptables TOOL VERSION-TEXT`, `nftables`, or `none` and the tools not there.
 DETECT_SCRIPT = r"""
 for ipt in iptables iptables-nft iptables-legacy; do
   command -v "$ipt" >/dev/null 2>&1 || continue
@@ -42,7 +43,11 @@ for ipt in iptables iptables-nft iptables-legacy; do
 done
 if command -v nft >/dev/null 2>&1 && nft list tables 2>/dev/null | grep -qx 'table ip kube-proxy'
 then echo nftables; exit 0; fi
-echo none
+missing=
+for t in iptables iptables-nft iptables-legacy nft; do
+  command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
+done
+echo "none$missing"
 """
 
 # Shared by both iptables readers: `matching TEXT WORD...` prints TEXT's lines with any WORD.
@@ -112,6 +117,7 @@ class RulesSource:
     mode: str  # "iptables" | "nftables" | "none"
     tool: str = ""  # iptables, iptables-nft or iptables-legacy
     backend: str = ""  # iptables-nft | iptables-legacy | nftables
+    missing: tuple[str, ...] = ()  # mode "none": the tools the agent's image does not have
 
     @property
     def per_chain(self) -> bool:
@@ -139,7 +145,7 @@ def parse_detected(text: str) -> RulesSource:
         return RulesSource("iptables", words[1], backend)
     if words[:1] == ["nftables"]:
         return RulesSource("nftables", "nft", "nftables")
-    return RulesSource("none")
+    return RulesSource("none", missing=tuple(words[1:]) if words[:1] == ["none"] else ())
 
 
 def save_tool(tool: str) -> str:

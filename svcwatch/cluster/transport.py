@@ -2,10 +2,10 @@
 
 The agent runs three stock commands -- `tcpdump -i any -U -w - FILTER` (a pcap byte stream),
 `iptables-save -c -t nat` and `ip -o link` -- and only the transport differs between a real node
-(`ExecTransport`: a privileged hostNetwork pod, reached through pods/exec over a websocket) and a
-test (`LocalTransport`: the same argv run for real inside a network namespace on this machine).
-Both hand back a binary file object, so the pcap decoder cannot tell them apart. The exec stream is
-opened with `binary=True`: the client's default decodes stdout as UTF-8 and would mangle pcap bytes.
+(`ExecTransport` in podexec.py: a privileged hostNetwork pod, reached through pods/exec over a
+websocket) and a test (`LocalTransport`: the same argv run for real inside a network namespace on
+this machine). Both hand back a binary file object, so the pcap decoder cannot tell them apart,
+and both raise `MissingBinary` for a command that is not there.
 """
 
 from __future__ import annotations
@@ -21,9 +21,22 @@ from typing import Any, Protocol
 
 from svcwatch.model.errors import SetupError
 
-STDOUT, STDERR, ERROR = 1, 2, 3  # the channels of Kubernetes' exec protocol
-READ_TIMEOUT = 0.5  # seconds one websocket poll waits, so close() is noticed quickly
 PACKAGES = {"tcpdump": "tcpdump", "iptables-save": "iptables", "ip": "iproute2", "nft": "nftables"}
+
+
+class MissingBinary(SetupError):
+    """The command's binary is not there (not installed here, not in the agent's image)."""
+
+    def __init__(self, binary: str, image: str | None, where: str) -> None:
+        self.binary, self.image, self.where = binary, image, where
+        if image is None:  # this host
+            package = PACKAGES.get(binary, binary)
+            super().__init__(f"{binary} is not installed: apt-get install {package}")
+        else:
+            super().__init__(
+                f"{binary} is not in the agent image {image} on {where}: "
+                "pass --agent-image with an image that has it"
+            )
 
 
 class Transport(Protocol):
@@ -55,8 +68,7 @@ class LocalTransport:
 
     def _check_binary(self, argv: Sequence[str]) -> None:
         if shutil.which(argv[0]) is None:
-            package = PACKAGES.get(argv[0], argv[0])
-            raise SetupError(f"{argv[0]} is not installed: apt-get install {package}")
+            raise MissingBinary(argv[0], None, self.where)
 
     def run(self, argv: Sequence[str], timeout: float = 20.0) -> str:
         self._check_binary(argv)
@@ -149,113 +161,12 @@ class ProcessStream(io.RawIOBase):
         super().close()
 
 
-# --- remote: the exec API of a running agent pod ----------------------------------------------
-
-
-class ExecTransport:
-    """The agent's commands run by `kubectl exec`-equivalent calls into pod `pod`."""
-
-    def __init__(
-        self, api: Any, namespace: str, pod: str, node: str, container: str = "agent"
-    ) -> None:
-        self.api = api  # a svcwatch.cluster.api.ClusterApi
-        self.namespace = namespace
-        self.pod = pod
-        self.container = container
-        self.where = f"node {node}"
-
-    def _connect(self, argv: Sequence[str]) -> Any:
-        from kubernetes.stream import stream  # heavy: only cluster mode needs it
-
-        core = self.api.core
-        return self.api.call_stream(
-            "create",
-            "pods/exec",
-            self.namespace,
-            lambda: stream(
-                core.connect_get_namespaced_pod_exec,
-                self.pod,
-                self.namespace,
-                command=list(argv),
-                container=self.container,
-                stderr=True,
-                stdin=False,
-                stdout=True,
-                tty=False,
-                _preload_content=False,
-                binary=True,
-            ),
-        )
-
-    def run(self, argv: Sequence[str], timeout: float = 20.0) -> str:
-        ws = self._connect(argv)
-        out, err = bytearray(), bytearray()
-        try:
-            ws.run_forever(timeout=timeout)
-            out += ws.read_channel(STDOUT)
-            err += ws.read_channel(STDERR)
-            code = ws.returncode
-        finally:
-            ws.close()
-        if code is None:  # still running: what came so far is not the command's output
-            raise timed_out(argv, self.where, timeout)
-        if code != 0:
-            raise command_failed(argv, self.where, code, err.decode(errors="replace"))
-        return out.decode(errors="replace")
-
-    def open_stream(self, argv: Sequence[str]) -> io.RawIOBase:
-        return ExecStream(self._connect(argv))  # unbuffered, like ProcessStream
-
-
-class ExecStream(io.RawIOBase):
-    """A websocket exec session's stdout as a raw binary stream (stderr kept for messages)."""
-
-    def __init__(self, ws: Any) -> None:
-        self.ws = ws
-        self.stderr = bytearray()
-        self._pending = memoryview(b"")  # what the last frame left unread; sliced, never copied
-        self._lock = threading.Lock()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        try:
-            return self._readinto(buffer)
-        except Exception:
-            if self.closed:  # close() from another thread tore the socket down mid-read
-                return 0
-            raise
-
-    def _readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            if self.closed or not self.ws.is_open():
-                rest = bytes(self.ws.read_channel(STDOUT)) if not self.closed else b""
-                self._pending = memoryview(rest)
-                if not rest:
-                    return 0  # EOF
-                break
-            self.ws.update(timeout=READ_TIMEOUT)
-            self._pending = memoryview(bytes(self.ws.read_channel(STDOUT)))
-            self.stderr += self.ws.read_channel(STDERR)
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-    @property
-    def stderr_text(self) -> str:
-        return self.stderr.decode(errors="replace")
-
-    def wait_for_stderr(self, text: str, timeout: float) -> bool:
-        """Not observable without racing the reader thread for the socket: assume it is ready."""
-        return True
-
-    def close(self) -> None:
-        with self._lock:
-            if not self.closed:
-                self.ws.close()
-                super().close()
+def none_available(transport: Transport, tools: Sequence[str], need: str) -> SetupError:
+    """Not one of the alternative tools is there: name them, the image and the node."""
+    image = getattr(transport, "image", None)  # an exec transport's agent image
+    where = f"the agent image {image} on {transport.where}" if image else transport.where
+    fix = "pass --agent-image with an image that has" if image else "install"
+    return SetupError(f"none of {', '.join(tools)} is in {where}: {fix} {need}")
 
 
 def wait_for_stderr(stream: io.RawIOBase, text: str, timeout: float = 10.0) -> bool:

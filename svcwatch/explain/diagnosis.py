@@ -146,6 +146,21 @@ def _reject_rule(evidence: Evidence) -> str:
     return 'kube-proxy\'s REJECT rule "has no endpoints"'
 
 
+def _affinity_note(evidence: Evidence) -> str:
+    """With ClientIP affinity every probe from this one client lands on the same endpoint, so
+    all-ok (or all-failed) says nothing about the other endpoints: say so."""
+    if evidence.chain is None or len(_ready_addresses(evidence)) < 2:
+        return ""
+    checks = (r.sticky_seconds for r in evidence.chain.all_rules() if r.recent == "rcheck")
+    seconds = next(checks, None)
+    if seconds is None:
+        return ""
+    return (
+        f"; ClientIP affinity pins this client to one endpoint for {seconds}s, "
+        "so the others go untested"
+    )
+
+
 def _healthy(evidence: Evidence, ok: list[ProbeEvent]) -> Diagnosis:
     targets = []
     for address in _ready_addresses(evidence):
@@ -156,7 +171,7 @@ def _healthy(evidence: Evidence, ok: list[ProbeEvent]) -> Diagnosis:
     connect = median(p.connect_ms or 0.0 for p in ok)
     return Diagnosis(
         f"Healthy: {len(ok)} of {len(ok)} recent probes echoed{via}; "
-        f"median connect {connect:.0f} ms",
+        f"median connect {connect:.0f} ms{_affinity_note(evidence)}",
         "ok",
     )
 
@@ -183,7 +198,7 @@ def _all_failed(evidence: Evidence, ready: list[str]) -> Diagnosis:
     for address in ready:
         problem = endpoint_problem(evidence, address)
         if problem is not None:
-            return Diagnosis(f"{problem[0]}; {problem[1]}", "fail")
+            return Diagnosis(f"{problem[0]}; {problem[1]}{_affinity_note(evidence)}", "fail")
     last = evidence.probes[-1]
     return Diagnosis(
         f"All {len(evidence.probes)} recent probes failed at {last.phase or 'connect'}: "

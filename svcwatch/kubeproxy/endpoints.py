@@ -6,6 +6,11 @@ and protocol, ports with no name or no port are skipped, only `addresses[0]` cou
 is sorted as strings (so 10.42.0.142 comes before 10.42.0.99). `categorize` then follows
 `CategorizeEndpoints` (`pkg/proxy/topology.go`): ready endpoints serve; if none is ready, the
 serving-and-terminating ones do; anything else gets no KUBE-SEP chain at all.
+
+Topology-aware routing (`topologyModeFromHints`): when every ready endpoint carries zone hints
+(`hints.forZones`, which the EndpointSlice controller writes for `trafficDistribution:
+PreferClose` or the topology-mode annotation) and at least one is hinted for this node's zone,
+Cluster policy uses only the endpoints hinted for that zone; otherwise hints are ignored.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ class ProxyEndpoint:
     ready: bool = True
     serving: bool = True
     terminating: bool = False
+    zone_hints: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -75,6 +81,7 @@ def port_endpoints(
                 conditions.is_ready,
                 conditions.is_serving,
                 conditions.is_terminating,
+                ep.zone_hints,
             )
             if info.key not in found or local:
                 found[info.key] = info
@@ -103,28 +110,41 @@ def _local_endpoints(endpoints: Sequence[ProxyEndpoint]) -> tuple[list[ProxyEndp
     return [e for e in endpoints if e.is_local and e.serving and e.terminating], True
 
 
+def topology_zone(endpoints: Sequence[ProxyEndpoint], zone: str | None) -> str | None:
+    """The zone whose hinted endpoints Cluster policy uses, or None (hints ignored)."""
+    ready = [e for e in endpoints if e.ready]
+    if not zone or any(not e.zone_hints for e in ready):
+        return None
+    return zone if any(zone in e.zone_hints for e in ready) else None
+
+
 def categorize(
-    endpoints: Sequence[ProxyEndpoint], uses_local: bool = False, uses_cluster: bool = True
+    endpoints: Sequence[ProxyEndpoint],
+    uses_local: bool = False,
+    uses_cluster: bool = True,
+    zone: str | None = None,
 ) -> Categorized:
     """Ready endpoints, else serving+terminating ones; for Local policy, the same on this node.
 
     `uses_cluster`/`uses_local` say which policy chains the Service port needs (KUBE-SVC- for
     Cluster policy or any external traffic, KUBE-SVL- for a Local policy); an unused one stays
-    empty, as in kube-proxy.
+    empty, as in kube-proxy. `zone` is this node's topology.kubernetes.io/zone.
     """
     cluster: list[ProxyEndpoint] = []
+    topology = topology_zone(endpoints, zone) if uses_cluster else None
     if uses_cluster:
-        cluster = [e for e in endpoints if e.ready] or [
-            e for e in endpoints if e.serving and e.terminating
-        ]
+        cluster = [
+            e for e in endpoints if e.ready and (topology is None or topology in e.zone_hints)
+        ] or [e for e in endpoints if e.serving and e.terminating]
     if not uses_local:
         return Categorized(cluster, [], cluster, bool(cluster))
     has_any = bool(cluster) or any(_usable(e) for e in endpoints)
     local, fallback = _local_endpoints(endpoints)
     if not uses_cluster:
         return Categorized([], local, local, has_any)
-    if not fallback or not local:
+    if topology is None and (not fallback or not local):
         return Categorized(cluster, local, cluster, has_any)
-    # Local fell back to terminating endpoints: kube-proxy merges both lists (map order; sorted).
+    # Local fell back to terminating endpoints, or topology left local ones out of `cluster`:
+    # kube-proxy merges both lists (in map order; sorted here).
     merged = {e.key: e for e in [*cluster, *local]}
     return Categorized(cluster, local, [merged[k] for k in sorted(merged)], has_any)

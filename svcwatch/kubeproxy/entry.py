@@ -86,7 +86,7 @@ def _node_port(buf: Buffers, p: PortPlan, config: ProxyConfig) -> None:
         return
     by_port = f"-m {p.proto} -p {p.proto}"
     if p.has_endpoints:
-        if config.localhost_nodeports and config.nfacct:
+        if config.localhost_nodeports_on and config.nfacct:
             buf.nat(
                 "KUBE-NODEPORTS",
                 f"-m comment --comment {p.spn} {by_port} -d 127.0.0.0/8",

@@ -179,5 +179,5 @@ def plan(
         sticky_seconds=service.sticky_seconds,
         internal_local=internal_local,
         external_local=external_local,
-        endpoints=categorize(found, uses_local=uses_local, uses_cluster=uses_cluster),
+        endpoints=categorize(found, uses_local, uses_cluster, config.node_zone),
     )

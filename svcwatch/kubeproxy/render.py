@@ -37,9 +37,10 @@ then the catch-all for n=3). The kernel stores each probability as round(p * 2^3
 which is why `iptables-save` prints 0.33333333349 (see `syntax.saved_probability`). Affinity
 rules come first and only match clients seen before, so they take no share of new clients.
 
-Not modeled (each needs facts about the node or cluster that a Service does not carry):
-topology-aware routing (EndpointSlice zone hints, `trafficDistribution`: needs the node's zone),
-`--nodeport-addresses` (per-address KUBE-NODEPORTS jumps), and the IPv6 proxier.
+Topology-aware routing follows the EndpointSlice's zone hints when `ProxyConfig.node_zone` is
+set (see `endpoints.py`); `--nodeport-addresses` turns the last KUBE-SERVICES rule into one
+`-d NODE-IP` jump per matching node address. Not modeled: same-node hints (`PreferSameNode`,
+behind a newer feature gate) and the IPv6 proxier.
 
 The one-time jump rules from the built-in chains are `hook_rules` (see `hooks.py`).
 """
@@ -91,7 +92,7 @@ def _fixed_rules(buf: Buffers, config: ProxyConfig) -> None:
         "-j MASQUERADE" + (" --random-fully" if config.random_fully else ""),
     )
     buf.nat("KUBE-MARK-MASQ", f"-j MARK --or-mark {mark}")
-    if config.localhost_nodeports:
+    if config.localhost_nodeports_on:
         buf.filter_chains.append("KUBE-FIREWALL")
         buf.filter(
             "KUBE-FIREWALL",
@@ -101,14 +102,28 @@ def _fixed_rules(buf: Buffers, config: ProxyConfig) -> None:
         )
 
 
+def _nodeports_jump(buf: Buffers, config: ProxyConfig) -> None:
+    """To KUBE-NODEPORTS for any local address, or (--nodeport-addresses) one rule per address,
+    127.0.0.1 only while localhost NodePorts are on."""
+    if config.nodeports_everywhere:
+        not_localhost = "" if config.localhost_nodeports_on else " ! -d 127.0.0.0/8"
+        destinations = [f"-m addrtype --dst-type LOCAL{not_localhost}"]
+    else:
+        destinations = [
+            f"-d {ip}"
+            for ip in config.nodeport_ips()
+            if config.localhost_nodeports_on or not ip.startswith("127.")
+        ]
+    for destination in destinations:
+        buf.nat(
+            "KUBE-SERVICES",
+            f"-m comment --comment {NODEPORTS_COMMENT} {destination} -j KUBE-NODEPORTS",
+        )
+
+
 def _closing_rules(buf: Buffers, config: ProxyConfig) -> None:
-    """The last KUBE-SERVICES rule (to KUBE-NODEPORTS) and the KUBE-FORWARD accept rules."""
-    not_localhost = "" if config.localhost_nodeports else " ! -d 127.0.0.0/8"
-    buf.nat(
-        "KUBE-SERVICES",
-        f"-m comment --comment {NODEPORTS_COMMENT} -m addrtype --dst-type LOCAL"
-        f"{not_localhost} -j KUBE-NODEPORTS",
-    )
+    """The last KUBE-SERVICES rule(s) (to KUBE-NODEPORTS) and the KUBE-FORWARD accept rules."""
+    _nodeports_jump(buf, config)
     if not config.conntrack_tcp_liberal:
         counted = f" -m nfacct --nfacct-name {INVALID_NFACCT}" if config.nfacct else ""
         buf.filter("KUBE-FORWARD", f"-m conntrack --ctstate INVALID{counted} -j DROP")

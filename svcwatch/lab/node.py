@@ -8,7 +8,6 @@ outlives the process that built it; `attach` picks it up again from its state di
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,17 +21,11 @@ from svcwatch.lab.instances import (
     LabRecord,
     LabUser,
     PodRecord,
-    ProcessRef,
-    add_user,
-    controller_of,
-    index_lab,
     lab_dir,
-    lab_users,
     load_record,
     locked,
     recorded_names,
     remove_state,
-    remove_user,
     save_record,
 )
 from svcwatch.lab.parsed import (
@@ -43,16 +36,16 @@ from svcwatch.lab.parsed import (
     unused_ip,
 )
 from svcwatch.lab.privileges import require_lab_privileges
-from svcwatch.lab.proxy import LabProxy, check_proxy_mode, require_proxy_tools
+from svcwatch.lab.proxy import LabProxy, check_proxy_mode
 from svcwatch.lab.topology import LabSpec, baseline_slice_of, first_service, validate_lab_name
 from svcwatch.model.endpointslice import EndpointSlice
-from svcwatch.model.errors import InputError, SetupError
+from svcwatch.model.errors import InputError
 from svcwatch.model.events import RulesSynced
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.manifest import ManifestSet, dump_slice
 from svcwatch.model.scenario import ScenarioContext, apply_scenario, get_scenario
 from svcwatch.model.service import Service
-from svcwatch.store import ObjectStore, atomic_write, scenario_of
+from svcwatch.store import ObjectStore, atomic_write, read_stored, scenario_of
 
 
 @dataclass(frozen=True)
@@ -101,158 +94,16 @@ class LabNode:
         passes none: its lab stays after sessions end, as does a session's with `keep`. A lab
         that must be rebuilt is not rebuilt under a live user: that is a SetupError naming it.
         """
-        require_lab_privileges()
-        require_proxy_tools(proxy_mode)  # a missing tool or a bad mode: one line, nothing built
+        from svcwatch.lab.lifecycle import up
+
         say = progress or (lambda _: None)
-        with locked(state_root, spec.name):
-            node = cls._up_locked(spec, manifests, state_root, say, proxy_mode, (user, keep))
-        if proxy_mode is not None and proxy_mode != node.proxy.mode:
-            was = node.proxy.mode
-            synced = node.set_proxy_mode(proxy_mode)
-            say(f"kube-proxy mode {was} -> {proxy_mode}: {synced.text()}")
-        return node
-
-    @classmethod
-    def _up_locked(
-        cls,
-        spec: LabSpec,
-        manifests: ManifestSet,
-        state_root: Path,
-        say: Callable[[str], None],
-        proxy_mode: str | None,
-        sharing: tuple[str | None, bool],
-    ) -> LabNode:
-        """`up` under the lab lock: reuse and repair, or rebuild when no live session uses it."""
-        old = load_record(state_root, spec.name)
-        reason = cls._rebuild_reason(spec, old)
-        if old is not None and reason is None:
-            node = cls(old, state_root)
-            faults = health.check(node, rules=controller_of(spec.name, state_root) is None)
-            if not any(f.fix == health.REBUILD for f in faults):
-                node._reuse(faults, say)
-                node._adopt(*sharing)
-                return node
-            reason = faults[0].text
-        users = lab_users(state_root, spec.name) if old is not None else []
-        if users and reason:
-            raise SetupError(
-                f"lab {spec.name} is in use by {users[0].describe()} and {reason}: quit it, "
-                f"or run `svcwatch lab down --name {spec.name}` first"
-            )
-        mode = proxy_mode or (old.proxy_mode if old else "iptables")
-        node = cls._rebuild(spec, old, manifests, state_root, say, reason, sharing, mode)
-        node._adopt(*sharing)
-        return node
-
-    @staticmethod
-    def _rebuild_reason(spec: LabSpec, old: LabRecord | None) -> str | None:
-        if old is None:
-            return (
-                "namespaces left by an earlier build" if build.lab_namespaces(spec.name) else None
-            )
-        return None if old.spec == spec else "it was built with other manifests or --pods"
-
-    def _reuse(self, faults: list[health.Fault], say: Callable[[str], None]) -> None:
-        """Repair what is broken in place (rules only if no session syncs them), say so."""
-        from svcwatch.lab.repair import repair
-
-        controlled = controller_of(self.spec.name, self.state_root) is not None
-        if not faults:
-            say(f"lab {self.spec.name} is up and healthy: reusing it")
-        else:
-            say(f"lab {self.spec.name} is broken: {'; '.join(f.text for f in faults)}")
-            done = repair(self, faults, rules=not controlled)
-            save_record(self.state_root, self.record)
-            say(f"repaired: {'; '.join(done) or 'nothing to do'}")
-        if not controlled:
-            self.reconcile()
-
-    def _adopt(self, user: str | None, keep: bool) -> None:
-        """Record who keeps the lab and, for a session, that it uses it (caller holds the lock)."""
-        kept_by = "lab up" if user is None else ("--keep" if keep else "")
-        if kept_by and not self.record.kept_by:
-            self.record.kept_by = kept_by
-            save_record(self.state_root, self.record)
-        if user is not None:
-            self.user = add_user(self.state_root, self.spec.name, user)
+        return up(spec, manifests, state_root, say, proxy_mode, (user, keep))
 
     def leave(self, keep: bool = False) -> str:
-        """This session stops using the lab; tear it down if it was its last user and nobody
-        asked to keep it. Returns the line a user reads at exit."""
-        name = self.spec.name
-        how = f"`svcwatch lab down --name {name}` removes it"
-        with locked(self.state_root, name):
-            record = load_record(self.state_root, name)
-            if record is None or record.builder != self.record.builder:
-                return f"lab {name} was removed by `svcwatch lab down` while this svcwatch used it"
-            left = remove_user(self.state_root, name, self.user) if self.user else []
-            if keep and not record.kept_by:
-                record.kept_by = "--keep"
-                save_record(self.state_root, record)
-            if record.kept_by == "--keep":
-                return f"lab {name} kept (--keep): {how}"
-            if record.kept_by:
-                verb = "made" if record.made_by == "lab up" else "kept"
-                return f"lab {name} kept: it was {verb} by `lab up` ({how})"
-            if left:
-                return (
-                    f"lab {name} kept: {left[0].describe()} still uses it "
-                    "(the last svcwatch using it tears it down)"
-                )
-            build.teardown(name, record)
-            remove_state(self.state_root, name)
-            return f"lab {name} torn down"
+        """This session stops using the lab (see svcwatch.lab.lifecycle.leave); the exit line."""
+        from svcwatch.lab.lifecycle import leave
 
-    @classmethod
-    def _rebuild(
-        cls,
-        spec: LabSpec,
-        old: LabRecord | None,
-        manifests: ManifestSet,
-        state_root: Path,
-        say: Callable[[str], None],
-        reason: str | None,
-        sharing: tuple[str | None, bool],
-        proxy_mode: str,
-    ) -> LabNode:
-        """Tear down whatever is there (stale, broken or a different spec) and build afresh."""
-        if reason is not None:
-            say(f"rebuilding lab {spec.name}: {reason}")
-            build.teardown(spec.name, old)
-        keep_objects = old is not None and old.spec == spec
-        user, keep = sharing
-        record = LabRecord(
-            spec,
-            builder=ProcessRef.of(os.getpid()),
-            proxy_mode=proxy_mode,
-            made_by=user or "lab up",
-        )
-        record.kept_by = "lab up" if user is None else ("--keep" if keep else "")
-        node = cls._build(record, state_root, say)
-        try:
-            node._write_objects(manifests, keep_slice=keep_objects)
-            synced = node.reconcile()
-        except BaseException:
-            build.teardown(spec.name, node.record)
-            remove_state(state_root, spec.name)
-            raise
-        say(f"rules synced: {synced.text()}")
-        return node
-
-    @classmethod
-    def _build(cls, record: LabRecord, state_root: Path, say: Callable[[str], None]) -> LabNode:
-        spec = record.spec
-        save_record(state_root, record)  # first, so `lab down` knows the lab even if we die now
-        index_lab(spec.name, state_root)
-        try:
-            build.build(spec, record, say)
-            record.status = "ready"
-            save_record(state_root, record)
-        except BaseException:
-            build.teardown(spec.name, record)
-            remove_state(state_root, spec.name)
-            raise
-        return cls(record, state_root)
+        return leave(self, keep)
 
     @classmethod
     def attach(cls, name: str, state_root: Path) -> LabNode:
@@ -307,7 +158,7 @@ class LabNode:
 
     # --- objects ---------------------------------------------------------------------------
 
-    def _write_objects(self, manifests: ManifestSet, keep_slice: bool) -> None:
+    def write_objects(self, manifests: ManifestSet, keep_slice: bool) -> None:
         service = first_service(manifests)
         stored = replace(service, cluster_ip=self.spec.cluster_ip)  # as the API server assigns it
         self.store.write_service(yaml.safe_dump(stored.to_manifest(), sort_keys=False))
@@ -325,7 +176,7 @@ class LabNode:
     def service(self) -> Service:
         path = self.store.service_path
         try:
-            stored = parsed_service(path.read_text(), str(path))
+            stored = parsed_service(read_stored(path), str(path))
         except FileNotFoundError:
             stored = self.store.read_service()  # raises the store's "is the lab up?" InputError
         return replace(stored, cluster_ip=self.spec.cluster_ip)
@@ -346,7 +197,7 @@ class LabNode:
         """The stored slice; InputError if the file was hand-edited into something invalid."""
         path = self.store.slice_path
         try:
-            return parsed_slice(path.read_text(), str(path))
+            return parsed_slice(read_stored(path), str(path))
         except FileNotFoundError:
             return self.store.read_slice()  # raises the store's "is the lab up?" InputError
 

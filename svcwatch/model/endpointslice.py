@@ -43,6 +43,7 @@ class Endpoint:
     conditions: EndpointConditions = EndpointConditions()
     node_name: str | None = None
     target_ref: str | None = None  # the pod's name when the slice names one
+    zone_hints: tuple[str, ...] = ()  # hints.forZones[].name: topology-aware routing
 
     @property
     def address(self) -> str | None:
@@ -120,6 +121,8 @@ def _endpoint_manifest(endpoint: Endpoint) -> dict[str, Any]:
         out["nodeName"] = endpoint.node_name
     if endpoint.target_ref:
         out["targetRef"] = {"kind": "Pod", "name": endpoint.target_ref}
+    if endpoint.zone_hints:
+        out["hints"] = {"forZones": [{"name": zone} for zone in endpoint.zone_hints]}
     return out
 
 

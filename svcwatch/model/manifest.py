@@ -162,6 +162,7 @@ def parse_slice(doc: Mapping[str, Any], source: str) -> EndpointSlice:
                 ),
                 node_name=raw.get("nodeName"),
                 target_ref=target_ref.get("name") if isinstance(target_ref, Mapping) else None,
+                zone_hints=_zone_hints(raw, source, f),
             )
         )
     ports = []
@@ -191,6 +192,23 @@ def parse_slice(doc: Mapping[str, Any], source: str) -> EndpointSlice:
         if isinstance(annotations, Mapping)
         else {},
     )
+
+
+def _zone_hints(raw: Mapping[str, Any], source: str, where: str) -> tuple[str, ...]:
+    """endpoints[].hints.forZones[].name (topology-aware routing), in order."""
+    hints = raw.get("hints") or {}
+    if not isinstance(hints, Mapping):
+        raise InputError("expected a mapping", source=source, field=f"{where}.hints")
+    zones = _list(hints, "forZones", source, f"{where}.hints.forZones", optional=True)
+    names = [z.get("name") if isinstance(z, Mapping) else None for z in zones]
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not name:
+            raise InputError(
+                f"a zone hint needs a name, got {zones[i]!r}",
+                source=source,
+                field=f"{where}.hints.forZones[{i}]",
+            )
+    return tuple(str(n) for n in names)
 
 
 def parse_deployment(doc: Mapping[str, Any], source: str) -> Deployment:

@@ -20,7 +20,7 @@ from svcwatch.cluster.agent import DEFAULT_IMAGE
 from svcwatch.cluster.api import ClusterApi, connect
 from svcwatch.cluster.demo import demo_documents, fill_slice, first_of
 from svcwatch.cluster.faults import SliceEditor, slice_from_body
-from svcwatch.cluster.transport import ExecTransport
+from svcwatch.cluster.podexec import ExecTransport
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError
@@ -45,6 +45,7 @@ from svcwatch.session.common import (
     slice_changed,
     stop_in_order,
 )
+from svcwatch.session.settings import ClusterSettings
 from svcwatch.sinks import EventSink
 
 NOT_RUNNING = "the cluster session is not running (start it first)"
@@ -55,33 +56,18 @@ class ClusterSession(StreamingSession):
 
     kind = "cluster"
 
-    def __init__(
-        self,
-        *,
-        context: str | None = None,
-        kubeconfig: str | None = None,
-        namespace: str | None = None,
-        agent_image: str = DEFAULT_IMAGE,
-        take_over: bool = False,
-        interval: float = 1.0,
-        timeout: float = 2.0,
-        payload: str | bytes = "hello",
-        probe_target: str | None = None,
-        scenario: str | None = None,
-        manifests: Any = None,
-        transport_factory: Any = None,
-        **_ignored: Any,
-    ) -> None:
-        """Takes the CLI's flags (svcwatch.cli.options); `transport_factory(api, namespace, pod,
-        node)` replaces the exec transport (tests run the agent's commands locally)."""
+    def __init__(self, settings: ClusterSettings) -> None:
+        """Checks the flags (a bad scenario, --probe or manifest raises here, before any I/O)."""
+        scenario, context = settings.scenario, settings.context
         if scenario is not None:
             get_scenario(scenario)
-        self.context_flag, self.kubeconfig_flag = context, kubeconfig
-        self.agent_image, self.take_over = agent_image, take_over
-        self.probing = ProbeSettings.from_flags(interval, timeout, payload, probe_target)
+        self.context_flag, self.kubeconfig_flag = context, settings.kubeconfig
+        self.agent_image = settings.agent_image or DEFAULT_IMAGE
+        self.take_over = settings.take_over
+        self.probing = ProbeSettings.from_probe_flags(settings.probes)
         self.start_scenario = scenario
-        self.transport_factory = transport_factory or ExecTransport
-        self.docs = demo_documents(list(manifests or []) or None, namespace)
+        self.transport_factory = settings.transport_factory or ExecTransport
+        self.docs = demo_documents(list(settings.manifests) or None, settings.namespace)
         slice_doc, service_doc = (
             first_of(self.docs, "EndpointSlice"),
             first_of(self.docs, "Service"),
@@ -99,7 +85,7 @@ class ClusterSession(StreamingSession):
         self._source: Any = None
         self._probes: ProbeLoop | None = None
         self._node_ip = "127.0.0.1"
-        self._kubeconfig_path: str | None = kubeconfig
+        self._kubeconfig_path: str | None = settings.kubeconfig
 
     @property
     def title(self) -> str:
@@ -156,6 +142,8 @@ class ClusterSession(StreamingSession):
                     f"EndpointSlice {self.namespace}/{self.slice_name} restored to its original",
                 )
         self._fleet.delete_agents(self.api, self.namespace, self._quietly)
+        if self.api is not None:
+            self.api.close()
         self._probes = self._source = None
 
     def _quietly(self, action: Callable[[], object]) -> bool:

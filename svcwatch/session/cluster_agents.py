@@ -61,7 +61,7 @@ class AgentFleet:
             self.agents.append(pod)
             # hostNetwork: the agent's hostIP is its node's InternalIP, where NodePorts listen.
             node_ip = (api.read("Pod", namespace, pod).get("status") or {}).get("hostIP")
-            agent = NodeAgent(node, transport_factory(api, namespace, pod, node))
+            agent = NodeAgent(node, transport_factory(api, namespace, pod, node, image))
             self.nodes[node] = NodeWatch(
                 agent,
                 sink,

@@ -18,6 +18,7 @@ from svcwatch.model.events import Event, Notice, SliceChanged
 from svcwatch.model.manifest import parse_ipv4, parse_port
 from svcwatch.model.service import Service
 from svcwatch.probe.tcp import ProbeLoop
+from svcwatch.session.settings import ProbeFlags
 from svcwatch.sinks import EventSink
 
 if TYPE_CHECKING:
@@ -70,6 +71,11 @@ class ProbeSettings:
     timeout: float
     payload: bytes
     target: tuple[str, int] | None  # --probe; None: the node's nodePort
+
+    @classmethod
+    def from_probe_flags(cls, flags: ProbeFlags) -> ProbeSettings:
+        """Checked flags; a malformed --probe raises InputError before anything starts."""
+        return cls.from_flags(flags.interval, flags.timeout, flags.payload, flags.probe_target)
 
     @classmethod
     def from_flags(

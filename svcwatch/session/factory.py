@@ -1,4 +1,4 @@
-"""make_session: the one place that turns CLI flags into a running backend.
+"""make_session: the one place that turns the CLI's settings into a running backend.
 
 The dashboard and `svcwatch run` share it, so the same flags mean the same thing in both: the lab
 by default, a real cluster with `--cluster`, a recording of either with `--record FILE`, and every
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from svcwatch.model.errors import OutputError
 from svcwatch.session.base import ForwardingSession, Session
+from svcwatch.session.settings import ClusterSettings, SessionSettings
 from svcwatch.sinks import EventSink, FanoutSink, report_write_error
 
 
@@ -48,41 +48,35 @@ class PcapTapSession(ForwardingSession):
             raise OutputError(self.pcap.error)
 
 
-def make_session(**cli_kwargs: Any) -> Session:
-    """The session the flags ask for: ClusterSession with `cluster=True`, else LabSession.
+def make_session(settings: SessionSettings) -> Session:
+    """The session the settings ask for: a ClusterSession or a LabSession, wrapped as asked.
 
-    `record` wraps it in a RecordingSession; `pcap` adds a pcapng writer; `diagnosis` adds
-    DiagnosisChanged events to the stream (below the recorder, so they are recorded too). Other
-    keys are the shared flags of svcwatch.cli.options, passed through to the backend. Bad flags,
-    no root or no kubeconfig raise here, before anything is built or drawn.
+    `pcap` adds a pcapng writer; `diagnosis` adds DiagnosisChanged events to the stream (below
+    the recorder, so they are recorded too); `record` wraps it all in a RecordingSession. Bad
+    flags, no root or no kubeconfig raise here, before anything is built or drawn.
     """
-    record, pcap = cli_kwargs.pop("record", None), cli_kwargs.pop("pcap", None)
-    diagnosis = bool(cli_kwargs.pop("diagnosis", False))
     session: Session
-    if cli_kwargs.get("cluster"):
-        from svcwatch.session.cluster import ClusterSession
+    if isinstance(settings.backend, ClusterSettings):
+        if settings.backend.service:
+            from svcwatch.session.cluster_existing import ExistingServiceSession
 
-        if cli_kwargs.get("proxy_mode"):
-            from svcwatch.model.errors import InputError
+            session = ExistingServiceSession(settings.backend)
+        else:
+            from svcwatch.session.cluster import ClusterSession
 
-            raise InputError(
-                "--proxy-mode is for the lab; on a cluster svcwatch reads the mode its "
-                "kube-proxy runs in from the nodes"
-            )
-
-        session = ClusterSession(**cli_kwargs)
+            session = ClusterSession(settings.backend)
     else:
         from svcwatch.session.lab import LabSession
 
-        session = LabSession(**cli_kwargs)
-    if pcap:
-        session = PcapTapSession(session, Path(pcap))
-    if diagnosis:
+        session = LabSession(settings.backend)
+    if settings.pcap is not None:
+        session = PcapTapSession(session, settings.pcap)
+    if settings.diagnosis:
         from svcwatch.session.diagnosing import DiagnosingSession
 
         session = DiagnosingSession(session)
-    if record:
+    if settings.record is not None:
         from svcwatch.session.recording import RecordingSession
 
-        session = RecordingSession(session, Path(record))
+        session = RecordingSession(session, settings.record)
     return session

@@ -16,8 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from svcwatch.capture.bpf import filter_for
 from svcwatch.capture.sniffer import NodeCapture
@@ -41,6 +40,7 @@ from svcwatch.session.common import (
     slice_changed,
     stop_in_order,
 )
+from svcwatch.session.settings import LabSettings
 from svcwatch.sinks import EventSink
 from svcwatch.store import written_at
 from svcwatch.watch.sync import SyncTracker
@@ -74,42 +74,30 @@ class LabSession(StreamingSession):
 
     kind = "lab"
 
-    def __init__(
-        self,
-        *,
-        lab_name: str,
-        manifests: Sequence[str] | None,
-        pods: int,
-        scenario: str | None,
-        sync_delay: float,
-        keep: bool,
-        interval: float,
-        timeout: float,
-        payload: str | bytes,
-        probe_target: str | None,
-        state_root: Path | None = None,
-        proxy_mode: str | None = None,
-        **_ignored: Any,
-    ) -> None:
+    def __init__(self, settings: LabSettings) -> None:
+        """Checks everything it can before building (see the comments); builds nothing yet."""
         from svcwatch.lab.privileges import require_lab_privileges
         from svcwatch.lab.proxy import require_proxy_tools
         from svcwatch.lab.sources import load_manifests
         from svcwatch.lab.topology import LabSpec
 
+        scenario, proxy_mode = settings.scenario, settings.proxy_mode
         if scenario is not None:
             get_scenario(scenario)  # unknown names fail before anything is built
         require_lab_privileges()  # no root: one line before any output or any UI
         require_proxy_tools(proxy_mode)  # no iptables/nft, bad mode: likewise, naming the package
         # Bad manifests fail here too, naming file and field, before the dashboard is drawn.
-        self.manifests = load_manifests(manifests or None)
-        self.spec = LabSpec.from_manifests(self.manifests, lab_name, idle_pods=pods)
-        self.lab_name = lab_name
+        self.manifests = load_manifests(list(settings.manifests) or None)
+        self.spec = LabSpec.from_manifests(
+            self.manifests, settings.lab_name, idle_pods=settings.pods
+        )
+        self.lab_name = settings.lab_name
         self.start_scenario = scenario
-        self.sync_delay = sync_delay
+        self.sync_delay = settings.sync_delay
         self.proxy_mode = proxy_mode
-        self.keep = keep
-        self.probing = ProbeSettings.from_flags(interval, timeout, payload, probe_target)
-        self.state_root = state_root or state_dir()
+        self.keep = settings.keep
+        self.probing = ProbeSettings.from_probe_flags(settings.probes)
+        self.state_root = settings.state_root or state_dir()
         self.node: LabNode | None = None
         self.controller = False
         self._capture: NodeCapture | None = None

@@ -37,6 +37,7 @@ from svcwatch.ui.controls import SessionControls
 from svcwatch.ui.display_log import DisplayLog, view_digest
 from svcwatch.ui.screens.help import HelpScreen
 from svcwatch.ui.screens.main import MainScreen, StoppingScreen
+from svcwatch.ui.slice_editor import EditFailed, Editor, edit_slice_text, external_editor
 from svcwatch.ui.talk_presenter import TalkPresenter
 from svcwatch.ui.themes import (
     DEFAULT_THEME,
@@ -45,8 +46,6 @@ from svcwatch.ui.themes import (
     default_theme_dirs,
     load_themes,
 )
-
-Editor = Callable[[str], "str | None"]
 
 
 class SvcwatchApp(App[None]):
@@ -422,18 +421,19 @@ class SvcwatchApp(App[None]):
         if slice_ is None or self.stopping:
             self.notify("no EndpointSlice yet", severity="warning")
             return
-        original = dump_slice(slice_)
-        edited = self.editor(original)
-        if edited is None or edited.strip() == original.strip():
+        try:
+            edited = edit_slice_text(dump_slice(slice_), self.editor)
+        except EditFailed as exc:  # one line; nothing applied; the dashboard goes on
+            self.notify(str(exc), title="Edit not applied", severity="error", timeout=10)
+            return
+        if edited is None:
             self.notify("Edit cancelled, no changes made.", title="Edit")
             return
         self.post_message(messages.SliceEdited(edited))
 
     def _external_editor(self, text: str) -> str | None:
-        import click  # the CLI dependency, imported here only for its $EDITOR handling
-
         with self.suspend():
-            return click.edit(text, extension=".yaml", require_save=True)
+            return external_editor(text)
 
     def action_replay_toggle_pause(self) -> None:
         self.controls.replay(lambda replay: replay.toggle_pause())

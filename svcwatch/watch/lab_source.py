@@ -23,6 +23,7 @@ import yaml
 from svcwatch.model.errors import InputError
 from svcwatch.model.manifest import parse_documents
 from svcwatch.store import SERVICE_FILE, SLICE_FILE, ObjectStore
+from svcwatch.textfile import decode_text
 from svcwatch.watch.convert import service_from_body, slice_from_body
 from svcwatch.watch.events import ENDPOINT_SLICE, SERVICE, Handler, ObjectTracker, WatchEvent
 
@@ -79,19 +80,26 @@ class LabSource:
 
     def _run(self, notify: Any) -> None:
         try:
-            self.rescan()
+            self._rescan_reporting()
             self.ready.set()
             while not self._stopping.is_set():
                 changes = notify.watch(DEBOUNCE_MS, STEP_MS, IDLE_TIMEOUT_MS, self._stopping)
                 if isinstance(changes, set):
                     touched = _touched_objects(changes)
                     if touched:
-                        self.rescan(touched)
-        except Exception as exc:  # the thread must not die silently; the UI shows why it stopped
+                        self._rescan_reporting(touched)
+        except Exception as exc:  # the notifier itself failed: say so, never die silently
             self.on_error(f"lab watcher stopped: {exc}")
         finally:
             self.ready.set()
             notify.close()
+
+    def _rescan_reporting(self, names: set[str] | None = None) -> None:
+        """rescan, surviving anything: whatever the files hold, the watch goes on."""
+        try:
+            self.rescan(names)
+        except Exception as exc:  # noqa: BLE001 - a bug in reading must not end the watch
+            self._report("the object files", f"could not read the objects: {exc}")
 
     def rescan(self, names: set[str] | None = None) -> list[WatchEvent]:
         """Re-read the files `names` (default both) and deliver what changed; returns the events."""
@@ -108,16 +116,16 @@ class LabSource:
     def _read(self, kind: str, path: Path) -> WatchEvent | None:
         seen_at = time.time()
         try:
-            text = path.read_text()
+            data = path.read_bytes()
         except FileNotFoundError:
             return self._gone(kind, path, seen_at)
-        if not text.strip():
+        if not data.strip():
             # An in-place save truncates first and writes next; the write's own event follows.
             return None
         try:
-            body = _parse(kind, text, str(path))
-        except InputError as exc:
-            self._report(path.name, str(exc))
+            body = _parse(kind, decode_text(data, str(path)), str(path))
+        except (InputError, ValueError, TypeError, RecursionError) as exc:  # any content at all
+            self._report(path.name, str(exc) if isinstance(exc, InputError) else _odd(path, exc))
             return (
                 None  # keep the previous state: an editor's half-done save must not break the lab
             )
@@ -134,6 +142,10 @@ class LabSource:
         if self._errors.get(name) != message:
             self._errors[name] = message
             self.on_error(f"{message} (keeping the previous version)")
+
+
+def _odd(path: Path, exc: Exception) -> str:
+    return f"{path}: not a valid object ({type(exc).__name__}: {exc})"
 
 
 def _touched_objects(changes: set[tuple[int, str]]) -> set[str]:

@@ -18,10 +18,9 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp.test_utils
-import aiohttp.web_runner
 import kmock
 import pytest
+from exec_server import QuickCloseServer  # noqa: F401 - test_kopf_source imports it from here
 
 from svcwatch.watch.events import WatchEvent
 from svcwatch.watch.kopf_source import KopfSource
@@ -124,17 +123,3 @@ async def watch(k8s: kmock.KubernetesEmulator) -> AsyncIterator[Callable[..., An
 def watcher_requests(k8s: kmock.KubernetesEmulator) -> list[kmock.Request]:
     """Every request except the test's own writes (made with kmock's client)."""
     return [r for r in k8s if not str(r.headers.get("User-Agent", "")).startswith("kmock/")]
-
-
-class QuickCloseServer(aiohttp.test_utils.RawTestServer):
-    """An HTTP server that drops open watch streams on close instead of draining them for 60 s.
-
-    This is what an API server restart looks like to a client: every connection goes away.
-    """
-
-    async def _make_runner(
-        self, debug: bool = True, **kwargs: Any
-    ) -> aiohttp.web_runner.ServerRunner:
-        runner = await super()._make_runner(debug=debug, **kwargs)
-        runner._shutdown_timeout = 0.1  # aiohttp's graceful drain; a watch-stream never drains
-        return runner

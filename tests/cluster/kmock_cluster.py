@@ -4,12 +4,18 @@ svcwatch's cluster code is synchronous (the `kubernetes` client), so the emulato
 event loop in a background thread; the test talks to it over HTTP like any client and reads its
 request log for assertions. The server lives for one test only: kmock slows down with every
 request it has served (docs/feasibility.md).
+
+The kubeconfig points at a front server (exec_server.ExecApi) that serves `pods/exec` over real
+websockets and Pod Security refusals, and hands every other request to kmock; with `tls=` it speaks
+HTTPS and asks for a client certificate, as a real API server does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -19,6 +25,7 @@ from typing import Any
 import kmock
 import pytest
 import yaml
+from exec_server import ExecApi, QuickCloseServer, Runner, TlsFiles
 
 from svcwatch.cluster.api import ClusterApi, connect
 
@@ -28,9 +35,14 @@ CONTEXT = "kmock"
 class MockCluster:
     """The running emulator: its URL, kubeconfig, request log and a test-side API client."""
 
-    def __init__(self, kubeconfig: Path) -> None:
+    def __init__(
+        self, kubeconfig: Path, *, tls: TlsFiles | None = None, runner: Runner | None = None
+    ) -> None:
         self.kubeconfig = kubeconfig
+        self.tls = tls
+        self.runner = runner
         self.handler: Any = None
+        self.exec_api: ExecApi | None = None
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -50,15 +62,24 @@ class MockCluster:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        async with kmock.KubernetesEmulator() as handler, kmock.Server(handler) as server:
+        async with kmock.KubernetesEmulator() as handler, kmock.Server(handler):
             with warnings.catch_warnings():  # kmock 0.8 reads its bundle with a deprecated API
                 warnings.simplefilter("ignore", DeprecationWarning)
                 handler.resources.load_bundled()
             if self._setup is not None:
                 self._setup(handler)
-            self.handler, self.url = handler, str(server.url).rstrip("/")
+            self.exec_api = ExecApi(handler, self.runner)
+            front = QuickCloseServer(self.exec_api, host="127.0.0.1")
+            await front.start_server(ssl=self.tls.server_context() if self.tls else None)
+            self.handler, self.url = handler, str(front.make_url("")).rstrip("/")
             self._ready.set()
             await self._stop.wait()
+            await self.exec_api.stop()
+            server = front.runner.server if front.runner is not None else None
+            for connection in server.connections if server is not None else []:
+                if connection.transport is not None:  # gone at once, like a dead API server:
+                    connection.transport.abort()  # TLS would wait 30 s for the client's goodbye
+            await front.close()
 
     def stop(self) -> None:
         if self._loop is not None and self._stop is not None:
@@ -81,11 +102,19 @@ class MockCluster:
         done.result(timeout=10)
 
     def _write_kubeconfig(self) -> None:
+        cluster: dict[str, Any] = {"server": self.url}
+        user: dict[str, Any] = {"token": "test-token"}
+        if self.tls is not None:
+            cluster["certificate-authority"] = str(self.tls.ca)
+            user = {
+                "client-certificate": str(self.tls.client_cert),
+                "client-key": str(self.tls.client_key),
+            }
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "kmock", "cluster": {"server": self.url}}],
-            "users": [{"name": "tester", "user": {"token": "test-token"}}],
+            "clusters": [{"name": "kmock", "cluster": cluster}],
+            "users": [{"name": "tester", "user": user}],
             "contexts": [{"name": CONTEXT, "context": {"cluster": "kmock", "user": "tester"}}],
             "current-context": CONTEXT,
         }
@@ -116,17 +145,27 @@ class MockCluster:
         return None
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MockCluster]:
-    """A kmock API server for this test, its kubeconfig, and a private svcwatch state dir."""
+@contextlib.contextmanager
+def running_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **options: Any
+) -> Iterator[MockCluster]:
+    """A kmock API server (MockCluster options: tls, runner), its kubeconfig, and a private
+    svcwatch state dir, for the length of the block."""
     monkeypatch.setenv("SVCWATCH_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.delenv("KUBECONFIG", raising=False)
-    mock = MockCluster(tmp_path / "kubeconfig")
+    mock = MockCluster(tmp_path / "kubeconfig", **options)
     mock.start()
     try:
         yield mock
     finally:
         mock.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MockCluster]:
+    """A kmock API server for this test, its kubeconfig, and a private svcwatch state dir."""
+    with running_cluster(tmp_path, monkeypatch) as mock:
+        yield mock
 
 
 def make_pod(
@@ -163,39 +202,87 @@ def make_ready(
     api: ClusterApi, namespace: str, name: str, ip: str, host_ip: str = "172.18.0.2"
 ) -> None:
     """Play the kubelet: the pod runs, is Ready and has `ip`."""
-    api.merge_patch(
-        "Pod",
+    set_pod_status(
+        api,
         namespace,
         name,
-        {
-            "status": {
-                "phase": "Running",
-                "podIP": ip,
-                "hostIP": host_ip,
-                "conditions": [{"type": "Ready", "status": "True"}],
-                "containerStatuses": [{"name": "c", "ready": True, "state": {"running": {}}}],
-            }
-        },
+        phase="Running",
+        podIP=ip,
+        hostIP=host_ip,
+        conditions=[{"type": "Ready", "status": "True"}],
+        containerStatuses=[{"name": "c", "ready": True, "state": {"running": {}}}],
     )
 
 
+def set_pod_status(api: ClusterApi, namespace: str, name: str, **status: Any) -> None:
+    """Play the kubelet: write these fields of the pod's status."""
+    api.merge_patch("Pod", namespace, name, {"status": status})
+
+
 def make_slice(
-    api: ClusterApi, name: str, manager: str, endpoints: list[dict[str, Any]], port: int = 12345
+    api: ClusterApi,
+    name: str,
+    manager: str,
+    endpoints: list[dict[str, Any]],
+    port: int = 12345,
+    *,
+    service: str = "socat",
+    namespace: str = "default",
 ) -> dict[str, Any]:
-    """An EndpointSlice of Service default/socat managed by `manager`; the server's copy."""
+    """An EndpointSlice of Service default/socat (or `service`) managed by `manager`; the
+    server's copy."""
     labels = {
-        "kubernetes.io/service-name": "socat",
+        "kubernetes.io/service-name": service,
         "endpointslice.kubernetes.io/managed-by": manager,
     }
     return api.create(
         "EndpointSlice",
-        "default",
+        namespace,
         {
             "apiVersion": "discovery.k8s.io/v1",
             "kind": "EndpointSlice",
-            "metadata": {"name": name, "namespace": "default", "labels": labels},
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
             "addressType": "IPv4",
             "endpoints": endpoints,
             "ports": [{"name": "", "port": port, "protocol": "TCP"}],
         },
     )
+
+
+def run_agent_container(
+    api: ClusterApi, name: str, namespace: str = "default", host_ip: str = "172.18.0.2"
+) -> None:
+    """Play the kubelet for an agent pod: its container runs (hostNetwork: podIP is hostIP)."""
+    running = [{"name": "agent", "state": {"running": {}}}]
+    status = {"phase": "Running", "hostIP": host_ip, "podIP": host_ip, "containerStatuses": running}
+    set_pod_status(api, namespace, name, **status)
+
+
+def kubelet_for_agents(
+    cluster: MockCluster, stop: threading.Event, namespace: str = "default"
+) -> None:
+    """Play the kubelet for every agent pod svcwatch creates: its container runs on the node."""
+    api = cluster.api()
+    while not stop.wait(0.1):
+        for pod in api.list("Pod", namespace, {"app.kubernetes.io/component": "node-agent"}):
+            if not (pod.get("status") or {}).get("containerStatuses"):
+                run_agent_container(api, pod["metadata"]["name"], namespace)
+
+
+def start_agent_pod(api: ClusterApi, node: str, image: str, namespace: str = "default") -> str:
+    """The agent pod svcwatch would create on `node`, created and running; its name."""
+    from svcwatch.cluster.agent import render_agent_pod
+
+    body = render_agent_pod(node, namespace, image)
+    api.create("Pod", namespace, body)
+    run_agent_container(api, body["metadata"]["name"], namespace)
+    return str(body["metadata"]["name"])
+
+
+def wait_for(check: Callable[[], object], what: str, seconds: float = 20) -> None:
+    """Poll `check` until it is truthy; AssertionError naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never saw {what}")
+        time.sleep(0.02)

@@ -8,19 +8,19 @@ import secrets
 import socketserver
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster, make_pod
+from kmock_cluster import MockCluster, kubelet_for_agents, make_pod, wait_for
 
 from svcwatch import netns
 from svcwatch.cluster.transport import LocalTransport
 from svcwatch.model.events import CaptureStarted, ProbeEvent, RulesSynced, SliceChanged
 from svcwatch.session.cluster import ClusterSession
+from svcwatch.session.settings import ClusterSettings, ProbeFlags
 from svcwatch.sinks import CollectingSink
 
 pytestmark = [pytest.mark.cluster, pytest.mark.lab]
@@ -58,35 +58,6 @@ def echo_port() -> Iterator[int]:
         server.shutdown()
 
 
-def kubelet_for_agents(cluster: MockCluster, stop: threading.Event) -> None:
-    """Play the kubelet for agent pods: once created, their container runs on the node."""
-    api = cluster.api()
-    while not stop.wait(0.1):
-        for pod in api.list("Pod", "default", {"app.kubernetes.io/component": "node-agent"}):
-            if not (pod.get("status") or {}).get("containerStatuses"):
-                api.merge_patch(
-                    "Pod",
-                    "default",
-                    pod["metadata"]["name"],
-                    {
-                        "status": {
-                            "phase": "Running",
-                            "hostIP": "172.18.0.2",
-                            "podIP": "172.18.0.2",
-                            "containerStatuses": [{"name": "agent", "state": {"running": {}}}],
-                        }
-                    },
-                )
-
-
-def wait_for(check: Callable[[], bool], what: str, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never saw {what}")
-        time.sleep(0.05)
-
-
 def seed_demo(cluster: MockCluster) -> dict[str, Any]:
     api = cluster.api()
     api.create(
@@ -115,10 +86,11 @@ def test_session_watches_breaks_and_restores(
     stop_kubelet = threading.Event()
     threading.Thread(target=kubelet_for_agents, args=(cluster, stop_kubelet), daemon=True).start()
     session = ClusterSession(
-        kubeconfig=str(cluster.kubeconfig),
-        probe_target=f"127.0.0.1:{echo_port}",
-        interval=0.2,
-        transport_factory=lambda *_: LocalTransport(node_ns),
+        ClusterSettings(
+            kubeconfig=str(cluster.kubeconfig),
+            probes=ProbeFlags(probe_target=f"127.0.0.1:{echo_port}", interval=0.2),
+            transport_factory=lambda *_: LocalTransport(node_ns),
+        )
     )
     sink = CollectingSink()
     try:

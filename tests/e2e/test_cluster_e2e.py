@@ -45,10 +45,10 @@ def demo() -> Iterator[None]:
 
 def probes_during(scenario: str, seconds: float = 6.0) -> list[ProbeEvent]:
     from svcwatch.session.cluster import ClusterSession
+    from svcwatch.session.settings import ClusterSettings, ProbeFlags
 
-    session = ClusterSession(
-        namespace=NAMESPACE, probe_target=PROBE, interval=0.5, timeout=1.5, scenario=scenario
-    )
+    probes = ProbeFlags(probe_target=PROBE, interval=0.5, timeout=1.5)
+    session = ClusterSession(ClusterSettings(namespace=NAMESPACE, probes=probes, scenario=scenario))
     sink = CollectingSink()
     session.start(sink)
     try:

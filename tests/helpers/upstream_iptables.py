@@ -26,6 +26,7 @@ FAKE_PROXIER = ProxyConfig(
     node_name="test-node",
     node_ip="192.168.0.2",
     version="1.31",
+    node_addresses=("127.0.0.1", "192.168.0.2", "192.168.1.2", "192.168.99.11", "2001:db8::1"),
 )
 UPSTREAM = Path(__file__).resolve().parents[1] / "data" / "iptables" / "upstream"
 _LAST_RULE = "must be the last rule"

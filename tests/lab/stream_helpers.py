@@ -147,9 +147,9 @@ def assert_rules_in_mode(lab: Lab, events: list[Event]) -> None:
     synced = [e for e in events if e["kind"] == "iptables"]
     assert synced
     if lab.proxy_mode == "nftables":
-        assert {e["backend"] for e in synced} == {"nftables"}
+        assert {e["proxy_backend"] for e in synced} == {"nftables"}
     else:
-        assert all(e["backend"].startswith("iptables") for e in synced)
+        assert all(e["proxy_backend"].startswith("iptables") for e in synced)
 
 
 def assert_refused_by_a_reset_from_the_pod(lab: Lab, events: list[Event], pod_port: int) -> None:

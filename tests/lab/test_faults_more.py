@@ -21,6 +21,7 @@ import pytest
 from svcwatch import netns
 from svcwatch.model.events import PacketEvent, ProbeEvent, RulesSynced, to_dict
 from svcwatch.session.lab import LabSession
+from svcwatch.session.settings import LabSettings, ProbeFlags
 from svcwatch.sinks import CollectingSink
 from tests.lab import stream_helpers
 from tests.lab.stream_helpers import (
@@ -135,9 +136,14 @@ def _wait_for(sink: CollectingSink, predicate: Any, timeout: float) -> None:
 def test_prestop_replay_loses_no_connection(tmp_path: Path) -> None:
     name = f"t{secrets.token_hex(3)}"
     session = LabSession(
-        lab_name=name, manifests=None, pods=IDLE_PODS, scenario=None, sync_delay=1.0, keep=False,
-        interval=0.2, timeout=1.0, payload="hello", probe_target=None, state_root=tmp_path,
-    )  # fmt: skip
+        LabSettings(
+            lab_name=name,
+            pods=IDLE_PODS,
+            sync_delay=1.0,
+            probes=ProbeFlags(interval=0.2, timeout=1.0),
+            state_root=tmp_path,
+        )
+    )
     sink = CollectingSink()
     try:
         session.start(sink)

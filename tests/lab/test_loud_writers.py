@@ -98,3 +98,29 @@ def wait_for_writer(parent: int) -> int:
                 return int(proc.name)
         time.sleep(0.05)
     pytest.fail("the writer process never started")
+
+
+def test_a_stray_byte_in_the_stored_slice_is_reported_and_the_watch_goes_on(lab: Lab) -> None:
+    """A hand edit saved as Latin-1 used to stop the running svcwatch's watcher for good, while
+    `lab scenario` went on promising that it "will sync the rules". Now the stream says what is
+    wrong with the file, the next scenario is synced, and `lab scenario` says so only once the
+    kernel shows it."""
+    from svcwatch.lab.instances import lab_dir
+
+    argv = lab.argv(*lab.stream_args("-d", "30"))
+    with subprocess.Popen(argv, env=lab.env, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        lines = iter(proc.stdout)
+        next(line for line in lines if json.loads(line)["kind"] == "echo-ok")
+        stored = lab_dir(lab.state, lab.name) / "endpointslice.yaml"
+        stored.write_bytes(stored.read_bytes().replace(b"socat", b"soc\xe4t", 1))
+        seen = next(json.loads(line) for line in lines if "not UTF-8" in line)
+        assert seen["kind"] == "warning" and "endpointslice.yaml" in seen["message"]
+        switched = lab.run("lab", "scenario", "wrong-port", "--name", lab.name)
+        assert switched.returncode == 0, switched.stderr
+        assert "rules synced by svcwatch (pid" in switched.stdout
+        synced = next(e for e in map(json.loads, lines) if e["type"] == "RulesSynced")
+        assert synced["added"] and synced["removed"], synced  # wrong-port: a new KUBE-SEP chain
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 0

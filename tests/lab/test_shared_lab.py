@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab.conftest import SVCWATCH, lab_namespaces, lab_processes
+from tests.lab.test_tmux_e2e import Terminal
 
 pytestmark = pytest.mark.lab
 
@@ -190,3 +191,47 @@ def test_lab_down_does_not_kill_a_svcwatch_inside_the_labs_namespace(
     finally:
         visitor.kill()
         visitor.wait()
+
+
+@pytest.fixture
+def dashboard(lab_name: str, state_root: Path) -> Iterator[Terminal]:
+    """`svcwatch --name LAB` in a real terminal (tmux), its exit code printed when it ends."""
+    session = f"svcwatch-shared-{lab_name}"
+    env = f"env -u COLUMNS -u LINES SVCWATCH_STATE_DIR={state_root} TERM=xterm-256color"
+    command = (
+        f"{env} {SVCWATCH} --name {lab_name} --pods 1 --interval 0.3; "
+        "echo SVCWATCH-EXITED=$?; sleep 600"
+    )
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50", command], check=True
+    )
+    try:
+        yield Terminal(session)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_second_svcwatch_does_not_tear_down_a_live_dashboards_lab(
+    dashboard: Terminal, lab_name: str, state_root: Path
+) -> None:
+    dashboard.wait_for("scenario: Happy path (1)", "echo-ok")
+    run = svcwatch(state_root, "run", "--name", lab_name, *PODS, "-d", "2")
+    assert run.returncode == 0, run.stderr
+    assert f"lab {lab_name} kept: `svcwatch` (pid" in run.stdout
+    assert lab_namespaces(lab_name)
+    dashboard.wait_for("Healthy:")  # still probing a working lab
+    dashboard.press("q")
+    dashboard.wait_for(f"svcwatch: lab {lab_name} torn down", "SVCWATCH-EXITED=0")
+    assert lab_namespaces(lab_name) == []
+
+
+def test_quitting_a_dashboard_keeps_a_lab_made_by_lab_up(
+    dashboard: Terminal, lab_name: str, state_root: Path
+) -> None:
+    # `lab up` while the dashboard runs: the lab is now the user's, and stays after `q`.
+    dashboard.wait_for("echo-ok")
+    up = svcwatch(state_root, "lab", "up", "--name", lab_name, *PODS)
+    assert up.returncode == 0 and "healthy: reusing it" in up.stdout
+    dashboard.press("q")
+    dashboard.wait_for(f"svcwatch: lab {lab_name} kept: it was kept by `lab up`", "EXITED=0")
+    assert lab_namespaces(lab_name)

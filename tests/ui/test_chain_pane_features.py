@@ -30,3 +30,5 @@ async def test_affinity_and_load_balancer_entry_points_show_with_even_shares() -
         assert len(branches) == 2 and all(" 50%" in line for line in branches)
         assert sum("affinity: remember client" in line for line in lines) == 2
         assert "traffic not accepted by KUBE-FW-" in text  # the filter table's firewall DROP
+        fall_through = [line for line in lines if "will be dropped by KUBE-PROXY-FIREWALL" in line]
+        assert len(fall_through) == 1 and "-> (no jump: falls through)" in fall_through[0]

@@ -177,3 +177,28 @@ def test_a_slice_change_starts_a_fresh_window() -> None:
     ev.observe(SliceChanged(3.0, "default/socat", "MODIFIED"))
     ev.observe(probe(True, ts=4.0))
     assert diagnose(ev).level == "ok"
+
+
+def sticky_chain(seconds: int = 600) -> ChainTree:
+    """The KUBE-SVC- chain of a two-endpoint Service with ClientIP affinity."""
+    check = Rule(
+        "KUBE-SVC-6GHM6NOKDRAB634Q",
+        f"-m recent --rcheck --seconds {seconds} --reap --name KUBE-SEP-STAYFALK6DPGANUO "
+        "-j KUBE-SEP-STAYFALK6DPGANUO",
+        target="KUBE-SEP-STAYFALK6DPGANUO",
+    )
+    return ChainTree("default/socat", chains={"KUBE-SVC-6GHM6NOKDRAB634Q": [check]})
+
+
+def test_affinity_warns_that_one_client_tests_one_endpoint() -> None:
+    """With ClientIP affinity the probes all land on one endpoint: all-ok is not the whole truth."""
+    ev = evidence(slice_of("10.42.0.142", "10.42.0.143"), probe(True), probe(True), facts=[REAL])
+    ev.chain = sticky_chain()
+    assert diagnose(ev).text.endswith(
+        "; ClientIP affinity pins this client to one endpoint for 600s, so the others go untested"
+    )
+    ev.chain = ChainTree("default/socat")  # no affinity: no such note
+    assert "affinity" not in diagnose(ev).text
+    single = evidence(slice_of("10.42.0.142"), probe(True), facts=[REAL])
+    single.chain = sticky_chain()
+    assert "affinity" not in diagnose(single).text  # one endpoint: nothing goes untested

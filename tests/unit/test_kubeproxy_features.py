@@ -160,3 +160,77 @@ def test_udp_and_sctp_ports_write_their_protocol_matches() -> None:
     text = "\n".join(lines(multi, slice_))
     assert "-m udp -p udp -d 172.30.1.1 --dport 53" in text
     assert "-m sctp -p sctp -j DNAT --to-destination 10.0.1.1:9" in text
+
+
+def zoned(*zones: tuple[str, ...], local: int | None = None) -> EndpointSlice:
+    """Ready endpoints 10.0.1.1... with these zone hints; endpoint `local` (from 1) is local."""
+    endpoints = tuple(
+        Endpoint(
+            (f"10.0.1.{i}",),
+            node_name="test-node" if i == local else f"node{i}",
+            zone_hints=hints,
+        )
+        for i, hints in enumerate(zones, 1)
+    )
+    labels = {"kubernetes.io/service-name": "svc1"}
+    return EndpointSlice("ns1", "svc1-1", endpoints, (EndpointPort(80, "p80"),), labels=labels)
+
+
+def sep_targets(text: list[str], chain: str) -> list[str]:
+    return [line.split('"')[1].split(" -> ")[1] for line in svc_rules(text, chain)[1:]]
+
+
+def test_zone_hints_keep_cluster_traffic_in_the_nodes_zone() -> None:
+    """topologyModeFromHints (pkg/proxy/topology.go): PreferSameZone when every ready endpoint is
+    hinted and one is hinted for this node's zone; otherwise the hints are ignored."""
+    config = replace(CONFIG, node_zone="zone-a")
+    hinted = zoned(("zone-a",), ("zone-a",), ("zone-b",))
+    assert sep_targets(lines(SVC, hinted, config), "KUBE-SVC-") == ["10.0.1.1:80", "10.0.1.2:80"]
+    everywhere = ["10.0.1.1:80", "10.0.1.2:80", "10.0.1.3:80"]
+    assert sep_targets(lines(SVC, hinted, CONFIG), "KUBE-SVC-") == everywhere  # zone unknown
+    other = replace(CONFIG, node_zone="zone-c")
+    assert sep_targets(lines(SVC, hinted, other), "KUBE-SVC-") == everywhere  # none for zone-c
+    partly = zoned(("zone-a",), ("zone-a",), ())
+    assert sep_targets(lines(SVC, partly, config), "KUBE-SVC-") == everywhere  # one unhinted
+
+
+def test_zone_hints_with_local_policy_keep_the_local_endpoint_reachable() -> None:
+    """External Local policy uses this node's endpoint even if its hint names another zone, so
+    its KUBE-SEP- chain is written although Cluster policy skips it (kube-proxy merges both)."""
+    nodeport = replace(
+        SVC,
+        type="NodePort",
+        external_traffic_policy="Local",
+        ports=(ServicePort(80, name="p80", node_port=3001),),
+    )
+    text = lines(
+        nodeport, zoned(("zone-a",), ("zone-b",), local=2), replace(CONFIG, node_zone="zone-a")
+    )
+    assert sep_targets(text, "KUBE-SVC-") == ["10.0.1.1:80"]
+    assert [line.split('"')[1] for line in svc_rules(text, "KUBE-SVL-")] == [
+        "ns1/svc1:p80 -> 10.0.1.2:80"
+    ]
+    assert sum(line.startswith(":KUBE-SEP-") for line in text) == 2
+
+
+def test_nodeport_addresses_jump_per_node_address() -> None:
+    """--nodeport-addresses: one `-d IP` jump to KUBE-NODEPORTS per matching node address
+    (syncProxyRules' else branch); without 127/8 among them localhost NodePorts are off."""
+    head = '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must '
+    node = replace(CONFIG, node_addresses=("127.0.0.1", "192.168.0.2", "192.168.1.2"))
+    with_lo = replace(node, nodeport_addresses=("192.168.0.0/24", "127.0.0.1/32"))
+    jumps = [
+        line for line in lines(SVC, slice_of(("10.0.1.1", None)), with_lo) if line.startswith(head)
+    ]
+    assert [j.split('chain" ')[1] for j in jumps] == [
+        "-d 127.0.0.1 -j KUBE-NODEPORTS",
+        "-d 192.168.0.2 -j KUBE-NODEPORTS",
+    ]
+    without_lo = replace(node, nodeport_addresses=("192.168.0.0/16",))
+    text = lines(SVC, slice_of(("10.0.1.1", None)), without_lo)
+    jumps = [line for line in text if line.startswith(head)]
+    assert [j.split('chain" ')[1] for j in jumps] == [
+        "-d 192.168.0.2 -j KUBE-NODEPORTS",
+        "-d 192.168.1.2 -j KUBE-NODEPORTS",
+    ]
+    assert ":KUBE-FIREWALL - [0:0]" not in text  # localhost NodePorts forced off: no guard

@@ -70,7 +70,9 @@ def test_every_section_of_the_flow_file_is_used() -> None:
         "TestLoadBalancer",
         "TestExternalTrafficPolicyLocal",
         "TestExternalTrafficPolicyCluster",
-        *(f"TestNodePorts: ipv4, localhost-nodeports {s}" for s in ("enabled", "disabled")),
+        *(f"TestNodePorts: {case}" for case in NODE_PORT_CASES),
+        "TestHealthCheckNodePort",
+        "TestHealthCheckNodePort: after the Service is deleted",
         *(f"TestInternalTrafficPolicy: {case}" for case in ITP_CASES),
         "TestInternalTrafficPolicy: endpoints deleted (every case)",
         *(
@@ -124,14 +126,36 @@ def test_load_balancer() -> None:
     check([svc], [eps("ns1", "svc1", ep("10.180.0.1"))], flows("TestLoadBalancer"))
 
 
-@pytest.mark.parametrize("state", ["enabled", "disabled"])
-def test_node_ports(state: str) -> None:
-    """The IPv4 cases without --nodeport-addresses (which svcwatch does not model)."""
+NODE_PORT_CASES = {  # upstream's IPv4 case -> (localhostNodePorts, --nodeport-addresses)
+    "ipv4, localhost-nodeports enabled": (True, ()),
+    "ipv4, localhost-nodeports disabled": (False, ()),
+    "ipv4, localhost-nodeports disabled, localhost in nodeport-addresses": (
+        False,
+        ("192.168.0.0/24", "127.0.0.1/32"),
+    ),
+    "ipv4, localhost-nodeports enabled, multiple nodeport-addresses": (
+        False,
+        ("192.168.0.0/24", "192.168.1.0/24", "2001:db8::/64"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(NODE_PORT_CASES))
+def test_node_ports(case: str) -> None:
     port = ServicePort(80, name="p80", node_port=3001)
     svc = Service("ns1", "svc1", (port,), "NodePort", "172.30.0.41")
     slices = [eps("ns1", "svc1", ep("10.180.0.1"), ep("10.180.2.1", "test-node"))]
-    config = replace(FAKE_PROXIER, localhost_nodeports=state == "enabled")
-    check([svc], slices, flows(f"TestNodePorts: ipv4, localhost-nodeports {state}"), config)
+    localhost, addresses = NODE_PORT_CASES[case]
+    config = replace(FAKE_PROXIER, localhost_nodeports=localhost, nodeport_addresses=addresses)
+    check([svc], slices, flows(f"TestNodePorts: {case}"), config)
+
+
+def test_health_check_node_port() -> None:
+    """With --nodeport-addresses 127.0.0.0/8; the ACCEPT does not depend on it."""
+    svc = lb("svc1", "172.30.0.42", health_check_node_port=30000, external_traffic_policy="Local")
+    config = replace(FAKE_PROXIER, nodeport_addresses=("127.0.0.0/8",))
+    check([svc], [], flows("TestHealthCheckNodePort"), config)
+    check([], [], flows("TestHealthCheckNodePort: after the Service is deleted"), config)
 
 
 @pytest.mark.parametrize("policy", ["Local", "Cluster"])

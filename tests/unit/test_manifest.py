@@ -263,3 +263,19 @@ def test_invalid_service_fields_are_one_line_errors(
     with pytest.raises(InputError) as err:
         parse_documents(base.replace(*change), "svc.yaml")
     assert str(err.value) == message
+
+
+def test_zone_hints_parse_and_round_trip() -> None:
+    text = (SLICE % ("10.42.0.142", "ready: true", "12345")).replace(
+        "  conditions: {ready: true}",
+        "  conditions: {ready: true}\n  hints: {forZones: [{name: zone-a}]}",
+    )
+    (s,) = parse_documents(text, "s.yaml")
+    assert s.endpoints[0].zone_hints == ("zone-a",)  # type: ignore[union-attr]
+    (again,) = parse_documents(dump_slice(s), "again.yaml")  # type: ignore[arg-type]
+    assert again == s
+    with pytest.raises(InputError) as err:
+        parse_documents(text.replace("{name: zone-a}", "{zone: a}"), "s.yaml")
+    assert str(err.value) == (
+        "s.yaml: endpoints[0].hints.forZones[0]: a zone hint needs a name, got {'zone': 'a'}"
+    )

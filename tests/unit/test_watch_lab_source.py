@@ -166,3 +166,28 @@ def test_a_deleted_file_is_a_deleted_event(
     event = seen.wait_for(lambda: [e for e in seen.slice_events() if e.type == "DELETED"])[0]
     assert event.new is None and event.key == "default/socat"
     assert event.describe() == ("- EndpointSlice default/socat",)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(lambda good: good.replace(b"10.42.0.142", b"10.42.0.\xff42"), id="non-UTF-8"),
+        pytest.param(lambda good: b"\x00\x01\x02\xfe" * 64, id="binary"),
+        pytest.param(lambda good: b"[" * 5000 + b"]" * 5000, id="deeply nested"),
+        pytest.param(lambda good: b"- 1\n- 2\n", id="a list, not an object"),
+        pytest.param(lambda good: b"kind: EndpointSlice\nendpoints: 7\n", id="wrong types"),
+    ],
+)
+def test_any_content_in_the_stored_slice_is_reported_and_the_watch_goes_on(
+    store: ObjectStore, watched: tuple[Seen, LabSource], content: Callable[[bytes], bytes]
+) -> None:
+    seen, _ = watched
+    good = store.slice_path.read_bytes()
+    store.slice_path.write_bytes(content(good))
+    seen.wait_for(lambda: seen.errors)
+    assert "endpointslice.yaml" in seen.errors[0] and "\n" not in seen.errors[0]
+    assert "watcher stopped" not in seen.errors[0]
+    # Still watching: the next good write is delivered.
+    store.slice_path.write_bytes(good.replace(b"10.42.0.142", b"10.42.0.143"))
+    event = seen.wait_for(lambda: [e for e in seen.slice_events() if e.type == "MODIFIED"])[0]
+    assert event.describe() == ("endpoints[0].addresses[0]: 10.42.0.142 -> 10.42.0.143",)

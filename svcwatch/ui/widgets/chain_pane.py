@@ -149,10 +149,12 @@ class ChainPane(VerticalScroll):
         match = chain_view.match_summary(tree, rule) if tree is not None else ""
         if match:
             line.append(match + " ")
-        target = rule.target or "?"
-        rejects = ("REJECT", "DROP", "reject", "drop")
-        target_role = "chain--reject" if target in rejects else "chain--jump"
-        line.append(f"-> {target}", self._style(target_role))
+        if rule.target is None:  # e.g. KUBE-FW-'s last rule: only counts what falls through
+            line.append("-> (no jump: falls through)", self._style("chain--dim"))
+        else:
+            rejects = ("REJECT", "DROP", "reject", "drop")
+            target_role = "chain--reject" if rule.target in rejects else "chain--jump"
+            line.append(f"-> {rule.target}", self._style(target_role))
         if rule.dnat_to:
             line.append(f" {rule.dnat_to}", self._style("chain--jump"))
         if rule.comment and rule.comment != self.chain_tree_service:

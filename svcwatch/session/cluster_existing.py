@@ -1,0 +1,173 @@
+"""ExistingServiceSession: `svcwatch --cluster -n NS svc/NAME`, any Service already on a cluster.
+
+The on-call view: the same panes as the demo, for a Service svcwatch did not create -- any type,
+all of its EndpointSlices (the controller's, however many) merged as kube-proxy reads them, the
+rules on each node its endpoints run on (the chain pane switches node), and probes: from this
+machine to a nodePort, or from a short-lived probe pod inside the cluster to the ClusterIP when
+there is no nodePort. It changes nothing: fault keys are refused with the reason, unless the
+Service is svcwatch's own demo (its slice is svcwatch's) or `--take-over` adopts its first slice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from svcwatch.cluster.api import connect
+from svcwatch.cluster.existing import (
+    READ_ONLY_WHY,
+    created_by_svcwatch,
+    merged_view,
+    read_existing,
+    service_slices,
+    svcwatch_slice,
+)
+from svcwatch.cluster.faults import SliceEditor, slice_from_body
+from svcwatch.model.endpointslice import EndpointSlice
+from svcwatch.model.errors import InputError, SetupError
+from svcwatch.session.capabilities import Capabilities
+from svcwatch.session.cluster import ClusterSession
+from svcwatch.session.common import node_port_of, one_line, service_change_text, slice_changed
+from svcwatch.session.settings import ClusterSettings
+from svcwatch.sinks import EventSink
+
+
+class ExistingServiceSession(ClusterSession):
+    """One existing Service, read-only unless it is svcwatch's demo or `--take-over` is given."""
+
+    def __init__(self, settings: ClusterSettings) -> None:
+        super().__init__(settings)
+        assert settings.service is not None  # the factory makes this session only for svc/NAME
+        self.namespace_flag = settings.namespace
+        self.service_name = settings.service
+        self.slices: dict[str, EndpointSlice] = {}
+        self.read_only: str | None = None
+
+    @property
+    def title(self) -> str:
+        mode = " read-only" if self.read_only else ""
+        return f"cluster {self.context} ({self.namespace}/{self.service_name}{mode})"
+
+    def start(self, sink: EventSink) -> None:
+        """Connect, read the Service and its slices, start agents, watch, capture, probe."""
+        self._sink = sink
+        found, self.api = connect(self.kubeconfig_flag, self.context_flag)
+        self.context, self._kubeconfig_path = found.context, found.kubeconfig
+        self.namespace = self.namespace_flag or found.namespace or "default"
+        self._service, body = read_existing(self.api, self.namespace, self.service_name)
+        bodies = service_slices(self.api, self.namespace, self.service_name)
+        self.slices = {name: slice_from_body(b) for name, b in bodies.items()}
+        self._attach_editor(svcwatch_slice(bodies.values()) if created_by_svcwatch(body) else None)
+        self._slice = merged_view(self._service, self.slices)
+        self._notice(
+            "info",
+            f"cluster {found.label}: Service {self._service.key} ({self._service.type}), "
+            f"{len(self.slices)} EndpointSlice(s)" + (", read-only" if self.read_only else ""),
+        )
+        target, probe_node = self._probe_plan()
+        self._fleet.start_agents(
+            self.api,
+            self.namespace,
+            self._nodes(probe_node),
+            sink,
+            image=self.agent_image,
+            transport_factory=self.transport_factory,
+            fallback_ip=self._node_ip,
+        )
+        self._refilter()
+        self._start_watcher()
+        self._fleet.start_rules(self.service, self._emit)
+        if target is not None:
+            self._probes = self.probing.start(sink, target, netns=None, notice=self._notice)
+
+    def _attach_editor(self, own: str | None) -> None:
+        """Fault injection only on svcwatch's own slice of its demo (`own`), or the first slice
+        with --take-over; otherwise read-only, with the reason the keys will give."""
+        assert self.api is not None and self._service is not None
+        name = own or (next(iter(self.slices), None) if self.take_over else None)
+        if name is None:
+            self.read_only = READ_ONLY_WHY.format(key=self._service.key)
+            return
+        self.slice_name = name
+        self.editor = SliceEditor(
+            self.api, self.context, self.namespace, name, take_over=self.take_over
+        )
+        self.slices[name] = self.editor.attach()
+        if self.editor.adopted:
+            self._notice(
+                "warning",
+                f"adopted EndpointSlice {self.namespace}/{name} (--take-over): its controller "
+                "may undo faults; it is restored on exit",
+            )
+
+    def _probe_plan(self) -> tuple[tuple[str, int] | None, str | None]:
+        """Where probes go from this machine (--probe, else a node's IP and the nodePort) and the
+        node that adds; (None, None) when only an in-cluster probe can reach the Service."""
+        assert self._service is not None and self._slice is not None
+        if self.probing.target is not None:
+            return self.probing.target, None
+        node_port = node_port_of(self._service)
+        pod = self._endpoint_pod()
+        host_ip = ((pod or {}).get("status") or {}).get("hostIP")
+        if node_port is not None and host_ip:
+            self._node_ip = str(host_ip)
+            return (str(host_ip), int(node_port)), ((pod or {}).get("spec") or {}).get("nodeName")
+        self._notice(
+            "warning",
+            f"{self._service.key} has no nodePort this machine can reach: no probes "
+            "(pass --probe HOST:PORT)",
+        )
+        return None, None
+
+    def _endpoint_pod(self) -> dict[str, Any] | None:
+        """A pod behind one of the endpoints (its node IP is where a nodePort answers)."""
+        assert self._slice is not None
+        addresses = {a for e in self._slice.endpoints for a in e.addresses}
+        pods = self.api.list("Pod", self.namespace) if self.api is not None else []
+        return next((p for p in pods if (p.get("status") or {}).get("podIP") in addresses), None)
+
+    def _nodes(self, probe_node: str | None) -> list[str]:
+        assert self._slice is not None
+        nodes = {e.node_name for e in self._slice.endpoints if e.node_name}
+        nodes |= {probe_node} if probe_node else set()
+        if not nodes:
+            raise SetupError(
+                f"no node to watch: no endpoint of Service {self.namespace}/{self.service_name} "
+                "names its node (is anything behind it?)"
+            )
+        return sorted(nodes)
+
+    # --- the watch pipeline ------------------------------------------------------------------
+
+    def _on_watch_event(self, event: Any) -> None:
+        """Any of the Service's slices or the Service changed: merge, show, re-read, re-filter."""
+        try:
+            if event.kind == "EndpointSlice":
+                self._emit(slice_changed(event, self.current_scenario(), event.body))
+                if event.type == "DELETED":
+                    self.slices.pop(event.name, None)
+                else:
+                    self.slices[event.name] = slice_from_body(dict(event.body))
+                self.slices = dict(sorted(self.slices.items()))
+                assert self._service is not None
+                self._slice = merged_view(self._service, self.slices)
+            elif event.type != "ADDED":
+                from svcwatch.watch.convert import service_from_body
+
+                self._service = service_from_body(event.body)
+                self._notice("info", service_change_text(event))
+            self._refilter()
+            self._fleet.want_rules()
+        except Exception as exc:  # the watcher thread must survive; the user sees why
+            self._notice("error", f"cluster update failed: {one_line(exc)}")
+
+    # --- what the dashboard asks -------------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        if self.read_only is not None:
+            return Capabilities(watch_health=self, read_only=self.read_only)
+        return super().capabilities()
+
+    def _editor(self) -> SliceEditor:
+        if self.read_only is not None:
+            raise InputError(self.read_only)
+        return super()._editor()

@@ -1,0 +1,199 @@
+"""`svcwatch --cluster -n NS svc/NAME`: any existing Service, watched read-only.
+
+kmock is the API server (kopf watches it); the node agent's real commands run in a throw-away
+"node" namespace through LocalTransport, loaded with the rules svcwatch's kube-proxy renderer
+writes for the watched Service. Needs root for the namespace.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import threading
+from collections.abc import Iterator
+
+import kmock_cluster
+import pytest
+from kmock_cluster import MockCluster, kubelet_for_agents, make_pod, make_slice, wait_for
+
+from svcwatch import netns
+from svcwatch.cli import main
+from svcwatch.cluster.faults import slice_from_body
+from svcwatch.cluster.transport import LocalTransport
+from svcwatch.kubeproxy.chains import svc_chain
+from svcwatch.kubeproxy.node_rules import render_node
+from svcwatch.kubeproxy.render import hook_rules
+from svcwatch.kubeproxy.restore import to_restore_text
+from svcwatch.model.errors import InputError
+from svcwatch.model.events import RulesSynced, SliceChanged
+from svcwatch.session.cluster_existing import ExistingServiceSession
+from svcwatch.session.settings import ClusterSettings
+from svcwatch.sinks import CollectingSink
+from svcwatch.watch.convert import service_from_body
+
+pytestmark = [pytest.mark.cluster, pytest.mark.lab]
+cluster = kmock_cluster.cluster  # the per-test kmock server fixture
+
+NS, NODE = "shop", "k3s-node"
+CONTROLLER = "endpointslice-controller.k8s.io"
+CART = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "cart", "namespace": NS},
+    "spec": {
+        "type": "ClusterIP",
+        "clusterIP": "10.43.7.7",
+        "selector": {"app": "cart"},
+        "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}],
+    },
+}
+
+
+def endpoint(ip: str) -> dict[str, object]:
+    return {"addresses": [ip], "conditions": {"ready": True}, "nodeName": NODE}
+
+
+def seed_cart(cluster: MockCluster) -> list[dict[str, object]]:
+    """Service shop/cart and two slices its controller wrote; the slices as stored."""
+    api = cluster.api()
+    api.create("Service", NS, CART)
+    for i in (1, 2, 3):
+        make_pod(api, NS, f"cart-{i}", {"app": "cart"}, node=NODE, ip=f"10.42.0.{10 + i}")
+    return [
+        make_slice(
+            api,
+            "cart-abc",
+            CONTROLLER,
+            [endpoint("10.42.0.11")],
+            8080,
+            service="cart",
+            namespace=NS,
+        ),
+        make_slice(
+            api,
+            "cart-def",
+            CONTROLLER,
+            [endpoint("10.42.0.12")],
+            8080,
+            service="cart",
+            namespace=NS,
+        ),
+    ]
+
+
+@pytest.fixture
+def node_ns(cluster: MockCluster) -> Iterator[str]:
+    """The node: kube-proxy's rules for shop/cart (both slices) as svcwatch's renderer writes."""
+    slices = [slice_from_body(b) for b in seed_cart(cluster)]
+    rules = render_node([(service_from_body(CART), slices)])
+    name = f"svcwatch-t{secrets.token_hex(3)}-node"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        text = to_restore_text(hook_rules()) + to_restore_text(rules)
+        netns.run_in(name, ["iptables-restore"], input=text.encode(), check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def test_an_existing_service_is_watched_read_only_over_all_its_slices(
+    cluster: MockCluster, node_ns: str
+) -> None:
+    stop_kubelet = threading.Event()
+    threading.Thread(
+        target=kubelet_for_agents, args=(cluster, stop_kubelet, NS), daemon=True
+    ).start()
+    session = ExistingServiceSession(
+        ClusterSettings(
+            service="cart",
+            namespace=NS,
+            kubeconfig=str(cluster.kubeconfig),
+            transport_factory=lambda *_: LocalTransport(node_ns),
+        )
+    )
+    sink = CollectingSink()
+    try:
+        session.start(sink)
+        assert session.title.endswith("(shop/cart read-only)")
+        assert {e.address for e in session.current_slice().endpoints} == {
+            "10.42.0.11",
+            "10.42.0.12",
+        }
+        wait_for(lambda: any(isinstance(e, RulesSynced) for e in sink.snapshot()), "rules read")
+        caps = session.capabilities()
+        assert not caps.injects_faults and caps.scenarios is None
+        assert caps.read_only is not None and "read-only" in caps.read_only
+        with pytest.raises(InputError, match="shop/cart read-only: it did not create it"):
+            session.request_scenario("wrong-port")
+        # a third slice (a rollout, a scale-up) joins the view through the watch
+        make_slice(
+            cluster.api(),
+            "cart-ghi",
+            CONTROLLER,
+            [endpoint("10.42.0.13")],
+            8080,
+            service="cart",
+            namespace=NS,
+        )
+        wait_for(lambda: len(session.current_slice().endpoints) == 3, "the third slice merged", 20)
+    finally:
+        session.stop()
+        stop_kubelet.set()
+    events = sink.snapshot()
+    synced = next(e for e in events if isinstance(e, RulesSynced))
+    assert svc_chain("shop/cart", "tcp") in synced.added
+    assert sum(isinstance(e, SliceChanged) for e in events) >= 3
+    for kind in ("/endpointslices", "/services"):  # read-only: svcwatch wrote nothing of them
+        assert cluster.requests("PATCH", kind) == cluster.requests("PUT", kind) == []
+    assert cluster.stored("pods", NS, f"svcwatch-agent-{NODE}") is None  # agent deleted
+
+
+def test_a_missing_service_is_one_line_and_exit_2(
+    cluster: MockCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["run", "--cluster", "--kubeconfig", str(cluster.kubeconfig), "-n", NS, "svc/nope"]
+    with pytest.raises(SystemExit) as exited:
+        main([*args, "--plain", "-d", "1"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "svcwatch: error: Service shop/nope does not exist (see `kubectl get services -n shop`)"
+    )
+
+
+async def test_a_fault_key_on_a_read_only_service_says_why_and_changes_nothing(
+    cluster: MockCluster, node_ns: str
+) -> None:
+    from tests.ui.conftest import make_app, settle
+
+    stop_kubelet = threading.Event()
+    threading.Thread(
+        target=kubelet_for_agents, args=(cluster, stop_kubelet, NS), daemon=True
+    ).start()
+    session = ExistingServiceSession(
+        ClusterSettings(
+            service="cart",
+            namespace=NS,
+            kubeconfig=str(cluster.kubeconfig),
+            transport_factory=lambda *_: LocalTransport(node_ns),
+        )
+    )
+    app = make_app(session)
+    try:
+        async with app.run_test(size=(140, 44)) as pilot:
+            for _ in range(400):  # the session starts in a worker: agents, watch, first read
+                await settle(app, pilot, rounds=1)
+                if app.session_ready:
+                    break
+            assert app.session_ready
+            await pilot.press("2")  # wrong-port: a fault
+            await settle(app, pilot)
+            assert [n.message for n in app._notifications][-1] == (
+                "svcwatch watches shop/cart read-only: it did not create it (pass --take-over "
+                "to break its first EndpointSlice, restored on exit)"
+            )
+            await pilot.press("q")
+            await settle(app, pilot)
+    finally:
+        stop_kubelet.set()
+    assert cluster.requests("PATCH", "/endpointslices") == []
