@@ -44,6 +44,8 @@ class Evidence:
     arp_answered: set[str] = field(default_factory=set)
     host_unreachable: int = 0
     syn_to: set[str] = field(default_factory=set)  # pod addresses SYNs were DNATed to (on cni0)
+    # "ip:port" -> the client (address, port) of each new connection seen going there on cni0
+    connections_to: dict[str, set[tuple[str, int]]] = field(default_factory=dict)
     lab_fault: str | None = None  # the lab's own data plane is broken (a `drift` Notice)
 
     def observe(self, event: Event) -> None:
@@ -71,6 +73,8 @@ class Evidence:
             self.rst_from.add((packet.src, packet.sport))
         elif packet.kind == "tcp-packet" and packet.flags == "SYN" and packet.iface == "cni0":
             self.syn_to.add(packet.dst)
+            target = f"{packet.dst}:{packet.dport}"
+            self.connections_to.setdefault(target, set()).add((packet.src, packet.sport or 0))
         elif packet.kind == "arp-request":
             # Prefer naming the bridge: that is where the node asks.
             if packet.dst not in self.arp_asked or packet.iface == "cni0":
@@ -87,6 +91,13 @@ class Evidence:
         self.arp_answered.clear()
         self.host_unreachable = 0
         self.syn_to.clear()
+        self.connections_to.clear()
+
+    def landed_from_capture(self) -> dict[str, int]:
+        """New connections per endpoint `ip:port`, counted from the capture: distinct SYNs the
+        node sent onto cni0 after DNAT (a retransmitted SYN counts once). What the endpoint
+        chains' counters say in iptables mode, for rules that have none (nftables mode)."""
+        return {target: len(clients) for target, clients in self.connections_to.items()}
 
 
 def _port(evidence: Evidence) -> int | None:

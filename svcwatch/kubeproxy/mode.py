@@ -103,9 +103,10 @@ def share_key(rule: Rule) -> str:
     """The key of `shares` for one branch: its target chain, or `ip:port` for an nft dnat map.
 
     A ClientIP-affinity check gets "" (no share): it only matches clients seen before, so it
-    takes none of the new ones, although it jumps to the same KUBE-SEP- as a statistic rule.
+    takes none of the new ones, although it jumps to the same KUBE-SEP- (or endpoint-) as a
+    statistic (numgen) branch.
     """
-    if rule.recent == "rcheck":
+    if rule.recent == "rcheck" or " @affinity-" in f" {rule.spec}":  # nft: `ip saddr @affinity-…`
         return ""
     if rule.target == "dnat" and rule.dnat_to:
         return rule.dnat_to

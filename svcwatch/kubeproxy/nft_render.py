@@ -16,33 +16,41 @@ conditional probabilities. An endpoint- chain marks hairpin traffic and DNATs. A
 usable endpoint gets no chains, only a `no-endpoint-services` / `no-endpoint-nodeports` element
 whose verdict is `goto reject-chain` (or `drop` when only the Local policy lacks endpoints), looked
 up from the filter hooks, which is why it answers "connection refused" at once, as in iptables mode.
-kube-proxy writes no `counter` statements anywhere in this table.
+kube-proxy writes no `counter` statements anywhere in this table. Every Service feature the
+proxier reads is rendered: both traffic policies (local- chains), externalIPs and LoadBalancer IPs
+(into external-), loadBalancerSourceRanges (firewall-ips -> firewall-), ClientIP affinity (an
+`affinity-` set per endpoint, looked up before the numgen and updated in the endpoint chain).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from ipaddress import ip_address, ip_network
 
-from svcwatch.kubeproxy.chains import join_host_port, proto_of
-from svcwatch.kubeproxy.endpoints import Categorized, ProxyEndpoint, categorize, port_endpoints
+from svcwatch.kubeproxy.chains import join_host_port
+from svcwatch.kubeproxy.endpoints import ProxyEndpoint
 from svcwatch.kubeproxy.nft import (
+    ENDPOINT_PREFIX,
     REJECT_CHAIN,
     TABLE_FAMILY,
     TABLE_NAME,
     endpoint_chain,
     external_chain,
+    firewall_chain,
     local_chain,
     service_chain,
 )
+from svcwatch.kubeproxy.portplan import PortPlan, plan
+from svcwatch.kubeproxy.proxyconfig import ProxyConfig
 from svcwatch.kubeproxy.rules import Rule
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.service import Service, ServicePort
 
-__all__ = ["NftConfig", "NftRuleset", "render_nft", "transaction_listing"]
+__all__ = ["NftConfig", "NftRuleset", "render_nft"]
 
 MARK_MASQ = "mark-for-masquerade"
+AFFINITY_PREFIX = "affinity-"
 _T = f"{TABLE_FAMILY} {TABLE_NAME}"
 _ADDR = "ipv4_addr"
 _DEST = "ip daddr . meta l4proto . th dport"
@@ -136,6 +144,7 @@ class NftRuleset:
 class _Tx:
     """Objects of one transaction, kept apart so every chain is declared before it is used."""
 
+    sets: list[str] = field(default_factory=list)  # the affinity sets
     chains: list[str] = field(default_factory=list)
     rules: list[str] = field(default_factory=list)
     elements: list[str] = field(default_factory=list)
@@ -193,21 +202,11 @@ def _base(tx: _Tx, config: NftConfig) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class _Port:
-    """One Service port: its names, addresses and categorized endpoints."""
+    """One Service port: what syncProxyRules decided (`portplan.plan`) and its nft names."""
 
     service: Service
     port: ServicePort
-    node_port: int | None
-    external_local: bool
-    endpoints: Categorized
-
-    @property
-    def spn(self) -> str:
-        return f"{self.service.key}:{self.port.name}" if self.port.name else self.service.key
-
-    @property
-    def proto(self) -> str:
-        return proto_of(self.port)
+    plan: PortPlan
 
     @property
     def cluster_chain(self) -> str:
@@ -221,53 +220,76 @@ class _Port:
     def external_chain(self) -> str:
         return external_chain(self.service, self.port)
 
+    @property
+    def firewall_chain(self) -> str:
+        return firewall_chain(self.service, self.port)
+
+    @property
+    def internal_chain(self) -> str:
+        return self.local_chain if self.plan.internal_local else self.cluster_chain
+
+    @property
+    def uses_firewall(self) -> bool:
+        """`usesFWChain`: LB IPs with source ranges (with or without endpoints, unlike iptables)."""
+        return bool(self.plan.lb_ips) and bool(self.plan.source_ranges)
+
     def endpoint_chain(self, ep: ProxyEndpoint) -> str:
         return endpoint_chain(self.service, self.port, ep.ip, ep.port)
 
-    @property
-    def has_external(self) -> bool:
-        return self.endpoints.has_any and (not self.external_local or bool(self.endpoints.local))
+    def affinity_set(self, ep: ProxyEndpoint) -> str:
+        """`affinity-` + the endpoint chain's base: the ClientIP-affinity set of one endpoint."""
+        return AFFINITY_PREFIX + self.endpoint_chain(ep)[len(ENDPOINT_PREFIX) :]
 
+    def key(self, ip: str) -> str:
+        return f"{ip} . {self.plan.proto} . {self.plan.port}"
 
-def _plan(
-    service: Service, port: ServicePort, slices: Sequence[EndpointSlice], config: NftConfig
-) -> _Port:
-    node_port = port.node_port if service.type in ("NodePort", "LoadBalancer") else None
-    external_local = node_port is not None and service.external_traffic_policy == "Local"
-    endpoints = categorize(port_endpoints(service, port, slices, config.node_name), external_local)
-    return _Port(service, port, node_port or None, external_local, endpoints)
+    def verdict(self) -> str:
+        """No endpoints at all: reject; only a Local policy without local endpoints: drop."""
+        return f"goto {REJECT_CHAIN}" if not self.plan.has_endpoints else "drop"
 
 
 def _dispatch(tx: _Tx, p: _Port) -> None:
-    """The cluster-ips / service-ips / service-nodeports / no-endpoint-* elements of one port."""
-    cip, eps = str(p.service.cluster_ip), p.endpoints
-    key = f"{cip} . {p.proto} . {p.port.port}"
-    reject = f"goto {REJECT_CHAIN}"
-    tx.element("cluster-ips", cip)
-    if eps.has_any:
-        tx.element("service-ips", key, f"goto {p.cluster_chain}")
+    """The cluster-ips / service-ips / firewall-ips / service-nodeports / no-endpoint-* elements."""
+    plan, spn = p.plan, p.plan.spn
+    tx.element("cluster-ips", plan.cluster_ip)
+    if plan.has_internal:
+        tx.element("service-ips", p.key(plan.cluster_ip), f"goto {p.internal_chain}")
     else:
-        tx.element("no-endpoint-services", key, reject, comment=p.spn)
-    if p.node_port is None:
+        tx.element("no-endpoint-services", p.key(plan.cluster_ip), p.verdict(), comment=spn)
+    for ip in plan.external_ips:
+        if plan.has_endpoints:
+            tx.element("service-ips", p.key(ip), f"goto {p.external_chain}")
+        if not plan.has_external:
+            tx.element("no-endpoint-services", p.key(ip), p.verdict(), comment=spn)
+    for ip in plan.lb_ips:
+        if plan.has_endpoints:
+            tx.element("service-ips", p.key(ip), f"goto {p.external_chain}")
+        if p.uses_firewall:
+            tx.element("firewall-ips", p.key(ip), f"goto {p.firewall_chain}")
+    for ip in plan.lb_ips if not plan.has_external else ():
+        tx.element("no-endpoint-services", p.key(ip), p.verdict(), comment=spn)
+    if plan.node_port is None:
         return
-    np_key = f"{p.proto} . {p.node_port}"
-    if eps.has_any:
-        tx.element("service-nodeports", np_key, f"goto {p.external_chain}")
-    if not p.has_external:
-        verdict = reject if not eps.has_any else "drop"
-        tx.element("no-endpoint-nodeports", np_key, verdict, comment=p.spn)
+    by_port = f"{plan.proto} . {plan.node_port}"
+    if plan.has_endpoints:
+        tx.element("service-nodeports", by_port, f"goto {p.external_chain}")
+    if not plan.has_external:
+        tx.element("no-endpoint-nodeports", by_port, p.verdict(), comment=spn)
 
 
 def _balance(tx: _Tx, p: _Port, chain: str, endpoints: Sequence[ProxyEndpoint]) -> None:
-    """`writeServiceToEndpointRules`: one numgen vmap, branch i -> endpoint i (sorted)."""
+    """`writeServiceToEndpointRules`: affinity lookups first, then one numgen vmap (sorted)."""
+    if p.plan.sticky_seconds is not None:
+        for ep in endpoints:
+            tx.rule(chain, f"ip saddr @{p.affinity_set(ep)} goto {p.endpoint_chain(ep)}")
     branches = " , ".join(f"{i} : goto {p.endpoint_chain(ep)}" for i, ep in enumerate(endpoints))
     tx.rule(chain, f"numgen random mod {len(endpoints)} vmap {{ {branches} }}")
 
 
 def _external(tx: _Tx, p: _Port, config: NftConfig) -> None:
     """external-: masquerade (Cluster policy) or keep the source (Local), then the policy chain."""
-    chain = p.external_chain
-    if not p.external_local:
+    chain, plan = p.external_chain, p.plan
+    if not plan.external_local:
         tx.rule(chain, f"jump {MARK_MASQ}")
     else:
         if config.cluster_cidr:
@@ -276,38 +298,60 @@ def _external(tx: _Tx, p: _Port, config: NftConfig) -> None:
         tx.rule(chain, f"fib saddr type local jump {MARK_MASQ}", "masquerade local traffic")
         tx.rule(chain, f"fib saddr type local goto {p.cluster_chain}",
                 "short-circuit local traffic")  # fmt: skip
-    if p.has_external:
-        tx.rule(chain, f"goto {p.local_chain if p.external_local else p.cluster_chain}")
+    if plan.has_external:
+        tx.rule(chain, f"goto {p.local_chain if plan.external_local else p.cluster_chain}")
+
+
+def _firewall(tx: _Tx, p: _Port, config: NftConfig) -> None:
+    """firewall-: drop sources outside loadBalancerSourceRanges (the LB IPs too, when a range
+    holds the node's own IP: VIP-style LBs loop a node's own requests back from the VIP)."""
+    sources = list(p.plan.source_ranges)
+    node_ip = config.node_ips[0] if config.node_ips else None
+    if node_ip and any(ip_address(node_ip) in ip_network(r, strict=False) for r in sources):
+        sources.extend(p.plan.lb_ips)
+    tx.rule(p.firewall_chain, f"ip saddr != {{ {' , '.join(sources)} }} drop")
+
+
+def _endpoint_chains(tx: _Tx, p: _Port) -> None:
+    """endpoint-: hairpin masquerade, remember the client (affinity), DNAT."""
+    sticky = p.plan.sticky_seconds
+    for ep in p.plan.endpoints.reachable:
+        chain = p.endpoint_chain(ep)
+        tx.rule(chain, f"ip saddr {ep.ip} jump {MARK_MASQ}")
+        if sticky is not None:
+            tx.rule(chain, f"update @{p.affinity_set(ep)} {{ ip saddr }}")
+        tx.rule(chain, f"meta l4proto {p.plan.proto} dnat to {join_host_port(ep.ip, ep.port)}")
 
 
 def _render_port(tx: _Tx, p: _Port, config: NftConfig) -> list[str]:
-    """One Service port's chains, rules and elements; returns its per-Service chain names."""
-    eps = p.endpoints
+    """One Service port's chains, sets, rules and elements; returns its per-Service chains."""
+    plan, eps = p.plan, p.plan.endpoints
     chains = [p.endpoint_chain(ep) for ep in eps.reachable]
-    if eps.cluster:
-        chains.append(p.cluster_chain)
-    if eps.local and p.external_local:
-        chains.append(p.local_chain)
-    if eps.has_any and p.node_port is not None:
-        chains.append(p.external_chain)
+    chains += [p.cluster_chain] if eps.cluster else []
+    chains += [p.local_chain] if eps.local else []
+    chains += [p.external_chain] if plan.uses_ext_chain else []
+    chains += [p.firewall_chain] if p.uses_firewall else []
     for chain in chains:
         tx.chain(chain)
     _dispatch(tx, p)
-    if eps.has_any and config.cluster_cidr:
-        tx.rule(p.cluster_chain,
-                f"ip daddr {p.service.cluster_ip} ip saddr != {config.cluster_cidr} "
-                f"jump {MARK_MASQ}")  # fmt: skip
-    if eps.has_any and p.node_port is not None:
+    if plan.has_internal and config.cluster_cidr:
+        off_cluster = f"ip saddr != {config.cluster_cidr}"
+        tx.rule(p.internal_chain, f"ip daddr {plan.cluster_ip} {off_cluster} jump {MARK_MASQ}")
+    if plan.uses_ext_chain:
         _external(tx, p, config)
+    if p.uses_firewall:
+        _firewall(tx, p, config)
+    if plan.sticky_seconds is not None:
+        for ep in eps.reachable:
+            tx.sets.append(
+                f"add set {_T} {p.affinity_set(ep)} {{ type {_ADDR} ; flags dynamic,timeout ; "
+                f"timeout {plan.sticky_seconds}s ; }}"
+            )
     if eps.cluster:
         _balance(tx, p, p.cluster_chain, eps.cluster)
-    if eps.local and p.external_local:
+    if eps.local:
         _balance(tx, p, p.local_chain, eps.local)
-    for ep in eps.reachable:
-        tx.rule(p.endpoint_chain(ep), f"ip saddr {ep.ip} jump {MARK_MASQ}")
-        tx.rule(
-            p.endpoint_chain(ep), f"meta l4proto {p.proto} dnat to {join_host_port(ep.ip, ep.port)}"
-        )
+    _endpoint_chains(tx, p)
     return chains
 
 
@@ -324,45 +368,11 @@ def render_nft(
     tx = _Tx()
     head = _base(tx, config)
     own: list[str] = []
+    proxy = ProxyConfig(cluster_cidr=config.cluster_cidr, node_name=config.node_name)
     for service, slices in services:
         if not service.cluster_ip or service.cluster_ip == "None":
             continue
         for port in service.ports:
-            own.extend(_render_port(tx, _plan(service, port, slices, config), config))
-    return NftRuleset([*head, *tx.chains, *tx.rules, *tx.elements], own)
-
-
-_ADD = re.compile(
-    rf"^add (table|chain|rule|set|map|element) {TABLE_FAMILY} {TABLE_NAME}(?: (\S+))?(.*)$"
-)
-
-
-def transaction_listing(transaction: str) -> str:
-    """An `add …` transaction folded into `nft list table` block form, for `parse_nft_table`.
-
-    So the renderer's output and the kernel's listing go through one reader: the lab compares
-    what it wants (this) with what the kernel has (`nft list table ip kube-proxy`).
-    """
-    blocks: dict[str, list[str]] = {}
-    for line in transaction.splitlines():
-        found = _ADD.match(line)
-        if found is None or found[1] == "table":
-            continue
-        kind, name, rest = found[1], found[2], found[3].strip()
-        if kind in ("chain", "set", "map"):
-            blocks.setdefault(f"{kind} {name}", [])
-        elif kind == "rule":
-            blocks.setdefault(f"chain {name}", []).append(rest)
-        else:
-            container = next(k for k in (f"set {name}", f"map {name}") if k in blocks)
-            blocks[container].append(rest.strip("{} "))
-    out = [f"table {TABLE_FAMILY} {TABLE_NAME} {{"]
-    for block, body in blocks.items():
-        out.append(f"\t{block} {{")
-        if block.startswith("chain "):
-            out.extend(f"\t\t{rule}" for rule in body)
-        elif body:
-            out.append(f"\t\telements = {{ {', '.join(body)} }}")
-        out.append("\t}")
-    out.append("}")
-    return "\n".join(out) + "\n"
+            p = _Port(service, port, plan(service, port, slices, proxy))
+            own.extend(_render_port(tx, p, config))
+    return NftRuleset([*head, *tx.sets, *tx.chains, *tx.rules, *tx.elements], own)

@@ -121,6 +121,6 @@ def read_tree(node_ns: str, service: Service) -> ChainTree:
 def desired_tree(table_text: str, service: Service) -> ChainTree:
     """The tree the renderer wants, read through the same reader as the kernel's listing."""
     from svcwatch.kubeproxy.nft import service_tree_nft
-    from svcwatch.kubeproxy.nft_render import transaction_listing
+    from svcwatch.kubeproxy.nft_listing import transaction_listing
 
     return service_tree_nft(transaction_listing(table_text), service)

@@ -54,9 +54,9 @@ class ProxySync:
     removed: tuple[str, ...]
     took_ms: float
 
-    def event(self, service_key: str, backend: str) -> RulesSynced:
-        """This sync as the stream's `iptables` event (its backend says which mode wrote it)."""
-        return RulesSynced(time.time(), service_key, self.added, self.removed, backend,
+    def event(self, service_key: str, proxy_backend: str) -> RulesSynced:
+        """This sync as the stream's `iptables` event (`proxy_backend` says which mode wrote it)."""
+        return RulesSynced(time.time(), service_key, self.added, self.removed, proxy_backend,
                            took_ms=self.took_ms)  # fmt: skip
 
 

@@ -53,6 +53,23 @@ class RolloutReplay(Protocol):
         ...
 
 
+class ProxyModeSwitching(Protocol):
+    """Key `m`: switch kube-proxy between iptables and nftables mode on the running lab.
+
+    The rules are swapped (the new mode's in first, then the old mode's out); the change arrives
+    as a RulesSynced event naming the new mode, so the chain pane re-reads the kernel.
+    """
+
+    @property
+    def proxy_mode(self) -> str:
+        """iptables or nftables: the mode the lab's rules are in now."""
+        ...
+
+    def switch_proxy_mode(self, mode: str | None = None) -> str:
+        """Switch to `mode` (None: the other one); returns the mode now in force."""
+        ...
+
+
 class ReplayControls(Protocol):
     """Keys space . [ ] on a replay, the header's "replay ▶ 2x", and the dashboard's clock.
 
@@ -116,6 +133,7 @@ class Capabilities:
     scenarios: ScenarioSwitching | None = None
     slice_editing: SliceEditing | None = None
     rollout_replay: RolloutReplay | None = None
+    proxy_modes: ProxyModeSwitching | None = None
     replay: ReplayControls | None = None
     key_recording: KeyRecording | None = None
     display_recording: DisplayRecording | None = None

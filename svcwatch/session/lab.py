@@ -94,7 +94,7 @@ class LabSession(StreamingSession):
         self.lab_name = settings.lab_name
         self.start_scenario = scenario
         self.sync_delay = settings.sync_delay
-        self.proxy_mode = proxy_mode
+        self.requested_proxy_mode = proxy_mode  # None: the lab keeps the mode it remembers
         self.keep = settings.keep
         self.probing = ProbeSettings.from_probe_flags(settings.probes)
         self.state_root = settings.state_root or state_dir()
@@ -153,7 +153,7 @@ class LabSession(StreamingSession):
             self.manifests,
             self.state_root,
             progress=lambda m: self._notice("info", m),
-            proxy_mode=self.proxy_mode,
+            proxy_mode=self.requested_proxy_mode,
             user=_command_name(),
             keep=self.keep,
         )
@@ -311,10 +311,29 @@ class LabSession(StreamingSession):
         return self._lab().current_scenario()
 
     def capabilities(self) -> Capabilities:
-        """The lab does everything a live session can: scenarios, edits, the preStop rollout."""
+        """The lab does everything a live session can: scenarios, edits, the preStop rollout,
+        the exit report, and switching kube-proxy's mode."""
         return Capabilities(
-            scenarios=self, slice_editing=self, rollout_replay=self, exit_report=self
+            scenarios=self,
+            slice_editing=self,
+            rollout_replay=self,
+            exit_report=self,
+            proxy_modes=self,
         )
+
+    @property
+    def proxy_mode(self) -> str:
+        return self._lab().proxy.mode
+
+    def switch_proxy_mode(self, mode: str | None = None) -> str:
+        """Swap the lab's rules to `mode` (None: the other mode) and stream the sync."""
+        node = self._lab()
+        old = node.proxy.mode
+        new = mode or ("iptables" if old == "nftables" else "nftables")
+        synced = node.set_proxy_mode(new)
+        self._notice("scenario", f"kube-proxy mode {old} -> {new}: rules swapped")
+        self._emit(synced)
+        return new
 
     def scenarios_offered(self) -> list[str]:
         return list(SCENARIOS)

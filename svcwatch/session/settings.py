@@ -102,6 +102,11 @@ class SessionSettings:
             interval=interval, timeout=timeout, payload=payload, probe_target=probe_target
         )
         backend: LabSettings | ClusterSettings
+        if cluster and proxy_mode:
+            raise InputError(
+                "--proxy-mode is for the lab; on a cluster svcwatch reads the mode its "
+                "kube-proxy runs in from the nodes"
+            )
         if service and not cluster:
             raise InputError(
                 f"svc/{service} is a Service on a cluster: add --cluster "

@@ -148,6 +148,17 @@ DASHBOARD_ACTIONS: list[ActionSpec] = [
         show=False,
     ),
     ActionSpec(
+        "switch-proxy-mode",
+        "m",
+        "m",
+        "switch_proxy_mode",
+        "Proxy mode",
+        "Switch kube-proxy between iptables and nftables mode on the running lab (rules swapped "
+        "atomically), to show the same break both ways (lab only).",
+        show=False,
+        only="live",
+    ),
+    ActionSpec(
         "next-theme",
         "t",
         "t",

@@ -463,6 +463,18 @@ class SvcwatchApp(App[None]):
     def action_prestop_replay(self) -> None:
         self.talk.prestop_replay()
 
+    def action_switch_proxy_mode(self) -> None:
+        if self.capabilities.proxy_modes is None or self.stopping:
+            self.notify("switching kube-proxy's mode needs the lab", severity="warning")
+            return
+        self._switch_proxy_mode()
+
+    @work(thread=True, exclusive=True, group="lab", exit_on_error=False, description="Proxy mode")
+    def _switch_proxy_mode(self) -> None:
+        modes = self.capabilities.proxy_modes
+        if modes is not None:
+            modes.switch_proxy_mode()
+
     def action_toggle_pause(self) -> None:
         pane = self.main.packet_pane
         pane.paused = not pane.paused

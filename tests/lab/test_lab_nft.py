@@ -18,7 +18,7 @@ import pytest
 
 from svcwatch import netns
 from svcwatch.kubeproxy.nft import parse_nft_table
-from svcwatch.kubeproxy.nft_render import transaction_listing
+from svcwatch.kubeproxy.nft_listing import transaction_listing
 from svcwatch.lab import LabNode, LabSpec
 from svcwatch.lab.instances import load_record
 from svcwatch.lab.nftables import listing
@@ -133,3 +133,25 @@ def test_a_table_changed_behind_its_back_is_rewritten_by_the_next_sync(nft_lab: 
     nft_lab.reconcile()
     assert nft_lab.drift() == []
     assert echo_from_client(nft_lab)
+
+
+def test_the_kernel_takes_every_feature_the_renderer_writes(nft_lab: LabNode) -> None:
+    """Upstream's six TestOverallNFTablesRules Services (Local policy, externalIPs, LB IPs,
+    source ranges, ClientIP affinity, no endpoints), loaded by `nft -f` into the lab's node and
+    listed back: the kernel holds every chain, set and map element the renderer wrote."""
+    from svcwatch.kubeproxy.nft_render import render_nft
+    from svcwatch.lab.nftables import apply, replace_batch
+    from tests.helpers.nft_upstream import UPSTREAM, upstream_overall_services
+
+    rendered = render_nft(upstream_overall_services(), UPSTREAM)
+    apply(nft_lab.spec.node_ns, replace_batch(rendered.text()))
+    kernel = parse_nft_table(listing(nft_lab.spec.node_ns))
+    wanted = parse_nft_table(transaction_listing(rendered.text()))
+    assert set(kernel.chains) == set(wanted.chains)
+    assert {k: len(v) for k, v in kernel.maps.items()} == {
+        k: len(v) for k, v in wanted.maps.items()
+    }
+    assert "affinity-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80" in kernel.sets
+    nft_lab.proxy = LabProxy(nft_lab.spec, "nftables")  # the lab's own table back
+    nft_lab.reconcile()
+    assert nft_lab.drift() == [] and echo_from_client(nft_lab)

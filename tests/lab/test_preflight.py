@@ -70,13 +70,24 @@ def test_no_capabilities_is_one_line_naming_the_alternatives(
 def test_missing_iptables_is_one_line_naming_the_package(
     args: list[str], lab_name: str, tmp_path: Path
 ) -> None:
-    hide_sbin = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none /usr/sbin && exec "$@"', "sh"]
+    assert_missing_tool_is_one_line(
+        args, lab_name, tmp_path, 'mount -t tmpfs none /usr/sbin && exec "$@"', "iptables"
+    )
+
+
+def assert_missing_tool_is_one_line(
+    args: list[str], lab_name: str, tmp_path: Path, hide: str, package: str
+) -> None:
+    """Run svcwatch behind `hide` (a shell line in a private mount namespace that hides /usr/sbin
+    or part of it): one line naming the Debian package, exit 2, nothing built."""
     # PATH without /usr/sbin: the binaries must be missing, not merely hidden from one lookup.
-    out = svcwatch([*args, "--name", lab_name], tmp_path, prefix=hide_sbin, path="/usr/bin:/bin")
+    prefix = ["unshare", "-m", "sh", "-c", hide, "sh"]
+    out = svcwatch([*args, "--name", lab_name], tmp_path, prefix=prefix, path="/usr/bin:/bin")
     assert out.returncode == 2, out
+    tool = "iptables-restore" if package == "iptables" else "nft"
     assert out.stderr.strip().splitlines() == [
-        "svcwatch: error: iptables-restore not found: install the Debian package 'iptables' "
-        "(apt-get install iptables)"
+        f"svcwatch: error: {tool} not found: install the Debian package '{package}' "
+        f"(apt-get install {package})"
     ]
     assert not lab_namespaces(lab_name)
 
@@ -114,3 +125,28 @@ def test_dashboard_without_a_terminal_says_so_and_builds_nothing(
         "for a text stream use `svcwatch run --plain`, for a browser `svcwatch serve`"
     ]
     assert not lab_namespaces(lab_name)
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux)")
+@pytest.mark.parametrize(
+    "args", [["lab", "up", "--proxy-mode", "nftables"], ["run", "--proxy-mode", "nftables"]]
+)
+def test_nftables_mode_without_nft_is_one_line_naming_the_package(
+    args: list[str], lab_name: str, tmp_path: Path
+) -> None:
+    # /usr/sbin behind a tmpfs that holds iptables (copied in) but no nft.
+    keep_iptables = (
+        "d=$(mktemp -d) && for t in iptables iptables-save iptables-restore; do "
+        'cp -L /usr/sbin/$t "$d/"; done && mount -t tmpfs none /usr/sbin && '
+        'cp "$d"/* /usr/sbin/ && exec "$@"'
+    )
+    assert_missing_tool_is_one_line(args, lab_name, tmp_path, keep_iptables, "nftables")
+
+
+def test_proxy_mode_is_for_the_lab_not_a_cluster(lab_name: str, tmp_path: Path) -> None:
+    out = svcwatch(["run", "--cluster", "--proxy-mode", "nftables", "-d", "1"], tmp_path)
+    assert out.returncode == 2, out
+    assert out.stderr.strip().splitlines() == [
+        "svcwatch: error: --proxy-mode is for the lab; on a cluster svcwatch reads the mode its "
+        "kube-proxy runs in from the nodes"
+    ]

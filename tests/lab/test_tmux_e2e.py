@@ -59,6 +59,16 @@ class Terminal:
 
 @pytest.fixture
 def dashboard(tmp_path: Path) -> Iterator[tuple[Terminal, str, Path]]:
+    yield from _dashboard(tmp_path)
+
+
+@pytest.fixture
+def nft_dashboard(tmp_path: Path) -> Iterator[tuple[Terminal, str, Path]]:
+    """The dashboard on a lab whose kube-proxy runs in nftables mode."""
+    yield from _dashboard(tmp_path, "--proxy-mode nftables --pods 1")
+
+
+def _dashboard(tmp_path: Path, extra: str = "") -> Iterator[tuple[Terminal, str, Path]]:
     if not SVCWATCH.exists():
         pytest.skip(f"{SVCWATCH} is not installed")
     lab = "t" + secrets.token_hex(3)[:5]
@@ -68,7 +78,9 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[Terminal, str, Path]]:
         f"env -u COLUMNS -u LINES SVCWATCH_STATE_DIR={shlex.quote(str(tmp_path))} "
         "TERM=xterm-256color"
     )
-    command = f"{env} {SVCWATCH} --name {lab} --interval 0.5; echo SVCWATCH-EXITED=$?; sleep 600"
+    command = (
+        f"{env} {SVCWATCH} --name {lab} --interval 0.5 {extra}; echo SVCWATCH-EXITED=$?; sleep 600"
+    )
     subprocess.run(
         ["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50", command], check=True
     )
@@ -127,4 +139,30 @@ def test_a_signal_ends_the_dashboard_like_q_and_tears_the_lab_down(
     assert pids, "the dashboard process was not found"
     subprocess.run(["kill", f"-{sig}", *pids], check=True)
     terminal.wait_for("SVCWATCH-EXITED=")
+    assert lab_namespaces(lab) == []
+
+
+def test_nftables_mode_shows_kube_proxys_table_and_m_swaps_to_iptables_and_back(
+    nft_dashboard: tuple[Terminal, str, Path],
+) -> None:
+    """The chain pane reads `table ip kube-proxy` back: no counters, so connections seen in the
+    capture; `m` swaps the rules to iptables (live counters) and back, the Service answering."""
+    terminal, lab, _state = nft_dashboard
+    screen = terminal.wait_for(
+        "nftables (table ip kube-proxy)", "no counters", "service-ips", "Healthy:", "echo-ok"
+    )
+    assert "numgen" in screen or "100%" in screen
+    terminal.wait_for("seen -> dnat 10.42.0.142:12345")
+    terminal.press("2")  # the same break in nftables mode
+    terminal.wait_for("scenario: Wrong port (2)", "connection refused", "10.42.0.142:12346")
+    terminal.press("m")
+    screen = terminal.wait_for(
+        "iptables chain", "KUBE-SEP-", "kube-proxy mode nftables -> iptables"
+    )
+    assert "table ip kube-proxy" not in screen
+    terminal.wait_for("connection refused", "pkts -> DNAT 10.42.0.142:12346")
+    terminal.press("m")
+    terminal.wait_for("nftables (table ip kube-proxy)", "kube-proxy mode iptables -> nftables")
+    terminal.press("q")
+    terminal.wait_for("SVCWATCH-EXITED=0")
     assert lab_namespaces(lab) == []

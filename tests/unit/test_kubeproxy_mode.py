@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from svcwatch.kubeproxy import mode
-from svcwatch.kubeproxy.nft_render import render_nft, transaction_listing
+from svcwatch.kubeproxy.nft_listing import transaction_listing
+from svcwatch.kubeproxy.nft_render import render_nft
 from svcwatch.model.manifest import collect, parse_documents
 from svcwatch.model.scenario import ScenarioContext, apply_scenario
 
@@ -71,3 +72,17 @@ def test_no_endpoints_rejects_in_both_modes(scenario: str) -> None:
     happy = apply_scenario("happy", ScenarioContext(objs.slices_for(SOCAT)[0]))
     nft_happy = transaction_listing(render_nft([(SOCAT, [happy])]).text())
     assert not mode.rejects(mode.service_view(mode.identify(nft_happy), SOCAT))
+
+
+def test_an_nft_affinity_lookup_takes_no_share_of_new_connections() -> None:
+    """ClientIP affinity in nftables mode: `ip saddr @affinity-… goto endpoint-…` comes before
+    the numgen; it only catches returning clients, so the shares stay 1/N on the numgen branches."""
+    sticky = replace(SOCAT, session_affinity="ClientIP", affinity_seconds=60)
+    objs = collect(parse_documents((ROOT / "manifests" / "socat.yaml").read_text(), "socat.yaml"))
+    slice_ = apply_scenario("mixed", ScenarioContext(objs.slices_for(SOCAT)[0]))
+    listing = transaction_listing(render_nft([(sticky, [slice_])]).text())
+    tree = mode.service_view(mode.identify(listing), sticky)
+    svc = next(c for c in tree.chains if c.startswith("service-"))
+    lookups = [r for r in tree.chains[svc] if "@affinity-" in r.spec]
+    assert len(lookups) == 2 and {mode.share_key(r) for r in lookups} == {""}
+    assert sorted(mode.shares(tree).values()) == [0.5, 0.5]

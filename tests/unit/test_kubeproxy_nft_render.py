@@ -16,20 +16,16 @@ from pathlib import Path
 import pytest
 
 from svcwatch.kubeproxy.nft import parse_nft_table, service_tree_nft
-from svcwatch.kubeproxy.nft_render import NftConfig, render_nft, transaction_listing
-from svcwatch.model.endpointslice import Endpoint, EndpointPort, EndpointSlice
+from svcwatch.kubeproxy.nft_listing import transaction_listing
+from svcwatch.kubeproxy.nft_render import render_nft
+from svcwatch.model.endpointslice import Endpoint, EndpointSlice
 from svcwatch.model.manifest import collect, parse_documents
 from svcwatch.model.scenario import ScenarioContext, apply_scenario
 from svcwatch.model.service import Service, ServicePort
+from tests.helpers.nft_upstream import UPSTREAM, endpoint_slice, upstream_overall_services
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "nft"
-UPSTREAM = NftConfig(
-    cluster_cidr="10.0.0.0/8",
-    service_cidr="172.30.0.0/16",
-    node_ips=("192.168.0.2",),
-    masquerade_mark="0x4000",
-)
 _ORDER = {"table": 10, "chain": 9, "rule": 8, "set": 7, "map": 6, "element": 5}
 
 
@@ -50,49 +46,21 @@ def sort_transaction(text: str) -> list[str]:
     return sorted(lines, key=key)
 
 
-def _slice(ns: str, name: str, *ips: str, port: int = 80) -> EndpointSlice:
-    return EndpointSlice(
-        ns,
-        f"{name}-1",
-        tuple(Endpoint((ip,)) for ip in ips),
-        (EndpointPort(port, "p80"),),
-        labels={"kubernetes.io/service-name": name},
-    )
-
-
 def test_matches_upstream_overall_nftables_rules() -> None:
-    p80 = ServicePort(80, name="p80")
-    svc1 = Service("ns1", "svc1", (p80,), cluster_ip="172.30.0.41")
-    svc3 = Service(
-        "ns3", "svc3", (replace(p80, node_port=3003),), type="NodePort", cluster_ip="172.30.0.43"
-    )
-    svc6 = Service("ns6", "svc6", (replace(p80, target_port=80),), cluster_ip="172.30.0.46")
-    rendered = render_nft(
-        [
-            (svc1, [_slice("ns1", "svc1", "10.180.0.1")]),
-            (svc3, [_slice("ns3", "svc3", "10.180.0.3")]),
-            (svc6, []),
-        ],
-        UPSTREAM,
-    )
+    rendered = render_nft(upstream_overall_services(), UPSTREAM)
     expected = (DATA / "upstream-overall.transaction").read_text()
     assert sort_transaction(rendered.text()) == sort_transaction(expected)
-    assert sorted(rendered.service_chains) == sorted(
-        [
-            "endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80",
-            "service-ULMVA6XW-ns1/svc1/tcp/p80",
-            "endpoint-UEIP74TE-ns3/svc3/tcp/p80__10.180.0.3/80",
-            "service-4AT6LBPK-ns3/svc3/tcp/p80",
-            "external-4AT6LBPK-ns3/svc3/tcp/p80",
-        ]
-    )
+    assert "firewall-HVFWP5L3-ns5/svc5/tcp/p80" in rendered.service_chains
+    assert "local-42NFTM6N-ns2/svc2/tcp/p80" not in rendered.service_chains
 
 
 def test_two_endpoints_share_one_numgen_vmap_in_sorted_order() -> None:
     """svc4's shape in TestOverallNFTablesRules: branch 0 -> .4, branch 1 -> .5."""
     p80 = ServicePort(80, name="p80")
     svc4 = Service("ns4", "svc4", (p80,), cluster_ip="172.30.0.44")
-    rules = render_nft([(svc4, [_slice("ns4", "svc4", "10.180.0.5", "10.180.0.4")])], UPSTREAM)
+    rules = render_nft(
+        [(svc4, [endpoint_slice("ns4", "svc4", "10.180.0.5", "10.180.0.4")])], UPSTREAM
+    )
     assert (
         "add rule ip kube-proxy service-LAUZTJTB-ns4/svc4/tcp/p80 numgen random mod 2 vmap "
         "{ 0 : goto endpoint-UNZV3OEC-ns4/svc4/tcp/p80__10.180.0.4/80 , "
@@ -104,25 +72,40 @@ def rendered_lines(text: str) -> list[str]:
     return text.splitlines()
 
 
-def test_local_policy_without_local_endpoints_drops_nodeport_traffic() -> None:
-    """externalTrafficPolicy=Local, no endpoint on this node: external- short-circuits only,
-    and the NodePort gets a `drop` no-endpoint element (svc2's shape upstream)."""
+def test_local_policy_with_a_local_endpoint_goes_to_the_local_chain() -> None:
+    """externalTrafficPolicy=Local with one endpoint on this node: external- falls through to
+    local-, whose numgen picks only among this node's endpoints; no drop element."""
     port = ServicePort(80, name="p80", node_port=3001)
-    svc2 = Service(
+    svc = Service(
         "ns2", "svc2", (port,), type="NodePort", cluster_ip="172.30.0.42",
         external_traffic_policy="Local",
     )  # fmt: skip
-    text = render_nft([(svc2, [_slice("ns2", "svc2", "10.180.0.2")])], UPSTREAM).text()
-    ext = "external-42NFTM6N-ns2/svc2/tcp/p80"
-    assert sort_transaction(text)[-1].startswith("add element")
-    svc = "service-42NFTM6N-ns2/svc2/tcp/p80"
-    short_circuit = f'{ext} ip saddr 10.0.0.0/8 goto {svc} comment "short-circuit pod traffic"'
-    assert f"add rule ip kube-proxy {short_circuit}" in text
-    assert (
-        'add element ip kube-proxy no-endpoint-nodeports { tcp . 3001 comment "ns2/svc2:p80" : '
-        "drop }" in text
+    slice_ = replace(
+        endpoint_slice("ns2", "svc2"),
+        endpoints=(Endpoint(("10.180.0.2",)), Endpoint(("10.180.0.3",), node_name="test-node")),
     )
-    assert f"{ext} goto local-" not in text  # no local endpoints: nothing falls through
+    rendered = render_nft([(svc, [slice_])], UPSTREAM)
+    lines = rendered.text().splitlines()
+    local = "local-42NFTM6N-ns2/svc2/tcp/p80"
+    assert f"add rule ip kube-proxy external-42NFTM6N-ns2/svc2/tcp/p80 goto {local}" in lines
+    (numgen,) = [ln for ln in lines if ln.startswith(f"add rule ip kube-proxy {local} ")]
+    assert "numgen random mod 1 vmap" in numgen and "__10.180.0.3/80 }" in numgen
+    assert not [ln for ln in lines if "no-endpoint-" in ln and "add element" in ln]
+
+
+def test_a_source_range_holding_the_node_admits_the_lb_ips_themselves() -> None:
+    """TestLoadBalancer's Service: 192.168.0.0/24 holds the node (192.168.0.2), so requests
+    the node loops back from its own LB VIPs are let through (proxier.go's allowFromNode)."""
+    svc = Service(
+        "ns1", "svc1", (ServicePort(80, name="p80", node_port=3001),), type="LoadBalancer",
+        cluster_ip="172.30.0.41", load_balancer_ips=("1.2.3.4", "5.6.7.8"),
+        source_ranges=("192.168.0.0/24", "203.0.113.0/25"),
+    )  # fmt: skip
+    text = render_nft([(svc, [endpoint_slice("ns1", "svc1", "10.180.0.1")])], UPSTREAM).text()
+    assert (
+        "add rule ip kube-proxy firewall-ULMVA6XW-ns1/svc1/tcp/p80 ip saddr != "
+        "{ 192.168.0.0/24 , 203.0.113.0/25 , 1.2.3.4 , 5.6.7.8 } drop"
+    ) in text.splitlines()
 
 
 # --- the lab's Service, per scenario --------------------------------------------------------

@@ -65,6 +65,9 @@ class MainScreen(Screen[None]):
             self.evidence.observe(event)
         self.packet_pane.add_events(events, dropped)
         self.probe_pane.add_probes([e for e in events if isinstance(e, ProbeEvent)])
+        landed = self.evidence.landed_from_capture()
+        self.chain_pane.show_landed(landed)
+        self.slice_pane.show_landed(landed)
         timings = [e for e in events if isinstance(e, SyncTiming)]
         if timings:
             self.chain_pane.show_sync(timings[-1])

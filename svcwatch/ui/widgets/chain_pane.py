@@ -8,7 +8,9 @@ KUBE-SEP -> DNAT. `statistic` probabilities are also shown as effective shares, 
 share, since they only catch returning clients. Rules that appeared in the latest sync are
 highlighted for a while.
 In kube-proxy's nftables mode the pane shows table ip kube-proxy's maps and chains instead
-(service-ips -> external-/service- -> endpoint- -> dnat), with numgen's flat 1/N shares.
+(service-ips -> external-/service- -> endpoint- -> dnat), with numgen's flat 1/N shares. That table
+has no counters, so each DNAT rule shows the new connections the capture saw land on its endpoint
+(SYNs onto cni0 since the slice last changed), and the pane says so.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class ChainPane(VerticalScroll):
         self.clock = clock
         self.chain_tree: ChainTree | None = None
         self.changed_at: dict[str, float] = {}  # rule line -> when it appeared
+        self.captured: dict[str, int] = {}  # endpoint ip:port -> new connections in the capture
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield Static("reading rules from the kernel…", id="chain-body")
@@ -67,8 +70,17 @@ class ChainPane(VerticalScroll):
     def start_over(self) -> None:
         self.chain_tree = None
         self.changed_at.clear()
+        self.captured = {}
         self.border_title, self.border_subtitle = "iptables chain", ""
         self.query_one("#chain-body", Static).update("reading rules from the kernel…")
+
+    def show_landed(self, counts: dict[str, int]) -> None:
+        """Connections the capture saw land per endpoint: the counter column of rules that have
+        no counters (kube-proxy's nftables table). Redraws only when a count changed."""
+        if counts != self.captured:
+            self.captured = dict(counts)
+            if self.chain_tree is not None and not chain_view.has_counters(self.chain_tree):
+                self.redraw()
 
     def show_sync(self, timing: SyncTiming) -> None:
         """The last slice change's lag, under the pane: how long until the kernel and the wire
@@ -126,6 +138,11 @@ class ChainPane(VerticalScroll):
             self._section(
                 out, title if chain_view.is_nft(tree) else "filter table", tree.filter_rules, {}
             )
+        if not chain_view.has_counters(tree):
+            out.append(
+                "kube-proxy's table has no counters: 'seen' = SYNs the capture saw on cni0\n",
+                self._style("chain--dim"),
+            )
         out.rstrip()
         return out
 
@@ -140,8 +157,14 @@ class ChainPane(VerticalScroll):
         line = Text("  ")
         tree = self.chain_tree
         counted = tree is None or chain_view.has_counters(tree)
-        packets = rule.packets if counted else "-"
-        line.append(f"{packets:>6} pkts ", self._style("chain--counter"))
+        if counted:
+            line.append(f"{rule.packets:>6} pkts ", self._style("chain--counter"))
+        elif rule.dnat_to:  # no counter: what the capture saw land there instead
+            line.append(
+                f"{self.captured.get(rule.dnat_to, 0):>6} seen ", self._style("chain--counter")
+            )
+        else:
+            line.append(f"{'-':>6}      ", self._style("chain--counter"))
         if share is not None:
             nft_share = tree is not None and chain_view.is_nft(tree)
             prob = "" if rule.probability is None or nft_share else f" p={rule.probability:.5f}"

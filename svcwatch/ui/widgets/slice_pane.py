@@ -3,7 +3,8 @@
 The slice says where kube-proxy should send traffic; the lab knows whether a pod really has that
 IP, whether anything listens on the port, and (from the endpoint chains' DNAT counters: KUBE-SEP-,
 or nftables' endpoint-) how many new connections actually landed there. Putting the claim and the
-truth side by side is the lesson. kube-proxy's nftables rules carry no counters: "n/a", not 0.
+truth side by side is the lesson. kube-proxy's nftables rules carry no counters: there the landed
+column counts what the capture saw (new connections onto cni0 per endpoint), marked "seen".
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class SlicePane(Static):
         self.slice: EndpointSlice | None = None
         self.facts: list[EndpointFacts] = []
         self.chain_tree: ChainTree | None = None
+        self.captured: dict[str, int] | None = None  # from the capture, for rules without counters
 
     def on_mount(self) -> None:
         self.border_title = "EndpointSlice"
@@ -51,13 +53,20 @@ class SlicePane(Static):
         self.redraw()
 
     def start_over(self) -> None:
-        self.slice, self.facts, self.chain_tree = None, [], None
+        self.slice, self.facts, self.chain_tree, self.captured = None, [], None, None
         self.border_title = "EndpointSlice"
         self.update("waiting for the EndpointSlice…")
 
     def show_counters(self, tree: ChainTree) -> None:
         self.chain_tree = tree
         self.redraw()
+
+    def show_landed(self, counts: dict[str, int]) -> None:
+        """Per-endpoint new connections from the capture; used when the rules count nothing."""
+        if counts != self.captured:
+            self.captured = dict(counts)
+            if landed_counts(self.chain_tree) is None:
+                self.redraw()
 
     def redraw(self) -> None:
         if self.slice is not None and self.is_mounted:
@@ -74,9 +83,12 @@ class SlicePane(Static):
         table.add_column("conditions", no_wrap=True, overflow="ellipsis")
         table.add_column("pod", no_wrap=True, overflow="ellipsis", ratio=1)
         table.add_column("listening", no_wrap=True, overflow="ellipsis")
-        table.add_column("landed", no_wrap=True, min_width=7)
-        port = next((p.port for p in slice_.ports if p.port), None)
         counts = landed_counts(self.chain_tree)
+        seen = counts is None and self.captured is not None
+        if seen:
+            counts = self.captured  # nftables mode: what the capture saw, not rule counters
+        table.add_column("seen" if seen else "landed", no_wrap=True, min_width=7)
+        port = next((p.port for p in slice_.ports if p.port), None)
         total = sum(counts.values()) if counts is not None else 0
         for endpoint in slice_.endpoints:
             table.add_row(*self._row(endpoint, port, counts, total))
