@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
+from pathlib import Path
 
 from textual import on, work
 from textual.actions import ActionParseResult
@@ -35,6 +36,7 @@ from svcwatch.ui import actions, messages
 from svcwatch.ui.bridge import UiSink
 from svcwatch.ui.controls import SessionControls
 from svcwatch.ui.display_log import DisplayLog, view_digest
+from svcwatch.ui.keymap import UserKeymap, load_keymap
 from svcwatch.ui.screens.help import HelpScreen
 from svcwatch.ui.screens.main import MainScreen, StoppingScreen
 from svcwatch.ui.slice_editor import EditFailed, Editor, edit_slice_text, external_editor
@@ -69,6 +71,7 @@ class SvcwatchApp(App[None]):
         captions: bool = False,
         script: TalkScript | None = None,
         t0: float | None = None,
+        keymap_path: Path | None = None,
     ) -> None:
         """`t0` is the stream's +0.000s (a replay: the recording's; default: `clock()` now)."""
         super().__init__()
@@ -89,6 +92,8 @@ class SvcwatchApp(App[None]):
         self.start_error: str | None = None  # why the session did not start, for the CLI
         self.stop_error: BaseException | None = None  # why stopping failed, for the exit status
         self.quit_requested = False  # a signal or a lost terminal: quit as `q` does
+        self.keymap_path = keymap_path
+        self.user_keymap = UserKeymap()
         self._main = MainScreen(clock, self.started_at)
         self.capabilities = session.capabilities()
         self.controls = SessionControls(self, session, clock)
@@ -115,6 +120,7 @@ class SvcwatchApp(App[None]):
 
     def on_mount(self) -> None:
         self._load_themes()
+        self._load_keymap()
         self.sub_title = "starting…"
         self.set_interval(self.chain_interval, self._refresh_counters)
         self.set_interval(1.0, self.refresh_status)  # replay clock, "stale for Ns"
@@ -150,6 +156,14 @@ class SvcwatchApp(App[None]):
     def _quit_if_requested(self) -> None:
         if self.quit_requested and not self.stopping:
             self.action_quit_dashboard()
+
+    def _load_keymap(self) -> None:
+        """The user's keymap.yaml (ui/keymap.py): applied, or one warning and the defaults."""
+        self.user_keymap = load_keymap(self.keymap_path)
+        if self.user_keymap.warning:
+            self.notify(self.user_keymap.warning, title="Keymap not loaded", severity="warning")
+        elif self.user_keymap.keys:
+            self.set_keymap(self.user_keymap.keys)
 
     def _load_themes(self) -> None:
         self.theme_result = load_themes(self.theme_dirs)
@@ -413,6 +427,16 @@ class SvcwatchApp(App[None]):
         self.talk.scenario_chosen()
         self.post_message(messages.ScenarioRequested(target))
 
+    def action_next_node(self) -> None:
+        """The chain pane shows the next watched node's rules (a cluster with several nodes)."""
+        switching = self.capabilities.node_switching
+        if switching is None:
+            self.notify("the chain pane has one node to show", severity="warning")
+            return
+        node = switching.show_next_node()
+        self.notify(f"chain pane: rules on node {node}", title="Node")
+        self._read_chain()
+
     def action_edit_slice(self) -> None:
         if self.capabilities.slice_editing is None:
             self.notify(f"the slice cannot be edited here: {self._read_only()}", severity="warning")
@@ -494,7 +518,7 @@ class SvcwatchApp(App[None]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.user_keymap))
 
     async def action_quit(self) -> None:
         """ctrl+q (Textual's own quit) also stops the session first."""
@@ -514,7 +538,7 @@ class SvcwatchApp(App[None]):
         for spec in actions.DASHBOARD_ACTIONS:
             yield SystemCommand(
                 spec.description,
-                f"key {spec.display_key} · {spec.help}",
+                f"key {self.user_keymap.display(spec.id, spec.display_key)} · {spec.help}",
                 partial(self.call_later, self.run_action, spec.action),
             )
         yield from (

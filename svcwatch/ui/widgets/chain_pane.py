@@ -104,11 +104,12 @@ class ChainPane(VerticalScroll):
     @staticmethod
     def title_for(tree: ChainTree) -> str:
         """What wrote the rules: iptables (nft or legacy backend) or kube-proxy's nftables mode."""
+        node = f" · node {tree.node}" if tree.node else ""
         if chain_view.is_nft(tree):
             counters = "" if chain_view.has_counters(tree) else " · no counters"
-            return f"nftables (table ip kube-proxy) · {tree.service}{counters}"
+            return f"nftables (table ip kube-proxy) · {tree.service}{node}{counters}"
         backend = f" · {tree.proxy_backend}" if tree.proxy_backend else ""
-        return f"iptables chain · {tree.service}{backend}"
+        return f"iptables chain · {tree.service}{node}{backend}"
 
     @property
     def chain_tree_service(self) -> str:
