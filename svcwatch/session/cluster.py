@@ -278,8 +278,21 @@ class ClusterSession(StreamingSession):
         return self.editor.scenario if self.editor else None
 
     def capabilities(self) -> Capabilities:
-        """Scenarios and edits on svcwatch's own slice, and a watch that can break; no pod moves."""
-        return Capabilities(scenarios=self, slice_editing=self, watch_health=self)
+        """Scenarios and edits on svcwatch's own slice, and a watch that can break; no pod moves;
+        with several nodes watched, the chain pane switches between them."""
+        return Capabilities(
+            scenarios=self, slice_editing=self, watch_health=self, node_switching=self.switching()
+        )
+
+    def switching(self) -> ClusterSession | None:
+        """This session as the node switch, when it watches more than one node."""
+        return self if len(self._fleet.nodes) > 1 else None
+
+    def nodes_watched(self) -> list[str]:
+        return sorted(self._fleet.nodes)
+
+    def show_next_node(self) -> str:
+        return self._fleet.show_next_node()
 
     def scenarios_offered(self) -> list[str]:
         """The scenarios that only patch the slice (svcwatch moves no pod on a real cluster)."""
