@@ -143,13 +143,10 @@ def test_in_cluster_outside_a_pod_is_one_line_naming_the_fix() -> None:
         "run", "--cluster", "--in-cluster", "--duration", "1", env={"KUBERNETES_SERVICE_HOST": ""}
     )
     assert done.returncode == 2, done.stderr
-    assert (
-        done.stderr.strip()
-        .splitlines()[-1]
-        .endswith(
-            "--in-cluster: this is not a pod with a ServiceAccount (KUBERNETES_SERVICE_HOST/PORT unset "
-            "or no token in /var/run/secrets/kubernetes.io/serviceaccount): leave out --in-cluster to "
-            "use a kubeconfig"
-        )
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.endswith(
+        "--in-cluster: this is not a pod with a ServiceAccount (KUBERNETES_SERVICE_HOST/PORT "
+        "unset or no token in /var/run/secrets/kubernetes.io/serviceaccount): leave out "
+        "--in-cluster to use a kubeconfig"
     )
     assert "Traceback" not in done.stderr
