@@ -196,6 +196,16 @@ DASHBOARD_ACTIONS: list[ActionSpec] = [
         show=False,
         priority=True,
     ),
+    ActionSpec(
+        "next-node",
+        "n",
+        "n",
+        "next_node",
+        "Node",
+        "On a cluster with several watched nodes: show the next node's kube-proxy rules in the "
+        "chain pane (its title names the node).",
+        show=False,
+    ),
     ActionSpec("help", "question_mark", "?", "help", "Help", "Show this help screen."),
     ActionSpec(
         "quit",
