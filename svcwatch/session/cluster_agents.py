@@ -5,7 +5,7 @@ re-filters every node's capture together when the Service or slice changes, and 
 rules on one thread: after every change and every RULES_PERIOD seconds (the counters move). Each
 read costs the same on a node with 10 Services or 10,000 (see cluster/rules_read.py), except the
 KUBE-SERVICES jumps, which are re-read after changes and every ENTRY_PERIOD. The
-first node (by name) is the one whose chain tree the dashboard shows.
+first node (by name) is the one whose chain tree the dashboard shows until `n` picks another.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from svcwatch.cluster.agent import NodeAgent, delete_agents, start_agent
 from svcwatch.cluster.api import ClusterApi
 from svcwatch.kubeproxy.rules import ChainTree, Rule
+from svcwatch.model.errors import InputError
 from svcwatch.model.events import RulesSynced
 from svcwatch.model.service import Service
 from svcwatch.session.cluster_nodes import NodeWatch, chain_tree
@@ -36,7 +37,8 @@ class AgentFleet:
         self.notice = notice
         self.nodes: dict[str, NodeWatch] = {}
         self.agents: list[str] = []  # agent pod names, to delete on stop
-        self.tree: ChainTree | None = None  # the first node's chain tree, as last read
+        self.trees: dict[str, ChainTree] = {}  # each node's chain tree, as last read
+        self.shown: str | None = None  # the node the chain pane shows (None: the first)
         self._entries: dict[str, tuple[float, list[Rule]]] = {}  # node -> (read at, jumps in)
         self._rules_wanted = threading.Event()
         self._stopping = threading.Event()
@@ -135,8 +137,8 @@ class AgentFleet:
         tree = self._read_tree(watch, service, known.get(node), changed=changed)
         if tree is None:
             return
-        if node == next(iter(sorted(self.nodes))):
-            self.tree = tree
+        tree.node = node
+        self.trees[node] = tree
         chains = set(tree.chain_names())
         before = known.get(node)
         known[node] = chains
@@ -176,6 +178,22 @@ class AgentFleet:
         elif last is not None:
             tree.entry = list(last[1])
         return tree
+
+    @property
+    def tree(self) -> ChainTree | None:
+        """The shown node's chain tree, as last read (the first node's until `n` is pressed)."""
+        node = self.shown or next(iter(sorted(self.nodes)), None)
+        return self.trees.get(node) if node is not None else None
+
+    def show_next_node(self) -> str:
+        """Cycle the shown node through the watched ones (by name); the one shown now."""
+        names = sorted(self.nodes)
+        if not names:
+            raise InputError("no node is watched yet")
+        current = self.shown if self.shown in names else names[0]
+        self.shown = names[(names.index(current) + 1) % len(names)]
+        self.want_rules()
+        return self.shown
 
     def begin_stop(self) -> None:
         """No capture restarts from here on; the rules thread wakes up to end."""

@@ -86,7 +86,7 @@ class MockCluster:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=10)
 
-    def on_loop(self, fn: Callable[[Any], None]) -> None:
+    def on_loop(self, fn: Callable[[Any], object]) -> None:
         """Run `fn(handler)` on the server's loop (to add reactions while it serves)."""
         assert self._loop is not None
         done: Future[None] = Future()
