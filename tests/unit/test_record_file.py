@@ -168,9 +168,9 @@ def test_a_version_1_recording_reads_with_the_version_2_names(tmp_path: Path) ->
     assert rec.chains[0][1] == chain_tree(0) and chain_tree(0).proxy_backend == "iptables-nft"
 
 
-def test_the_bundled_demo_recording_is_version_1_and_still_replays() -> None:
+def test_the_bundled_demo_recording_replays_with_the_new_names() -> None:
     rec = load_recording(DEMO_RECORDING)
-    assert rec.header["version"] == 1 and rec.session_kind == "lab" and rec.warning() is None
+    assert rec.session_kind == "lab" and rec.warning() is None
     synced = [e for e in rec.events if isinstance(e, RulesSynced)]
     assert synced and {e.proxy_backend for e in synced} == {"iptables-nft"}
     assert {tree.proxy_backend for _, tree in rec.chains} == {"iptables-nft"}
