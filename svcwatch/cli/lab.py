@@ -43,6 +43,7 @@ def lab() -> None:
 
     \b
       sudo svcwatch lab up                       build (or reuse) the lab "default"
+      sudo svcwatch lab up --proxy-mode nftables kube-proxy's nftables mode instead of iptables
       sudo svcwatch lab scenario wrong-port      break it: the slice points at port 12346
       sudo svcwatch lab status                   namespaces, addresses, the chain, drift
       sudo svcwatch lab exec node -- iptables-save -t nat
@@ -62,7 +63,8 @@ def up(
     """Build the lab, or reuse it when it is already up and healthy (a broken one is rebuilt).
 
     Builds the node and client namespaces, the cni0 bridge, the socat echo pod and PODS idle pods,
-    installs kube-proxy's rules for the manifests' Service, and prints each step.
+    installs kube-proxy's rules for the manifests' Service (iptables chains, or with --proxy-mode
+    nftables its `table ip kube-proxy`), and prints each step.
     """
     from svcwatch.lab import LabNode, LabSpec
     from svcwatch.lab.sources import load_manifests
