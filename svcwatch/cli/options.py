@@ -172,6 +172,12 @@ cluster_options = _apply(
             help="Image of the short-lived node agent pod (needs tcpdump and iptables).",
         ),
         click.option(
+            "--agent-namespace",
+            default=None,
+            help="Namespace for the node agent pods (privileged, hostNetwork; default: -n's). "
+            "Pod Security must allow privileged pods there.",
+        ),
+        click.option(
             "--take-over",
             is_flag=True,
             help="Adopt an EndpointSlice svcwatch did not create (restored on exit).",

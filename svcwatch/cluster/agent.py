@@ -35,6 +35,7 @@ from svcwatch.cluster.rules_read import (
     read_argv,
 )
 from svcwatch.cluster.transport import Transport, none_available, wait_for_stderr
+from svcwatch.cluster.waiting import poll_until
 from svcwatch.locations import package_data_dir
 from svcwatch.model.errors import SetupError
 from svcwatch.model.service import Service
@@ -46,6 +47,7 @@ AGENT_LABELS = {
 DEFAULT_IMAGE = "nicolaka/netshoot:latest"
 LINKS_ARGV = ("ip", "-o", "link")
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerError")
+ENDED = ("Failed", "Succeeded", "Completed", "Error", "DeadlineExceeded")  # phases and reasons
 
 Progress = Callable[[str], None]
 
@@ -188,34 +190,79 @@ def start_agent(
     progress: Progress,
     timeout: float = 120.0,
 ) -> str:
-    """Create (or reuse) the agent pod on `node` and wait until its container runs; its name."""
+    """Make sure the agent pod on `node` runs, and wait until it does; its name.
+
+    A leftover agent that runs the same image is reused; one that cannot serve (ended, expired
+    after its 4 hours, terminating, failing to pull, another image) is deleted and made anew.
+    """
     body = render_agent_pod(node, namespace, image)
     name = str(body["metadata"]["name"])
-    try:
-        api.create("Pod", namespace, body)
-        progress(f"started node agent {name} on {node} ({image})")
-    except Conflict:
+    existing = api.read_or_none("Pod", namespace, name)
+    unusable = _unusable(existing, image) if existing is not None else None
+    if unusable is not None:
+        progress(f"replacing node agent {name} on {node} ({unusable})")
+        api.delete("Pod", namespace, name)
+        _wait_gone(api, namespace, name, progress, timeout)
+        existing = None
+    if existing is None:
+        try:
+            api.create("Pod", namespace, body)
+            progress(f"started node agent {name} on {node} ({image})")
+        except Conflict:
+            progress(f"reusing node agent {name} on {node}")
+    else:
         progress(f"reusing node agent {name} on {node}")
-    deadline = time.monotonic() + timeout
-    last = ""
-    while True:
-        pod = api.read("Pod", namespace, name)
-        state = _agent_state(pod)
-        if state == "running":
-            return name
-        if state in PULL_FAILURES or state in ("Failed", "Succeeded"):
+
+    def look() -> tuple[str | None, str]:
+        state = _agent_state(api.read("Pod", namespace, name))
+        if state in PULL_FAILURES or state in ENDED:
             raise SetupError(
                 f"node agent {name} on {node} cannot run ({state}, image {image}): "
                 "pass --agent-image with an image that has tcpdump and iptables"
             )
-        if state != last:
-            progress(f"waiting for node agent {name} on {node}: {state}")
-            last = state
-        if time.monotonic() >= deadline:
-            raise SetupError(
-                f"node agent {name} on {node} not running after {timeout:.0f}s ({state})"
-            )
-        time.sleep(0.5)
+        return (name if state == "running" else None), state
+
+    return poll_until(
+        look,
+        timeout=timeout,
+        every=0.5,
+        progress=progress,
+        waiting=f"waiting for node agent {name} on {node}",
+        gave_up=lambda state: SetupError(
+            f"node agent {name} on {node} not running after {timeout:.0f}s ({state})"
+        ),
+    )
+
+
+def _unusable(pod: dict[str, Any], image: str) -> str | None:
+    """Why a leftover agent pod cannot serve (None: it can be reused)."""
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return "terminating"
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
+    if containers[0].get("image") != image:
+        return f"image {containers[0].get('image')}"
+    state = _agent_state(pod)
+    if state in ENDED or state in PULL_FAILURES:
+        return state
+    return None
+
+
+def _wait_gone(
+    api: ClusterApi, namespace: str, name: str, progress: Progress, timeout: float
+) -> None:
+    def look() -> tuple[bool | None, str]:
+        return (True if api.read_or_none("Pod", namespace, name) is None else None), "terminating"
+
+    poll_until(
+        look,
+        timeout=timeout,
+        every=0.5,
+        progress=progress,
+        waiting=f"waiting for the old node agent {name} to go",
+        gave_up=lambda _: SetupError(
+            f"the old node agent {name} is still there after {timeout:.0f}s"
+        ),
+    )
 
 
 def _agent_state(pod: dict[str, Any]) -> str:

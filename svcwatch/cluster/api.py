@@ -27,6 +27,22 @@ MERGE_PATCH = "application/merge-patch+json"
 RBAC_HINT = "apply manifests/rbac.yaml (and bind it to your user) or use a context with that right"
 
 
+POD_SECURITY = re.compile(r'violates PodSecurity "([a-z]+)(?::[^"]*)?": (.*)')
+
+
+class PodSecurityRejected(SetupError):
+    """Pod Security admission refused a pod: the namespace's enforced level and the fix."""
+
+    def __init__(self, namespace: str, level: str, violations: str) -> None:
+        self.namespace, self.level = namespace, level
+        super().__init__(
+            f"Pod Security admission refused svcwatch's node agent in namespace {namespace}: it "
+            f'enforces the "{level}" level and the agent needs privileged ({violations}): pass '
+            "--agent-namespace with a namespace that allows privileged pods, or label this one: "
+            f"kubectl label namespace {namespace} pod-security.kubernetes.io/enforce=privileged"
+        )
+
+
 class NotFound(LookupError):
     """The object does not exist (HTTP 404): callers decide whether that is an error."""
 
@@ -155,6 +171,9 @@ class ClusterApi:
         """An ApiException as NotFound, Conflict or a one-line SetupError (verb + resource)."""
         where = f" in namespace {namespace}" if namespace else " (cluster-wide)"
         status = int(getattr(exc, "status", 0) or 0)
+        refused = POD_SECURITY.search(_status_message(exc, 2000)) if status == 403 else None
+        if refused is not None:
+            return PodSecurityRejected(namespace or "", refused.group(1), refused.group(2))
         if status == 403:
             return SetupError(
                 f"RBAC denied: cannot {verb} {resource}{where} as context {self.context!r}: "
@@ -239,13 +258,13 @@ def has_labels(obj: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
     return all(own.get(k) == v for k, v in labels.items())
 
 
-def _status_message(exc: Any) -> str:
+def _status_message(exc: Any, limit: int = 200) -> str:
     try:
         message = json.loads(exc.body).get("message")
     except (TypeError, ValueError, AttributeError):
         message = None
     text = str(message or getattr(exc, "reason", "") or "")
-    return " ".join(text.split())[:200]
+    return " ".join(text.split())[:limit]
 
 
 def connect(kubeconfig: str | None, context: str | None) -> tuple[Any, ClusterApi]:

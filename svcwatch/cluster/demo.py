@@ -9,7 +9,6 @@ user's own `socat` Service with the same name is never removed.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ import yaml
 
 from svcwatch.cluster.api import ClusterApi, Conflict, has_labels
 from svcwatch.cluster.objects import OWNER, check_editable, list_saved, refuse_protected
+from svcwatch.cluster.waiting import poll_until
 from svcwatch.locations import manifest_files
 from svcwatch.model.errors import InputError, SetupError
 from svcwatch.model.manifest import parse_documents
@@ -160,25 +160,29 @@ def wait_for_ready_pod(
 ) -> dict[str, Any]:
     """Poll until a pod with `labels` is Ready with an IP; report each new state once."""
     selector = ",".join(f"{k}={v}" for k, v in labels.items())
-    deadline = time.monotonic() + timeout
-    last = ""
-    while True:
+
+    def look() -> tuple[dict[str, Any] | None, str]:
         pods = api.list("Pod", namespace, labels)
         ready = [p for p in pods if is_ready(p)]
         if ready:  # the newest Ready pod: after a rollout that is the one that stays
-            return max(
+            newest = max(
                 ready, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp", ""))
             )
-        state = "; ".join(f"{p['metadata']['name']}: {pod_state(p)}" for p in pods) or "no pod yet"
-        if state != last:
-            progress(f"waiting for a Ready pod ({selector}) in {namespace}: {state}")
-            last = state
-        if time.monotonic() >= deadline:
-            raise SetupError(
-                f"no Ready pod with {selector} in {namespace} after {timeout:.0f}s ({state}): "
-                f"see `kubectl -n {namespace} describe pod -l {selector}`"
-            )
-        time.sleep(POLL_SECONDS)
+            return newest, "Ready"
+        state = "; ".join(f"{p['metadata']['name']}: {pod_state(p)}" for p in pods)
+        return None, state or "no pod yet"
+
+    return poll_until(
+        look,
+        timeout=timeout,
+        every=POLL_SECONDS,
+        progress=progress,
+        waiting=f"waiting for a Ready pod ({selector}) in {namespace}",
+        gave_up=lambda state: SetupError(
+            f"no Ready pod with {selector} in {namespace} after {timeout:.0f}s ({state}): "
+            f"see `kubectl -n {namespace} describe pod -l {selector}`"
+        ),
+    )
 
 
 def endpoint_for(pod: Mapping[str, Any]) -> dict[str, Any]:

@@ -90,7 +90,8 @@ class ChainTree:
     `chains` maps each of its chains (KUBE-FW-, KUBE-EXT-, KUBE-SVC-, KUBE-SVL-, KUBE-SEP-... in
     the order a packet walks them) to its rules; `filter_rules` are its filter-table rules (REJECT
     or DROP without endpoints, the source-range firewall's DROP, the health-check ACCEPT).
-    `proxy_backend` says which iptables wrote the dump (iptables-nft, iptables-legacy).
+    `proxy_backend` says which iptables wrote the dump (iptables-nft, iptables-legacy); `node`
+    which cluster node it was read on ("" for the lab's one node).
     """
 
     service: str
@@ -98,6 +99,7 @@ class ChainTree:
     chains: dict[str, list[Rule]] = field(default_factory=dict)
     filter_rules: list[Rule] = field(default_factory=list)
     proxy_backend: str = ""
+    node: str = ""
 
     def all_rules(self) -> list[Rule]:
         return [

@@ -152,6 +152,10 @@ class Recorder:
     def record_scenario(self, name: str, ts: float) -> None:
         self._queue.put({"rec": "scenario", "ts": ts, "name": name})
 
+    def record_shown(self, what: str, seen: int, ts: float, fields: dict[str, Any]) -> None:
+        """What the dashboard displayed after `seen` events (format.py: the `shown` record)."""
+        self._queue.put({"rec": "shown", "ts": ts, "seen": seen, "what": what, **fields})
+
     def record_start(self, ts: float) -> None:
         """The moment the stream starts: the +0.000s of the plain output."""
         self._queue.put({"rec": "start", "ts": ts})

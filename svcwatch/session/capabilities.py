@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class ScenarioSwitching(Protocol):
@@ -103,6 +103,13 @@ class KeyRecording(Protocol):
     def record_key(self, key: str) -> None: ...
 
 
+class DisplayRecording(Protocol):
+    """What the dashboard displayed, written with the number of stream events shown by then
+    (`--record`), so a replay shows each value at exactly the same point (ui/display_log.py)."""
+
+    def record_shown(self, what: str, seen: int, fields: dict[str, Any]) -> None: ...
+
+
 class WatchHealth(Protocol):
     """The header's "⚠ watch stale for Ns" and the diagnosis' stale prefix (a cluster watch)."""
 
@@ -119,6 +126,19 @@ class ExitReport(Protocol):
     def exit_line(self) -> str | None: ...
 
 
+class NodeSwitching(Protocol):
+    """Key `n` on a cluster with several watched nodes: the chain pane shows the next node's
+    rules (each node's kube-proxy writes its own; they differ with Local traffic policy)."""
+
+    def nodes_watched(self) -> Sequence[str]:
+        """The nodes whose rules are read, in the order `n` cycles through them."""
+        ...
+
+    def show_next_node(self) -> str:
+        """Show the next node's rules from now on; its name."""
+        ...
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What one session can do; None where it cannot (see the module docstring)."""
@@ -129,7 +149,10 @@ class Capabilities:
     proxy_modes: ProxyModeSwitching | None = None
     replay: ReplayControls | None = None
     key_recording: KeyRecording | None = None
+    display_recording: DisplayRecording | None = None
+    replayed_display: bool = False  # chain, slice, scenario arrive in the stream (a StateSink)
     watch_health: WatchHealth | None = None
+    node_switching: NodeSwitching | None = None
     exit_report: ExitReport | None = None
     stream_start: float | None = None  # the stream's +0.000s when the session fixes it
     read_only: str | None = None  # why this session changes nothing (None: it may)

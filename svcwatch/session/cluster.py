@@ -74,6 +74,7 @@ class ClusterSession(StreamingSession):
         )
         assert slice_doc is not None  # demo_documents guarantees one
         self.namespace: str = slice_doc["metadata"]["namespace"]
+        self.agent_namespace: str = settings.agent_namespace or self.namespace
         self.slice_name: str = slice_doc["metadata"]["name"]
         self.service_name: str = (service_doc or slice_doc)["metadata"].get("name", self.slice_name)
         self.context = context or "?"
@@ -117,7 +118,7 @@ class ClusterSession(StreamingSession):
         self._node_ip = (pod or {}).get("status", {}).get("hostIP") or target[0]
         self._fleet.start_agents(
             self.api,
-            self.namespace,
+            self.agent_namespace,
             watched_nodes(self._slice, probe_node),
             sink,
             image=self.agent_image,
@@ -141,7 +142,7 @@ class ClusterSession(StreamingSession):
                     "info",
                     f"EndpointSlice {self.namespace}/{self.slice_name} restored to its original",
                 )
-        self._fleet.delete_agents(self.api, self.namespace, self._quietly)
+        self._fleet.delete_agents(self.api, self.agent_namespace, self._quietly)
         if self.api is not None:
             self.api.close()
         self._probes = self._source = None
@@ -258,8 +259,21 @@ class ClusterSession(StreamingSession):
         return self.editor.scenario if self.editor else None
 
     def capabilities(self) -> Capabilities:
-        """Scenarios and edits on svcwatch's own slice, and a watch that can break; no pod moves."""
-        return Capabilities(scenarios=self, slice_editing=self, watch_health=self)
+        """Scenarios and edits on svcwatch's own slice, and a watch that can break; no pod moves;
+        with several nodes watched, the chain pane switches between them."""
+        return Capabilities(
+            scenarios=self, slice_editing=self, watch_health=self, node_switching=self.switching()
+        )
+
+    def switching(self) -> ClusterSession | None:
+        """This session as the node switch, when it watches more than one node."""
+        return self if len(self._fleet.nodes) > 1 else None
+
+    def nodes_watched(self) -> list[str]:
+        return sorted(self._fleet.nodes)
+
+    def show_next_node(self) -> str:
+        return self._fleet.show_next_node()
 
     def scenarios_offered(self) -> list[str]:
         """The scenarios that only patch the slice (svcwatch moves no pod on a real cluster)."""

@@ -5,7 +5,7 @@ re-filters every node's capture together when the Service or slice changes, and 
 rules on one thread: after every change and every RULES_PERIOD seconds (the counters move). Each
 read costs the same on a node with 10 Services or 10,000 (see cluster/rules_read.py), except the
 KUBE-SERVICES jumps, which are re-read after changes and every ENTRY_PERIOD. The
-first node (by name) is the one whose chain tree the dashboard shows.
+first node (by name) is the one whose chain tree the dashboard shows until `n` picks another.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from svcwatch.cluster.agent import NodeAgent, delete_agents, start_agent
 from svcwatch.cluster.api import ClusterApi
 from svcwatch.kubeproxy.rules import ChainTree, Rule
+from svcwatch.model.errors import InputError
 from svcwatch.model.events import RulesSynced
 from svcwatch.model.service import Service
 from svcwatch.session.cluster_nodes import NodeWatch, chain_tree
@@ -36,11 +37,13 @@ class AgentFleet:
         self.notice = notice
         self.nodes: dict[str, NodeWatch] = {}
         self.agents: list[str] = []  # agent pod names, to delete on stop
-        self.tree: ChainTree | None = None  # the first node's chain tree, as last read
+        self.trees: dict[str, ChainTree] = {}  # each node's chain tree, as last read
+        self.shown: str | None = None  # the node the chain pane shows (None: the first)
         self._entries: dict[str, tuple[float, list[Rule]]] = {}  # node -> (read at, jumps in)
         self._rules_wanted = threading.Event()
         self._stopping = threading.Event()
         self._rules_thread: threading.Thread | None = None
+        self._revive_lock = threading.Lock()
 
     def start_agents(
         self,
@@ -66,9 +69,18 @@ class AgentFleet:
                 agent,
                 sink,
                 label_node=len(nodes) > 1,
-                on_error=lambda m: self.notice("warning", m),
+                notice=self.notice,
                 node_ip=node_ip or fallback_ip,
+                revive=lambda node=node: self._revive(api, namespace, node, image),  # type: ignore[misc]
             )
+
+    def _revive(self, api: ClusterApi, namespace: str, node: str, image: str) -> None:
+        """Make sure `node`'s agent pod runs (it expires after 4 h, or was deleted): re-create it
+        if it does not. One at a time: the capture and the rules thread may both ask."""
+        if self._stopping.is_set():
+            return
+        with self._revive_lock:
+            start_agent(api, namespace, node, image, progress=lambda m: self.notice("info", m))
 
     def refilter(self, bpf_for: Callable[[str], str], service_key: str) -> None:
         """Restart each node's capture whose filter (`bpf_for(node_ip)`) changed; none once
@@ -99,8 +111,17 @@ class AgentFleet:
                     self._read_rules(node, watch, known, service(), emit, changed=changed)
                 except Exception as exc:  # one node's failure must not stop the others
                     self.notice("warning", f"rules on {node}: {one_line(exc)}")
+                    self._quiet_revive(watch)
             changed = self._rules_wanted.wait(RULES_PERIOD)
             self._rules_wanted.clear()
+
+    def _quiet_revive(self, watch: NodeWatch) -> None:
+        """After a failed read: bring the agent back if it is gone (saying why if it cannot)."""
+        try:
+            if watch.revive is not None:
+                watch.revive()
+        except Exception as exc:  # reported; the next read tries again
+            self.notice("warning", f"node agent on {watch.node}: {one_line(exc)}")
 
     def _read_rules(
         self,
@@ -116,8 +137,8 @@ class AgentFleet:
         tree = self._read_tree(watch, service, known.get(node), changed=changed)
         if tree is None:
             return
-        if node == next(iter(sorted(self.nodes))):
-            self.tree = tree
+        tree.node = node
+        self.trees[node] = tree
         chains = set(tree.chain_names())
         before = known.get(node)
         known[node] = chains
@@ -157,6 +178,22 @@ class AgentFleet:
         elif last is not None:
             tree.entry = list(last[1])
         return tree
+
+    @property
+    def tree(self) -> ChainTree | None:
+        """The shown node's chain tree, as last read (the first node's until `n` is pressed)."""
+        node = self.shown or next(iter(sorted(self.nodes)), None)
+        return self.trees.get(node) if node is not None else None
+
+    def show_next_node(self) -> str:
+        """Cycle the shown node through the watched ones (by name); the one shown now."""
+        names = sorted(self.nodes)
+        if not names:
+            raise InputError("no node is watched yet")
+        current = self.shown if self.shown in names else names[0]
+        self.shown = names[(names.index(current) + 1) % len(names)]
+        self.want_rules()
+        return self.shown
 
     def begin_stop(self) -> None:
         """No capture restarts from here on; the rules thread wakes up to end."""

@@ -164,7 +164,9 @@ class ExistingServiceSession(ClusterSession):
 
     def capabilities(self) -> Capabilities:
         if self.read_only is not None:
-            return Capabilities(watch_health=self, read_only=self.read_only)
+            return Capabilities(
+                watch_health=self, read_only=self.read_only, node_switching=self.switching()
+            )
         return super().capabilities()
 
     def _editor(self) -> SliceEditor:

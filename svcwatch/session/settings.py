@@ -53,6 +53,7 @@ class ClusterSettings:
     kubeconfig: str | None = None
     namespace: str | None = None
     agent_image: str | None = None  # None: svcwatch.cluster.agent.DEFAULT_IMAGE
+    agent_namespace: str | None = None  # None: the Service's namespace
     take_over: bool = False
     scenario: str | None = None
     manifests: tuple[str, ...] = ()
@@ -92,6 +93,7 @@ class SessionSettings:
         namespace: str | None,
         agent_image: str | None,
         take_over: bool,
+        agent_namespace: str | None = None,
         service: str | None = None,
         record: str | None = None,
         pcap: str | None = None,
@@ -118,6 +120,7 @@ class SessionSettings:
                 kubeconfig=kubeconfig,
                 namespace=namespace,
                 agent_image=agent_image,
+                agent_namespace=agent_namespace,
                 take_over=take_over,
                 scenario=scenario,
                 manifests=tuple(manifests),

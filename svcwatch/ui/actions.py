@@ -196,14 +196,24 @@ DASHBOARD_ACTIONS: list[ActionSpec] = [
         show=False,
         priority=True,
     ),
+    ActionSpec(
+        "next-node",
+        "n",
+        "n",
+        "next_node",
+        "Node",
+        "On a cluster with several watched nodes: show the next node's kube-proxy rules in the "
+        "chain pane (its title names the node).",
+        show=False,
+    ),
     ActionSpec("help", "question_mark", "?", "help", "Help", "Show this help screen."),
     ActionSpec(
         "quit",
-        "q",
+        "q,ctrl+c",  # ctrl+c quits too, as in k9s (Textual's own default is ctrl+q)
         "q",
         "quit_dashboard",
         "Quit",
-        "Quit; the lab is torn down unless svcwatch was started with --keep.",
+        "Quit (ctrl+c too); the lab is torn down unless svcwatch was started with --keep.",
     ),
 ]
 

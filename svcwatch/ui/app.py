@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
+from pathlib import Path
 
 from textual import on, work
 from textual.actions import ActionParseResult
@@ -25,14 +26,17 @@ from textual.worker import Worker, WorkerState
 
 from svcwatch.explain.diagnosis import Diagnosis
 from svcwatch.model.errors import InputError
-from svcwatch.model.events import Notice, RulesSynced, SliceChanged
+from svcwatch.model.events import Event, Notice, RulesSynced, SliceChanged
 from svcwatch.model.manifest import dump_slice
 from svcwatch.model.scenario import SCENARIOS
+from svcwatch.record.reader import Shown
 from svcwatch.session.base import Session
 from svcwatch.talk.script import TalkScript
 from svcwatch.ui import actions, messages
 from svcwatch.ui.bridge import UiSink
 from svcwatch.ui.controls import SessionControls
+from svcwatch.ui.display_log import DisplayLog, view_digest
+from svcwatch.ui.keymap import UserKeymap, load_keymap
 from svcwatch.ui.screens.help import HelpScreen
 from svcwatch.ui.screens.main import MainScreen, StoppingScreen
 from svcwatch.ui.slice_editor import EditFailed, Editor, edit_slice_text, external_editor
@@ -67,6 +71,7 @@ class SvcwatchApp(App[None]):
         captions: bool = False,
         script: TalkScript | None = None,
         t0: float | None = None,
+        keymap_path: Path | None = None,
     ) -> None:
         """`t0` is the stream's +0.000s (a replay: the recording's; default: `clock()` now)."""
         super().__init__()
@@ -87,6 +92,8 @@ class SvcwatchApp(App[None]):
         self.start_error: str | None = None  # why the session did not start, for the CLI
         self.stop_error: BaseException | None = None  # why stopping failed, for the exit status
         self.quit_requested = False  # a signal or a lost terminal: quit as `q` does
+        self.keymap_path = keymap_path
+        self.user_keymap = UserKeymap()
         self._main = MainScreen(clock, self.started_at)
         self.capabilities = session.capabilities()
         self.controls = SessionControls(self, session, clock)
@@ -99,6 +106,9 @@ class SvcwatchApp(App[None]):
             after_rollout=self._read_endpoints,
             stopping=lambda: self.stopping,
         )
+        self.display_log = DisplayLog(self.capabilities.display_recording)
+        # A replay pushes what the live dashboard displayed; pulling too would show other moments.
+        self.pushes_state = self.capabilities.replayed_display
 
     # --- compose -------------------------------------------------------------------------------
 
@@ -110,6 +120,7 @@ class SvcwatchApp(App[None]):
 
     def on_mount(self) -> None:
         self._load_themes()
+        self._load_keymap()
         self.sub_title = "starting…"
         self.set_interval(self.chain_interval, self._refresh_counters)
         self.set_interval(1.0, self.refresh_status)  # replay clock, "stale for Ns"
@@ -145,6 +156,14 @@ class SvcwatchApp(App[None]):
     def _quit_if_requested(self) -> None:
         if self.quit_requested and not self.stopping:
             self.action_quit_dashboard()
+
+    def _load_keymap(self) -> None:
+        """The user's keymap.yaml (ui/keymap.py): applied, or one warning and the defaults."""
+        self.user_keymap = load_keymap(self.keymap_path)
+        if self.user_keymap.warning:
+            self.notify(self.user_keymap.warning, title="Keymap not loaded", severity="warning")
+        elif self.user_keymap.keys:
+            self.set_keymap(self.user_keymap.keys)
 
     def _load_themes(self) -> None:
         self.theme_result = load_themes(self.theme_dirs)
@@ -191,8 +210,9 @@ class SvcwatchApp(App[None]):
                 self.session.title,
             )
         )
-        self._read_chain(after_sync=True)
-        self._read_endpoints()
+        if not self.pushes_state:
+            self._read_chain(after_sync=True)
+            self._read_endpoints()
 
     @work(
         thread=True,
@@ -232,7 +252,8 @@ class SvcwatchApp(App[None]):
         if scenarios is None:
             raise InputError(f"this session cannot switch scenarios ({self._read_only()})")
         scenarios.request_scenario(name)
-        self._read_endpoints()
+        if not self.pushes_state:
+            self._read_endpoints()
 
     @work(
         thread=True,
@@ -258,46 +279,75 @@ class SvcwatchApp(App[None]):
             self.post_message(messages.SessionStopped())
 
     def _refresh_counters(self) -> None:
-        if not self.stopping and self.session_ready:
+        if not self.stopping and self.session_ready and not self.pushes_state:
             self._read_chain()
 
     # --- routing -------------------------------------------------------------------------------
 
     def on_events_arrived(self, message: messages.EventsArrived) -> None:
-        self.main.show_events(message.events, message.dropped)
-        for error in (e for e in message.events if isinstance(e, Notice) and e.kind == "error"):
+        events: list[Event] = []
+        for item in message.events:
+            if isinstance(item, Shown):  # a replay: what the live dashboard displayed here
+                self._show_events(events)
+                events = []
+                self.display_log.show_recorded(self, item)
+            else:
+                events.append(item)
+        self._show_events(events, message.dropped)
+
+    def _show_events(self, events: list[Event], dropped: int = 0) -> None:
+        if not events and not dropped:
+            return
+        self.display_log.count(len(events) + dropped)
+        self.main.show_events(events, dropped)
+        for error in (e for e in events if isinstance(e, Notice) and e.kind == "error"):
             self.notify(error.message, title=error.origin, severity="error", timeout=15)
             if self.session_ready:  # a writer that stopped changes the title ("… FAILED")
                 self.title = f"svcwatch · {self.session.title}"
-        if any(isinstance(e, Notice) and e.kind == "stale" for e in message.events):
+        if any(isinstance(e, Notice) and e.kind == "stale" for e in events):
             self.refresh_status()  # the watch broke or came back: say so now
         if self.stopping:
             return
-        if any(isinstance(e, RulesSynced) for e in message.events):
+        if any(isinstance(e, RulesSynced) for e in events) and not self.pushes_state:
             self._read_chain(after_sync=True)
-        changes = [e for e in message.events if isinstance(e, SliceChanged)]
+        changes = [e for e in events if isinstance(e, SliceChanged)]
         if changes:
             if changes[-1].scenario:
-                self._set_scenario(changes[-1].scenario)
-            self._read_endpoints()
+                self.set_scenario(changes[-1].scenario)
+            if not self.pushes_state:
+                self._read_endpoints()
+        self._record_view()
+
+    def _record_view(self) -> None:
+        if self.display_log.recording and self.main.is_mounted:
+            self.display_log.view(view_digest(self.main, self.scenario_label))
 
     def on_session_started(self, message: messages.SessionStarted) -> None:
         self.session_ready = True
         self.title = f"svcwatch · {message.title}"
+        if self.pushes_state:  # a replay shows what the live dashboard showed when it started
+            self.refresh_status()
+            return
         self.main.evidence.service = message.service.key
         self.main.show_endpoints(message.slice, [])
-        self._set_scenario(message.scenario or "happy")
+        self.display_log.started(message.service, message.slice)
+        self.set_scenario(message.scenario or "happy")
 
     def on_chain_read(self, message: messages.ChainRead) -> None:
         self.main.show_chain(message.tree, message.after_sync)
+        self.display_log.chain(message.tree)
+        self._record_view()
 
     def on_endpoints_read(self, message: messages.EndpointsRead) -> None:
         self.main.show_endpoints(message.slice, message.facts)
+        self.display_log.endpoints(message.slice, message.facts)
         if message.scenario:
-            self._set_scenario(message.scenario)
+            self.set_scenario(message.scenario)
+        self._record_view()
 
     def on_scenario_requested(self, message: messages.ScenarioRequested) -> None:
-        self._set_scenario(message.name)
+        if not self.pushes_state:  # a replay's header changes when the jump lands, if it does
+            self.set_scenario(message.name)
         self._switch_scenario(message.name)
 
     def on_slice_edited(self, message: messages.SliceEdited) -> None:
@@ -319,13 +369,15 @@ class SvcwatchApp(App[None]):
             self.stop_error = error
             self.exit()
 
-    def _set_scenario(self, name: str) -> None:
+    def set_scenario(self, name: str) -> None:
         self.scenario = name
         scenario = SCENARIOS.get(name)
         label = f"{scenario.title} ({scenario.key})" if scenario else name
         self.scenario_label = f"scenario: {label}"
+        self.display_log.scenario(name)
         self.refresh_status()
         self.talk.show_scenario(name)
+        self._record_view()
 
     def _read_only(self) -> str:
         return self.capabilities.read_only or f"a {self.session.kind} session"
@@ -374,6 +426,16 @@ class SvcwatchApp(App[None]):
         target = "happy" if toggles and name != "happy" else name
         self.talk.scenario_chosen()
         self.post_message(messages.ScenarioRequested(target))
+
+    def action_next_node(self) -> None:
+        """The chain pane shows the next watched node's rules (a cluster with several nodes)."""
+        switching = self.capabilities.node_switching
+        if switching is None:
+            self.notify("the chain pane has one node to show", severity="warning")
+            return
+        node = switching.show_next_node()
+        self.notify(f"chain pane: rules on node {node}", title="Node")
+        self._read_chain()
 
     def action_edit_slice(self) -> None:
         if self.capabilities.slice_editing is None:
@@ -446,6 +508,7 @@ class SvcwatchApp(App[None]):
 
     def action_clear_stream(self) -> None:
         self.main.clear_stream()
+        self.display_log.cleared()
 
     def action_next_theme(self) -> None:
         names = self.theme_names or [self.theme]
@@ -455,7 +518,7 @@ class SvcwatchApp(App[None]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.user_keymap))
 
     async def action_quit(self) -> None:
         """ctrl+q (Textual's own quit) also stops the session first."""
@@ -465,7 +528,11 @@ class SvcwatchApp(App[None]):
         if self.stopping:
             return
         self.stopping = True
-        what = "leaving the lab running (--keep)…" if self.keep else "tearing down lab…"
+        what = (
+            "leaving the lab running (--keep)…"
+            if self.keep
+            else "leaving the lab (torn down unless kept or still in use)…"
+        )
         if self.session.kind != "lab":
             what = "stopping…"
         self.push_screen(StoppingScreen(what))
@@ -475,7 +542,7 @@ class SvcwatchApp(App[None]):
         for spec in actions.DASHBOARD_ACTIONS:
             yield SystemCommand(
                 spec.description,
-                f"key {spec.display_key} · {spec.help}",
+                f"key {self.user_keymap.display(spec.id, spec.display_key)} · {spec.help}",
                 partial(self.call_later, self.run_action, spec.action),
             )
         yield from (

@@ -122,6 +122,7 @@ def test_an_existing_service_is_watched_read_only_over_all_its_slices(
         wait_for(lambda: any(isinstance(e, RulesSynced) for e in sink.snapshot()), "rules read")
         caps = session.capabilities()
         assert not caps.injects_faults and caps.scenarios is None
+        assert caps.node_switching is None  # one node: nothing to switch
         assert caps.read_only is not None and "read-only" in caps.read_only
         with pytest.raises(InputError, match="shop/cart read-only: it did not create it"):
             session.request_scenario("wrong-port")
@@ -197,3 +198,39 @@ async def test_a_fault_key_on_a_read_only_service_says_why_and_changes_nothing(
     finally:
         stop_kubelet.set()
     assert cluster.requests("PATCH", "/endpointslices") == []
+
+
+def test_the_chain_pane_switches_between_the_endpoints_nodes(
+    cluster: MockCluster, node_ns: str
+) -> None:
+    from svcwatch.ui.widgets.chain_pane import ChainPane
+
+    other = {"addresses": ["10.42.1.20"], "conditions": {"ready": True}, "nodeName": "k3s-node-2"}
+    make_slice(cluster.api(), "cart-xyz", CONTROLLER, [other], 8080, service="cart", namespace=NS)
+    stop_kubelet = threading.Event()
+    threading.Thread(
+        target=kubelet_for_agents, args=(cluster, stop_kubelet, NS), daemon=True
+    ).start()
+    session = ExistingServiceSession(
+        ClusterSettings(
+            service="cart",
+            namespace=NS,
+            kubeconfig=str(cluster.kubeconfig),
+            transport_factory=lambda *_: LocalTransport(node_ns),
+        )
+    )
+    try:
+        session.start(CollectingSink())
+        switching = session.capabilities().node_switching
+        assert switching is not None
+        assert switching.nodes_watched() == [NODE, "k3s-node-2"]
+        wait_for(lambda: session.read_chain().node == NODE, "the first node's rules")
+        assert "· node k3s-node ·" in ChainPane.title_for(session.read_chain())
+        assert switching.show_next_node() == "k3s-node-2"
+        wait_for(lambda: session.read_chain().node == "k3s-node-2", "the second node's rules")
+        assert svc_chain("shop/cart", "tcp") in session.read_chain().chains
+        assert switching.show_next_node() == NODE  # and round again
+    finally:
+        session.stop()
+        stop_kubelet.set()
+    assert cluster.stored("pods", NS, "svcwatch-agent-k3s-node-2") is None

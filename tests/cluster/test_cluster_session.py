@@ -4,19 +4,13 @@ through LocalTransport instead of the exec API. Needs root for the namespace."""
 
 from __future__ import annotations
 
-import secrets
-import socketserver
-import subprocess
 import threading
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster, kubelet_for_agents, make_pod, wait_for
+from kmock_cluster import MockCluster, kubelet_for_agents, wait_for
+from session_helpers import echo_port, node_ns, seed_demo
 
-from svcwatch import netns
 from svcwatch.cluster.transport import LocalTransport
 from svcwatch.model.events import CaptureStarted, ProbeEvent, RulesSynced, SliceChanged
 from svcwatch.session.cluster import ClusterSession
@@ -25,58 +19,7 @@ from svcwatch.sinks import CollectingSink
 
 pytestmark = [pytest.mark.cluster, pytest.mark.lab]
 cluster = kmock_cluster.cluster  # the per-test kmock server fixture
-
-RESTORE = Path(__file__).resolve().parents[1] / "data" / "iptables" / "k3s-node.restore"
-
-
-@pytest.fixture
-def node_ns() -> Iterator[str]:
-    """A namespace standing in for the node: loopback up and a real k3s node's rules loaded."""
-    name = f"svcwatch-t{secrets.token_hex(3)}-node"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        netns.run_in(
-            name, ["iptables-restore", "--counters", str(RESTORE)], check=True, capture_output=True
-        )
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
-
-
-@pytest.fixture
-def echo_port() -> Iterator[int]:
-    """A TCP echo server on 127.0.0.1 standing in for the NodePort a user maps (k3d -p)."""
-
-    class Echo(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            self.request.sendall(self.request.recv(100))
-
-    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo) as server:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        yield server.server_address[1]
-        server.shutdown()
-
-
-def seed_demo(cluster: MockCluster) -> dict[str, Any]:
-    api = cluster.api()
-    api.create(
-        "Service",
-        "default",
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "socat", "namespace": "default"},
-            "spec": {
-                "type": "NodePort",
-                "clusterIP": "10.43.161.224",
-                "ports": [{"port": 12345, "nodePort": 31234, "protocol": "TCP"}],
-            },
-        },
-    )
-    make_pod(api, "default", "socat-1", {"app": "socat"}, node="k3s-node", ip="10.42.0.142")
-    endpoint = {"addresses": ["10.42.0.142"], "conditions": {"ready": True}, "nodeName": "k3s-node"}
-    return kmock_cluster.make_slice(api, "socat", "svcwatch", [endpoint])
+__all__ = ["echo_port", "node_ns"]  # fixtures
 
 
 def test_session_watches_breaks_and_restores(

@@ -8,6 +8,7 @@ v1.8.9 (nf_tables) in a throw-away namespace and running `iptables-save -c`.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -141,7 +142,7 @@ def test_service_tree_finds_chains_by_hash_when_comments_are_dropped(node_dump: 
     ]
 
 
-def three_endpoint_tree() -> dict[str, float]:
+def three_endpoint_tree(service: Service = SOCAT) -> dict[str, float]:
     slice_ = EndpointSlice(
         "default",
         "socat",
@@ -149,7 +150,15 @@ def three_endpoint_tree() -> dict[str, float]:
         (EndpointPort(12345),),
         labels={"kubernetes.io/service-name": "socat"},
     )
-    return share_of(service_tree(saved_form(render(SOCAT, [slice_])), SOCAT))
+    return share_of(service_tree(saved_form(render(service, [slice_])), service))
+
+
+def test_affinity_checks_are_not_catch_alls() -> None:
+    """With ClientIP affinity the --rcheck rules come first; they catch only returning clients,
+    so new ones still split 1/3 each (read as catch-alls, the first would take 100 %)."""
+    sticky = three_endpoint_tree(replace(SOCAT, session_affinity="ClientIP"))
+    assert list(sticky) == list(three_endpoint_tree())
+    assert all(abs(s - 1 / 3) < 1e-9 for s in sticky.values())
 
 
 def test_share_of_turns_the_probability_chain_into_equal_shares(node_dump: str) -> None:

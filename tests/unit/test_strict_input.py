@@ -113,3 +113,18 @@ def test_export_onto_dev_full_says_so_and_exits_1(tmp_path: Path) -> None:
     done = svcwatch("export", "--demo", "-o", str(FULL), cwd=tmp_path)
     assert_one_line_error(done, 1, "/dev/full", "No space left on device")
     assert "wrote" not in done.stdout
+
+
+def test_shell_completion_completes_subcommands_as_the_readme_says(tmp_path: Path) -> None:
+    env = {**os.environ, "COMP_WORDS": "svcwatch re", "COMP_CWORD": "1"}
+    env["_SVCWATCH_COMPLETE"] = "bash_complete"
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("svcwatch"))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "plain,replay" in done.stdout.splitlines()

@@ -10,6 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from svcwatch.ui.actions import DASHBOARD_ACTIONS
+from svcwatch.ui.keymap import UserKeymap
 
 PANES_HELP = (
     "iptables chain: the Service's rules read back from the kernel, live packet counters, "
@@ -24,13 +25,14 @@ PANES_HELP = (
 )
 
 
-def keys_table() -> Table:
+def keys_table(keymap: UserKeymap | None = None) -> Table:
     table = Table(box=None, expand=True, show_header=True, pad_edge=False)
     table.add_column("key", no_wrap=True, style="bold")
     table.add_column("action", no_wrap=True)
     table.add_column("what it does")
     for spec in DASHBOARD_ACTIONS:
-        table.add_row(spec.display_key, spec.description, spec.help)
+        key = keymap.display(spec.id, spec.display_key) if keymap else spec.display_key
+        table.add_row(key, spec.description, spec.help)
     table.add_row("ctrl+p", "Palette", "Search every action above by name.")
     return table
 
@@ -44,9 +46,13 @@ class HelpScreen(ModalScreen[None]):
         Binding("q", "dismiss", "Close", show=False),
     ]
 
+    def __init__(self, keymap: UserKeymap | None = None) -> None:
+        super().__init__()
+        self.keymap = keymap
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
-            yield Static(keys_table(), id="help-keys")
+            yield Static(keys_table(self.keymap), id="help-keys")
             yield Static(PANES_HELP, id="help-panes")
             yield Static("? or escape closes this help", id="help-close")
 

@@ -67,6 +67,13 @@ class ChainPane(VerticalScroll):
         self.border_title = self.title_for(tree)
         self.redraw()
 
+    def start_over(self) -> None:
+        self.chain_tree = None
+        self.changed_at.clear()
+        self.captured = {}
+        self.border_title, self.border_subtitle = "iptables chain", ""
+        self.query_one("#chain-body", Static).update("reading rules from the kernel…")
+
     def show_landed(self, counts: dict[str, int]) -> None:
         """Connections the capture saw land per endpoint: the counter column of rules that have
         no counters (kube-proxy's nftables table). Redraws only when a count changed."""
@@ -97,11 +104,12 @@ class ChainPane(VerticalScroll):
     @staticmethod
     def title_for(tree: ChainTree) -> str:
         """What wrote the rules: iptables (nft or legacy backend) or kube-proxy's nftables mode."""
+        node = f" · node {tree.node}" if tree.node else ""
         if chain_view.is_nft(tree):
             counters = "" if chain_view.has_counters(tree) else " · no counters"
-            return f"nftables (table ip kube-proxy) · {tree.service}{counters}"
+            return f"nftables (table ip kube-proxy) · {tree.service}{node}{counters}"
         backend = f" · {tree.proxy_backend}" if tree.proxy_backend else ""
-        return f"iptables chain · {tree.service}{backend}"
+        return f"iptables chain · {tree.service}{node}{backend}"
 
     @property
     def chain_tree_service(self) -> str:
