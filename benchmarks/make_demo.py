@@ -3,63 +3,62 @@
     sudo .venv/bin/python benchmarks/make_demo.py            # writes svcwatch/record/demo.svcrec.gz
     sudo .venv/bin/python benchmarks/make_demo.py -o /tmp/d.svcrec.gz --seconds 10
 
-It builds a throw-away lab (its own name and state directory), records a RecordingSession while
-switching happy -> wrong-port -> wrong-ip -> mixed, tears the lab down and prints what it wrote.
-It drives the session layer, so it lives here rather than in the record backend below it.
+It builds a throw-away lab (its own name and state directory) and runs the real dashboard on it,
+headless, with `--record`, pressing 2, 3 and 4 in turn; q tears the lab down. Recording the
+dashboard (not a headless run) matters: the file then says what each pane displayed after how
+many events, which is what a replay shows. It drives the UI, so it lives here rather than in the
+record backend below it; tests/lab/test_replay_exact.py drives it the same way.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import secrets
 import tempfile
-import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from svcwatch.record import DEMO_RECORDING
 
-SCENARIO_ORDER = ("happy", "wrong-port", "wrong-ip", "mixed")
+DEMO_KEYS = ("", "2", "3", "4")  # happy (as it starts: no key), wrong-port, wrong-ip, mixed
 
 
-class _FirstProbe:
-    """A sink that notes when the first probe result arrives (the lab is up and probing)."""
-
-    def __init__(self) -> None:
-        self.seen = threading.Event()
-
-    def emit(self, event: Any) -> None:
-        if getattr(event, "source", "") == "tcp-probe":
-            self.seen.set()
-
-    def emit_many(self, events: Any) -> None:
-        for event in events:
-            self.emit(event)
-
-
-def record_demo(output: Path, seconds: float, pods: int, interval: float) -> None:
-    """Record one lab run of the four scenarios, `seconds` each, to `output`."""
+async def record_dashboard(
+    output: Path,
+    steps: Sequence[tuple[str, float]],
+    *,
+    pods: int = 3,
+    interval: float = 0.5,
+    size: tuple[int, int] = (120, 36),
+) -> None:
+    """Run the dashboard on a new lab recording to `output`: press each (key, then wait seconds;
+    "" presses nothing) once the first probe answered, then q (the lab is torn down)."""
     from svcwatch.session.factory import make_session  # the lab is heavy: import on use
-
-    name = "demo" + secrets.token_hex(2)
     from svcwatch.session.settings import LabSettings, ProbeFlags, SessionSettings
+    from svcwatch.ui.app import SvcwatchApp
 
     lab = LabSettings(
-        lab_name=name, pods=pods, scenario="happy", probes=ProbeFlags(interval=interval)
+        lab_name="demo" + secrets.token_hex(2),
+        pods=pods,
+        scenario="happy",
+        probes=ProbeFlags(interval=interval, timeout=2.0),
     )
     session = make_session(SessionSettings(backend=lab, record=output))
-    probe = _FirstProbe()
-    try:
-        session.start(probe)
-        probe.seen.wait(30)
-        for scenario in SCENARIO_ORDER:
-            if scenario != "happy":
-                session.request_scenario(scenario)
-            time.sleep(seconds)
-    finally:
-        session.stop()
+    app = SvcwatchApp(session, t0=getattr(session, "t0", None))
+    async with app.run_test(size=size) as pilot:
+        deadline = time.monotonic() + 60
+        while not app.main.probe_pane.recent and time.monotonic() < deadline:
+            await pilot.pause(0.1)
+        for key, seconds in steps:
+            if key:
+                await pilot.press(key)
+            await pilot.pause(seconds)
+        await pilot.press("q")
+        while app.is_running and time.monotonic() < deadline + 120:
+            await pilot.pause(0.1)
 
 
 def main() -> None:
@@ -69,16 +68,18 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=3, help="idle pods on the bridge")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between probes")
     args = parser.parse_args()
+    steps = [(key, args.seconds) for key in DEMO_KEYS]
     with tempfile.TemporaryDirectory(prefix="svcwatch-demo-") as state:
         os.environ["SVCWATCH_STATE_DIR"] = state
-        record_demo(args.output, args.seconds, args.pods, args.interval)
+        asyncio.run(record_dashboard(args.output, steps, pods=args.pods, interval=args.interval))
     from svcwatch.record.reader import load_recording
 
     rec = load_recording(args.output)
     kinds = sorted({e.kind for e in rec.events})
+    views = sum(1 for shown in rec.shown if shown.what == "view")
     print(
         f"{args.output}: {args.output.stat().st_size // 1024} KiB, {len(rec.events)} events "
-        f"({', '.join(kinds)}), {len(rec.chains)} chain snapshots, "
+        f"({', '.join(kinds)}), {len(rec.chains)} chain snapshots, {views} pane views, "
         f"scenarios {[name for _, name in rec.scenario_starts()]}"
     )
 

@@ -10,7 +10,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from svcwatch.model.events import Event, Notice
 
@@ -21,6 +21,21 @@ class EventSink(Protocol):
     def emit(self, event: Event) -> None: ...
 
     def emit_many(self, events: Sequence[Event]) -> None: ...
+
+
+@runtime_checkable
+class StateSink(Protocol):
+    """A sink that also shows pulled state in line with the events (the dashboard's bridge).
+
+    A replay pushes what the live dashboard displayed (chain, slice, scenario...) through it, in
+    the stream's order, instead of letting the dashboard pull at a moment of its own choosing.
+    """
+
+    def emit(self, event: Event) -> None: ...
+
+    def emit_many(self, events: Sequence[Event]) -> None: ...
+
+    def emit_state(self, state: object) -> None: ...
 
 
 class QueueSink:

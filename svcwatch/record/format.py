@@ -11,6 +11,8 @@ anywhere (no root, no lab, no cluster). Line 1 is the header; every later line i
 - `start`: the moment the stream started (the +0.000s of the plain output);
 - `title`: the live session's title, once it started (e.g. "lab default (node 192.168.97.3)");
 - `scenario`: a scenario was requested; `key`: a key was pressed;
+- `shown`: what the dashboard displayed (`what`: chain, objects, facts, scenario, clear, view) and
+  after how many events (`seen`), so a replay shows it at exactly the same point of the stream;
 - `end`: the recording was closed cleanly (a crash leaves no `end`).
 
 Readers skip records of a kind they do not know, so a version may gain kinds; anything an older

@@ -21,6 +21,7 @@ from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError
 from svcwatch.model.events import Event, SliceChanged
+from svcwatch.model.manifest import parse_slice
 from svcwatch.model.service import Service
 from svcwatch.record import format as fmt
 
@@ -41,6 +42,28 @@ class Damage:
         return f"{name}: line {self.line}: {self.reason}; replayed {self.events_before} events"
 
 
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """A value the dashboard displayed, and after how many stream events it displayed it.
+
+    `what` is `started` (the session started: a (Service, EndpointSlice) pair), `chain` (a
+    ChainTree), `slice` (an EndpointSlice), `facts` (a list of endpoint-fact dicts), `scenario` (a
+    name), `clear` (the user pressed `c`: None), `view` (a digest of what the panes showed, to
+    verify a replay against: a dict), `objects` (a pulled pair, in recordings without `shown`
+    records) or `reset` (a replay jump starts over: never recorded). A replay shows each one
+    after exactly `seen` events, which is what makes it show what the live dashboard showed, not
+    a guess from timestamps.
+    """
+
+    seen: int
+    ts: float
+    what: str
+    value: Any = None
+
+
+RESET = Shown(seen=-1, ts=0.0, what="reset")
+
+
 @dataclass(slots=True)
 class Recording:
     """A loaded recording: the header and every record, each kind on its own timeline."""
@@ -53,6 +76,8 @@ class Recording:
     facts: list[tuple[float, list[dict[str, Any]]]] = field(default_factory=list)
     scenarios: list[tuple[float, str]] = field(default_factory=list)
     keys: list[tuple[float, str]] = field(default_factory=list)
+    shown: list[Shown] = field(default_factory=list)  # `shown` records, or derived (legacy)
+    pulled: list[Shown] = field(default_factory=list)  # chain/objects/facts/scenario, file order
     damage: Damage | None = None
     title: str | None = None  # the `title` record: the live session's header line
     started: float | None = None  # the `start` record: the stream's +0.000s
@@ -132,7 +157,15 @@ def load_recording(path: Path) -> Recording:
             last_line + 1, "recording ends early (never closed)", len(recording.events)
         )
     _sort_timelines(recording)
+    if not recording.shown:
+        recording.shown = _derived_shown(recording)
     return recording
+
+
+def _derived_shown(recording: Recording) -> list[Shown]:
+    """For a recording without `shown` records (headless, or older): what was pulled, placed after
+    the events that preceded it in the file (its line order is the order things happened)."""
+    return list(recording.pulled)  # `seen` never decreases along the file
 
 
 def _read_header(path: Path, lines: Iterator[tuple[int, bytes, bool]]) -> dict[str, Any]:
@@ -176,20 +209,32 @@ def _add_line(recording: Recording, raw: bytes, complete_line: bool) -> str | No
 def _dispatch(recording: Recording, record: dict[str, Any]) -> None:
     kind = record.get("rec")
     if kind == "event":
-        recording.events.append(fmt.event_from_record(record))
+        event = fmt.event_from_record(record)
+        recording.events.append(event)
+        if isinstance(event, SliceChanged) and event.scenario:  # the dashboard's header follows
+            recording.pulled.append(
+                Shown(len(recording.events), event.ts, "scenario", event.scenario)
+            )
         return
     if kind == "end":
         recording.complete = True
         return
     ts = float(record["ts"])
-    if kind == "chain":
+    seen = len(recording.events)
+    if kind == "shown":
+        _add_shown(recording, record, ts)
+    elif kind == "chain":
         recording.chains.append((ts, fmt.chain_from_dict(record["chain"])))
+        recording.pulled.append(Shown(seen, ts, "chain", recording.chains[-1][1]))
     elif kind == "objects":
         recording.objects.append((ts, *fmt.objects_from_record(record)))
+        recording.pulled.append(Shown(seen, ts, "objects", recording.objects[-1][1:]))
     elif kind == "facts":
         recording.facts.append((ts, [dict(f) for f in record["facts"]]))
+        recording.pulled.append(Shown(seen, ts, "facts", recording.facts[-1][1]))
     elif kind == "scenario":
         recording.scenarios.append((ts, str(record["name"])))
+        recording.pulled.append(Shown(seen, ts, "scenario", recording.scenarios[-1][1]))
     elif kind == "title":
         recording.title = str(record["title"])
     elif kind == "start":
@@ -198,6 +243,33 @@ def _dispatch(recording: Recording, record: dict[str, Any]) -> None:
         recording.keys.append((ts, str(record["key"])))
     else:
         recording.skipped += 1  # a kind added after this reader was written
+
+
+def _add_shown(recording: Recording, record: dict[str, Any], ts: float) -> None:
+    """A `shown` record: the value joins its own timeline too (export, plain replay use those)."""
+    seen, what = int(record["seen"]), str(record["what"])
+    value: Any = None
+    if what == "chain":
+        value = fmt.chain_from_dict(record["chain"])
+        recording.chains.append((ts, value))
+    elif what == "started":
+        value = fmt.objects_from_record(record)
+        recording.objects.append((ts, *value))
+    elif what == "slice":
+        value = parse_slice(record["slice"], "recording")
+        if recording.objects:
+            recording.objects.append((ts, recording.objects[-1][1], value))
+    elif what == "facts":
+        value = [dict(f) for f in record["facts"]]
+        recording.facts.append((ts, value))
+    elif what == "scenario":
+        value = str(record["name"])
+    elif what == "view":
+        value = {str(k): str(v) for k, v in dict(record["view"]).items()}
+    elif what != "clear":
+        recording.skipped += 1  # a kind of display added after this reader was written
+        return
+    recording.shown.append(Shown(seen, ts, what, value))
 
 
 def _sort_timelines(recording: Recording) -> None:

@@ -5,6 +5,10 @@ recording time advances `speed` times as fast as real time; paused, it stands st
 it anywhere (a scenario jump). Infinite speed plays as fast as the sink takes events, which is
 what headless tests and `--speed max` want. The player waits on a Condition, so pause, resume,
 step, speed changes and stop all take effect at once, not after the current sleep.
+
+A sink that can show state (the dashboard's, a `StateSink`) also gets what the live dashboard
+displayed, each item after exactly as many events as it came after live; a jump then starts the
+stream over and catches up to the target at once, so every pane holds what it held live there.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from svcwatch.model.events import Event
-from svcwatch.sinks import EventSink
+from svcwatch.record.reader import RESET, Shown
+from svcwatch.sinks import EventSink, StateSink
 
 _MAX_BATCH = 512  # events due at the same moment are emitted together (one UI message)
 
@@ -103,9 +108,15 @@ class Player:
         sink: EventSink,
         clock: ReplayClock,
         on_finished: Callable[[], None] | None = None,
+        states: Sequence[Shown] = (),
     ) -> None:
         self.events = events
         self.sink = sink
+        self.states = states if isinstance(sink, StateSink) else ()
+        self._next_state = 0  # index of the next state to show
+        self._catch_up = 0  # after a jump: emit events up to this index without waiting
+        self._reset = False  # after a jump: tell the sink the stream starts over
+        self._landed: Callable[[], None] | None = None  # called when a jump has caught up
         self.clock = clock
         self.on_finished = on_finished  # called (on the player thread) each time the end is reached
         self._announce = False
@@ -136,14 +147,20 @@ class Player:
             self._steps += 1
             self.clock.changed.notify_all()
 
-    def jump_to(self, rec: float) -> None:
-        """Continue from the first event at or after recording time `rec`."""
+    def jump_to(self, rec: float, landed: Callable[[], None] | None = None) -> None:
+        """Continue from the first event at or after recording time `rec` (module docstring);
+        `landed` is called once the stream has caught up to it (a notice said there stays)."""
         with self.clock.changed:
-            self._next = next(
-                (i for i, e in enumerate(self.events) if e.ts >= rec), len(self.events)
-            )
+            self._landed = landed
+            target = next((i for i, e in enumerate(self.events) if e.ts >= rec), len(self.events))
+            if self.states:
+                self._next, self._next_state, self._catch_up, self._reset = 0, 0, target, True
+            else:
+                self._next, self._landed = target, None
             self.clock._rebase(rec)
             self.finished.clear()
+        if not self.states and landed is not None:
+            landed()  # nothing to catch up with: the next event is the target's
 
     def _run(self) -> None:
         while True:
@@ -151,21 +168,32 @@ class Player:
             if batch is None:
                 return
             if batch:
-                self.sink.emit_many(batch)
-            elif self._announce:
+                self._emit(batch)
+            with self.clock.changed:
+                landed, caught_up = self._landed, self._next >= self._catch_up and not self._reset
+                if caught_up:
+                    self._landed = None
+            if landed is not None and caught_up:
+                landed()
+            if self._announce:
                 self._announce = False
                 if self.on_finished is not None:
                     self.on_finished()
 
-    def _wait_for_due(self) -> list[Event] | None:
+    def _wait_for_due(self) -> list[Event | Shown] | None:
         """The events due now (possibly empty after a wake-up), or None when stopping."""
         with self.clock.changed:
             while not self._stopping:
+                if self._reset:
+                    self._reset = False
+                    return [RESET]
+                if self._next < self._catch_up:
+                    return self._take(self._catch_up - self._next, advance=False, unpaced=True)
                 if self._next >= len(self.events):
                     if not self.finished.is_set():
                         self.finished.set()
                         self._announce = True
-                        return []
+                        return self._states_upto(len(self.events))
                     self.clock.changed.wait()
                     continue
                 if self._steps:
@@ -173,7 +201,7 @@ class Player:
                     # A step shows exactly the stepped event's moment, even if the clock had run a
                     # little past it before the pause (the player had not emitted it yet).
                     batch = self._take(1, advance=False)
-                    self.clock._rebase(batch[-1].ts)
+                    self.clock._rebase(self.events[self._next - 1].ts)
                     return batch
                 wait = self.clock.seconds_until(self.events[self._next].ts)
                 if wait == 0:
@@ -181,9 +209,10 @@ class Player:
                 self.clock.changed.wait(wait)
             return None
 
-    def _take(self, limit: int, *, advance: bool) -> list[Event]:
+    def _take(self, limit: int, *, advance: bool, unpaced: bool = False) -> list[Event | Shown]:
+        """The next events due (at most `limit`), each preceded by the states shown before it."""
         now = self.clock._now_locked()
-        unpaced = math.isinf(self.clock.speed) and not self.clock.paused
+        unpaced = unpaced or (math.isinf(self.clock.speed) and not self.clock.paused)
         end = self._next + 1
         while (
             end < len(self.events)
@@ -191,8 +220,34 @@ class Player:
             and (unpaced or self.events[end].ts <= now)
         ):
             end += 1
-        batch = list(self.events[self._next : end])
+        batch: list[Event | Shown] = []
+        for index in range(self._next, end):
+            batch += self._states_upto(index)
+            batch.append(self.events[index])
+        batch += self._states_upto(end)
         self._next = end
         if advance:
-            self.clock._rebase(max(now, batch[-1].ts))
+            self.clock._rebase(max(now, self.events[end - 1].ts))
         return batch
+
+    def _states_upto(self, seen: int) -> list[Event | Shown]:
+        """The states not yet shown that the live dashboard showed after `seen` events or fewer."""
+        start = self._next_state
+        while self._next_state < len(self.states) and self.states[self._next_state].seen <= seen:
+            self._next_state += 1
+        return list(self.states[start : self._next_state])
+
+    def _emit(self, batch: list[Event | Shown]) -> None:
+        """Runs of events go out as one batch; a state between them goes out in its place."""
+        run: list[Event] = []
+        for item in batch:
+            if not isinstance(item, Shown):
+                run.append(item)
+                continue
+            if run:
+                self.sink.emit_many(run)
+                run = []
+            assert isinstance(self.sink, StateSink)  # states are only kept for a StateSink
+            self.sink.emit_state(item)
+        if run:
+            self.sink.emit_many(run)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class ScenarioSwitching(Protocol):
@@ -103,6 +103,13 @@ class KeyRecording(Protocol):
     def record_key(self, key: str) -> None: ...
 
 
+class DisplayRecording(Protocol):
+    """What the dashboard displayed, written with the number of stream events shown by then
+    (`--record`), so a replay shows each value at exactly the same point (ui/display_log.py)."""
+
+    def record_shown(self, what: str, seen: int, fields: dict[str, Any]) -> None: ...
+
+
 class WatchHealth(Protocol):
     """The header's "⚠ watch stale for Ns" and the diagnosis' stale prefix (a cluster watch)."""
 
@@ -142,6 +149,8 @@ class Capabilities:
     proxy_modes: ProxyModeSwitching | None = None
     replay: ReplayControls | None = None
     key_recording: KeyRecording | None = None
+    display_recording: DisplayRecording | None = None
+    replayed_display: bool = False  # chain, slice, scenario arrive in the stream (a StateSink)
     watch_health: WatchHealth | None = None
     node_switching: NodeSwitching | None = None
     exit_report: ExitReport | None = None

@@ -71,6 +71,7 @@ class RecordingSession(ForwardingSession):
         self._last_facts: list[dict[str, Any]] | None = None
         self._last_service: Service | None = None
         self._last_chain_read = 0.0  # monotonic time the dashboard last called read_chain
+        self._display = False  # a dashboard records what it displays (record_shown)
         self._changed = threading.Event()  # set by slice and rule changes: pull at once
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="svcwatch-record-poll", daemon=True)
@@ -91,6 +92,7 @@ class RecordingSession(ForwardingSession):
             scenarios=self if inner.scenarios is not None else None,
             slice_editing=self if inner.slice_editing is not None else None,
             key_recording=self,
+            display_recording=self,
             stream_start=self.t0,
         )
 
@@ -121,6 +123,12 @@ class RecordingSession(ForwardingSession):
         if failures:  # torn down as usual; the exit status says what failed
             raise OutputError("; ".join(failures))
 
+    def record_shown(self, what: str, seen: int, fields: dict[str, Any]) -> None:
+        """The dashboard displayed `what` after `seen` events: from now on it alone records the
+        chain, objects and facts, at the moment they reached the screen (ui/display_log.py)."""
+        self._display = True
+        self.recorder.record_shown(what, seen, time.time(), fields)
+
     def _poll(self) -> None:
         """Pull chain, objects and facts when nobody did for a second, or right after a change.
 
@@ -132,6 +140,8 @@ class RecordingSession(ForwardingSession):
             self._changed.clear()
             if self._stopping.is_set():
                 return
+            if self._display:
+                continue  # the dashboard records what it shows
             try:
                 if time.monotonic() - self._last_chain_read >= POLL_INTERVAL / 2:
                     self._read_and_record_chain()  # else the dashboard pulls it: already recorded
@@ -148,6 +158,8 @@ class RecordingSession(ForwardingSession):
 
     def current_slice(self) -> EndpointSlice:
         slice_ = self.inner.current_slice()
+        if self._display:
+            return slice_
         service = self._last_service or self.service()
         with self._lock:
             changed = self._last_objects != (service, slice_)
@@ -180,11 +192,14 @@ class RecordingSession(ForwardingSession):
 
     def _read_and_record_chain(self) -> ChainTree:
         tree = self.inner.read_chain()
-        self.recorder.record_chain(tree, time.time())
+        if not self._display:
+            self.recorder.record_chain(tree, time.time())
         return tree
 
     def endpoint_facts(self) -> list[EndpointFacts]:
         facts = self.inner.endpoint_facts()
+        if self._display:
+            return facts
         as_dicts = [dataclasses.asdict(f) for f in facts]
         with self._lock:
             changed = as_dicts != self._last_facts

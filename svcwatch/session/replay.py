@@ -6,33 +6,32 @@ with counters, Service, slice, endpoint facts, scenario) is the recorded value a
 replay time. A scenario key jumps to the next moment that scenario started. Notices the replay
 itself adds (jumps, the end, damage) have origin "replay", so they never pass for recorded ones.
 
-"Recorded value at the current replay time" allows for the live dashboard's lag: it pulled in
-answer to an event some milliseconds after it, so a replay pulling in answer to the same event
-reads what was recorded up to PULL_WINDOW after the last replayed event -- but never past the next
-change (slice change, rules sync, scenario request) that the replay has not reached yet.
+Pulled state is not looked up by time: the live dashboard displayed each value after some number
+of stream events, and the recording says how many (`shown` records; for older or headless
+recordings, the events before the value in the file). The player pushes each value to the
+dashboard at exactly that point of the stream (`replayed_display`), so the slice, chain, sync lag,
+counters and diagnosis are what the live dashboard showed there; what this session returns when
+asked is the value as of the events played so far.
 """
 
 from __future__ import annotations
 
-import bisect
-import math
 import time
 from pathlib import Path
 
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError
-from svcwatch.model.events import Notice, RulesSynced, SliceChanged
+from svcwatch.model.events import Notice
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.service import Service
-from svcwatch.record.reader import Recording, latest_at, load_recording
+from svcwatch.record.reader import Recording, Shown, latest_at, load_recording
 from svcwatch.record.replay import Player, ReplayClock
 from svcwatch.session.capabilities import Capabilities
 from svcwatch.sinks import EventSink
 
 REPLAY_ORIGIN = "replay"
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 25.0)  # what `[` and `]` step through
-PULL_WINDOW = 0.5  # seconds: the live dashboard pulls within this of the event it answers
 
 
 class ReplaySession:
@@ -51,10 +50,6 @@ class ReplaySession:
         first = self.recording.events[0].ts if self.recording.events else self.recording.start_ts
         self.clock = ReplayClock(first, speed)
         self._player: Player | None = None
-        self._changes = sorted(  # the moments after which pulled state may differ
-            [e.ts for e in self.recording.events if isinstance(e, (SliceChanged, RulesSynced))]
-            + [ts for ts, _ in self.recording.scenario_starts()]
-        )
         self._sink: EventSink | None = None
         created = time.strftime(
             "%Y-%m-%d %H:%M", time.localtime(float(self.recording.header.get("created", 0)))
@@ -72,7 +67,11 @@ class ReplaySession:
         if warning:
             self._notice("warning", warning)
         self._player = Player(
-            self.recording.events, sink, self.clock, on_finished=self._announce_end
+            self.recording.events,
+            sink,
+            self.clock,
+            on_finished=self._announce_end,
+            states=self.recording.shown,
         )
         self._player.start()
 
@@ -81,13 +80,16 @@ class ReplaySession:
             self._player.stop()
 
     def service(self) -> Service:
-        return self._objects()[1]
+        return self._objects()[0]
 
     def current_slice(self) -> EndpointSlice:
-        return self._objects()[2]
+        return self._objects()[1]
 
     def current_scenario(self) -> str | None:
-        entry = latest_at(self.recording.scenario_starts(), self._pull_time())
+        shown = self._shown("scenario")
+        if shown is not None:
+            return str(shown.value)
+        entry = latest_at(self.recording.scenario_starts(), self.clock.now())
         return None if entry is None else entry[1]
 
     def capabilities(self) -> Capabilities:
@@ -95,6 +97,7 @@ class ReplaySession:
         return Capabilities(
             scenarios=self,
             replay=self,
+            replayed_display=True,  # the dashboard shows what the player pushes, pulls only once
             stream_start=self.recording.start_ts,
             read_only="a replay shows what was recorded",
         )
@@ -113,19 +116,24 @@ class ReplaySession:
             )
         now = self.clock.now()
         target = next((ts for ts in starts if ts > now + 0.001), starts[0])
+        message = f"replay: jumped to {name} at {self.elapsed_text(target)}"
         if self._player is not None:
-            self._player.jump_to(target)
+            self._player.jump_to(target, landed=lambda: self._notice("scenario", message, target))
         else:
             self.clock.seek(target)
-        self._notice("scenario", f"replay: jumped to {name} at {self.elapsed_text(target)}")
+            self._notice("scenario", message, target)
 
     def read_chain(self) -> ChainTree:
-        entry = latest_at(self.recording.chains, self._pull_time())
-        return ChainTree(service=self.service().key) if entry is None else entry[1]
+        shown = self._shown("chain")
+        if shown is not None:
+            return shown.value  # type: ignore[no-any-return]
+        first = self.recording.chains[:1]
+        return first[0][1] if first else ChainTree(service=self.service().key)
 
     def endpoint_facts(self) -> list[EndpointFacts]:
-        entry = latest_at(self.recording.facts, self._pull_time())
-        return [] if entry is None else [EndpointFacts(**facts) for facts in entry[1]]
+        shown = self._shown("facts")
+        facts = shown.value if shown is not None else next(iter(self.recording.facts), (0, []))[1]
+        return [EndpointFacts(**fact) for fact in facts]
 
     # --- replay controls (the UI binds space . [ ]) ----------------------------------------
 
@@ -181,26 +189,31 @@ class ReplaySession:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _objects(self) -> tuple[float, Service, EndpointSlice]:
-        entry = latest_at(self.recording.objects, self._pull_time())
-        if entry is None:
+    def _objects(self) -> tuple[Service, EndpointSlice]:
+        if not self.recording.objects:
             raise InputError(
                 "the recording holds no Service or EndpointSlice", source=str(self.recording.path)
             )
-        return entry
+        service, slice_ = self.recording.objects[0][1:]
+        for shown in self._played():
+            if shown.what in ("started", "objects"):
+                service, slice_ = shown.value
+            elif shown.what == "slice":
+                slice_ = shown.value
+        return service, slice_
 
-    def _pull_time(self) -> float:
-        """The recording time pulled state is read at (see the module docstring)."""
-        now = self.clock.now()
-        position = self._player.position if self._player is not None else 0
-        if position == 0:
-            return now
-        last = self.recording.events[position - 1].ts
-        upcoming = bisect.bisect_right(self._changes, last)
-        pulled = last + PULL_WINDOW
-        if upcoming < len(self._changes):
-            pulled = min(pulled, math.nextafter(self._changes[upcoming], -math.inf))
-        return max(now, pulled)
+    def _played(self) -> list[Shown]:
+        """What the live dashboard displayed up to the point the player has reached."""
+        if self._player is not None:
+            played = self._player.position
+        else:  # not started: up to the clock, as a jump there would play it
+            now = self.clock.now()
+            events = self.recording.events
+            played = next((i for i, e in enumerate(events) if e.ts > now), len(events))
+        return [shown for shown in self.recording.shown if shown.seen <= played]
+
+    def _shown(self, what: str) -> Shown | None:
+        return next((s for s in reversed(self._played()) if s.what == what), None)
 
     def _announce_end(self) -> None:
         self._notice(
@@ -209,9 +222,8 @@ class ReplaySession:
             "press a scenario key to jump",
         )
 
-    def _notice(self, kind: str, message: str) -> None:
+    def _notice(self, kind: str, message: str, ts: float | None = None) -> None:
         # Stamped with recording time so it sorts among the recorded events it comments on.
         if self._sink is not None:
-            self._sink.emit(
-                Notice(ts=self.clock.now(), kind=kind, message=message, origin=REPLAY_ORIGIN)
-            )
+            at = self.clock.now() if ts is None else ts
+            self._sink.emit(Notice(ts=at, kind=kind, message=message, origin=REPLAY_ORIGIN))

@@ -26,14 +26,16 @@ from textual.worker import Worker, WorkerState
 
 from svcwatch.explain.diagnosis import Diagnosis
 from svcwatch.model.errors import InputError
-from svcwatch.model.events import Notice, RulesSynced, SliceChanged
+from svcwatch.model.events import Event, Notice, RulesSynced, SliceChanged
 from svcwatch.model.manifest import dump_slice
 from svcwatch.model.scenario import SCENARIOS
+from svcwatch.record.reader import Shown
 from svcwatch.session.base import Session
 from svcwatch.talk.script import TalkScript
 from svcwatch.ui import actions, messages
 from svcwatch.ui.bridge import UiSink
 from svcwatch.ui.controls import SessionControls
+from svcwatch.ui.display_log import DisplayLog, view_digest
 from svcwatch.ui.keymap import UserKeymap, load_keymap
 from svcwatch.ui.screens.help import HelpScreen
 from svcwatch.ui.screens.main import MainScreen, StoppingScreen
@@ -104,6 +106,9 @@ class SvcwatchApp(App[None]):
             after_rollout=self._read_endpoints,
             stopping=lambda: self.stopping,
         )
+        self.display_log = DisplayLog(self.capabilities.display_recording)
+        # A replay pushes what the live dashboard displayed; pulling too would show other moments.
+        self.pushes_state = self.capabilities.replayed_display
 
     # --- compose -------------------------------------------------------------------------------
 
@@ -205,8 +210,9 @@ class SvcwatchApp(App[None]):
                 self.session.title,
             )
         )
-        self._read_chain(after_sync=True)
-        self._read_endpoints()
+        if not self.pushes_state:
+            self._read_chain(after_sync=True)
+            self._read_endpoints()
 
     @work(
         thread=True,
@@ -246,7 +252,8 @@ class SvcwatchApp(App[None]):
         if scenarios is None:
             raise InputError(f"this session cannot switch scenarios ({self._read_only()})")
         scenarios.request_scenario(name)
-        self._read_endpoints()
+        if not self.pushes_state:
+            self._read_endpoints()
 
     @work(
         thread=True,
@@ -272,46 +279,75 @@ class SvcwatchApp(App[None]):
             self.post_message(messages.SessionStopped())
 
     def _refresh_counters(self) -> None:
-        if not self.stopping and self.session_ready:
+        if not self.stopping and self.session_ready and not self.pushes_state:
             self._read_chain()
 
     # --- routing -------------------------------------------------------------------------------
 
     def on_events_arrived(self, message: messages.EventsArrived) -> None:
-        self.main.show_events(message.events, message.dropped)
-        for error in (e for e in message.events if isinstance(e, Notice) and e.kind == "error"):
+        events: list[Event] = []
+        for item in message.events:
+            if isinstance(item, Shown):  # a replay: what the live dashboard displayed here
+                self._show_events(events)
+                events = []
+                self.display_log.show_recorded(self, item)
+            else:
+                events.append(item)
+        self._show_events(events, message.dropped)
+
+    def _show_events(self, events: list[Event], dropped: int = 0) -> None:
+        if not events and not dropped:
+            return
+        self.display_log.count(len(events) + dropped)
+        self.main.show_events(events, dropped)
+        for error in (e for e in events if isinstance(e, Notice) and e.kind == "error"):
             self.notify(error.message, title=error.origin, severity="error", timeout=15)
             if self.session_ready:  # a writer that stopped changes the title ("… FAILED")
                 self.title = f"svcwatch · {self.session.title}"
-        if any(isinstance(e, Notice) and e.kind == "stale" for e in message.events):
+        if any(isinstance(e, Notice) and e.kind == "stale" for e in events):
             self.refresh_status()  # the watch broke or came back: say so now
         if self.stopping:
             return
-        if any(isinstance(e, RulesSynced) for e in message.events):
+        if any(isinstance(e, RulesSynced) for e in events) and not self.pushes_state:
             self._read_chain(after_sync=True)
-        changes = [e for e in message.events if isinstance(e, SliceChanged)]
+        changes = [e for e in events if isinstance(e, SliceChanged)]
         if changes:
             if changes[-1].scenario:
-                self._set_scenario(changes[-1].scenario)
-            self._read_endpoints()
+                self.set_scenario(changes[-1].scenario)
+            if not self.pushes_state:
+                self._read_endpoints()
+        self._record_view()
+
+    def _record_view(self) -> None:
+        if self.display_log.recording and self.main.is_mounted:
+            self.display_log.view(view_digest(self.main, self.scenario_label))
 
     def on_session_started(self, message: messages.SessionStarted) -> None:
         self.session_ready = True
         self.title = f"svcwatch · {message.title}"
+        if self.pushes_state:  # a replay shows what the live dashboard showed when it started
+            self.refresh_status()
+            return
         self.main.evidence.service = message.service.key
         self.main.show_endpoints(message.slice, [])
-        self._set_scenario(message.scenario or "happy")
+        self.display_log.started(message.service, message.slice)
+        self.set_scenario(message.scenario or "happy")
 
     def on_chain_read(self, message: messages.ChainRead) -> None:
         self.main.show_chain(message.tree, message.after_sync)
+        self.display_log.chain(message.tree)
+        self._record_view()
 
     def on_endpoints_read(self, message: messages.EndpointsRead) -> None:
         self.main.show_endpoints(message.slice, message.facts)
+        self.display_log.endpoints(message.slice, message.facts)
         if message.scenario:
-            self._set_scenario(message.scenario)
+            self.set_scenario(message.scenario)
+        self._record_view()
 
     def on_scenario_requested(self, message: messages.ScenarioRequested) -> None:
-        self._set_scenario(message.name)
+        if not self.pushes_state:  # a replay's header changes when the jump lands, if it does
+            self.set_scenario(message.name)
         self._switch_scenario(message.name)
 
     def on_slice_edited(self, message: messages.SliceEdited) -> None:
@@ -333,13 +369,15 @@ class SvcwatchApp(App[None]):
             self.stop_error = error
             self.exit()
 
-    def _set_scenario(self, name: str) -> None:
+    def set_scenario(self, name: str) -> None:
         self.scenario = name
         scenario = SCENARIOS.get(name)
         label = f"{scenario.title} ({scenario.key})" if scenario else name
         self.scenario_label = f"scenario: {label}"
+        self.display_log.scenario(name)
         self.refresh_status()
         self.talk.show_scenario(name)
+        self._record_view()
 
     def _read_only(self) -> str:
         return self.capabilities.read_only or f"a {self.session.kind} session"
@@ -470,6 +508,7 @@ class SvcwatchApp(App[None]):
 
     def action_clear_stream(self) -> None:
         self.main.clear_stream()
+        self.display_log.cleared()
 
     def action_next_theme(self) -> None:
         names = self.theme_names or [self.theme]
@@ -489,7 +528,11 @@ class SvcwatchApp(App[None]):
         if self.stopping:
             return
         self.stopping = True
-        what = "leaving the lab running (--keep)…" if self.keep else "tearing down lab…"
+        what = (
+            "leaving the lab running (--keep)…"
+            if self.keep
+            else "leaving the lab (torn down unless kept or still in use)…"
+        )
         if self.session.kind != "lab":
             what = "stopping…"
         self.push_screen(StoppingScreen(what))

@@ -41,7 +41,7 @@ class UiSink:
         self.interval = interval
         self.max_packets_per_batch = max_packets_per_batch
         self.max_queued_messages = max_queued_messages
-        self._buffer: list[Event] = []
+        self._buffer: list[Event | object] = []
         self._buffered_packets = 0
         self._dropped = 0
         self._lock = threading.Lock()
@@ -58,6 +58,12 @@ class UiSink:
         with self._lock:
             for event in events:
                 self._add(event)
+
+    def emit_state(self, state: object) -> None:
+        """A replay's recorded display (svcwatch.record.reader.Shown), kept in stream order."""
+        with self._lock:
+            self._buffer.append(state)
+            self._wake.set()
 
     def _add(self, event: Event) -> None:
         if isinstance(event, (RulesSynced, SliceChanged)):

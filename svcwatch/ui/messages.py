@@ -7,21 +7,25 @@ reach into a session themselves. Batches replace one message per packet (see bri
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from textual.message import Message
 
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
-from svcwatch.model.events import Event
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.service import Service
 
 
 @dataclass
 class EventsArrived(Message):
-    """A batch of stream events (~10 per second at most); `dropped` packets never reached it."""
+    """A batch of stream events (~10 per second at most); `dropped` packets never reached it.
 
-    events: list[Event]
+    In a replay the batch also carries, in stream order, what the live dashboard displayed
+    between those events (svcwatch.record.reader.Shown).
+    """
+
+    events: list[Any]
     dropped: int = 0
 
 

@@ -17,7 +17,7 @@ from svcwatch.model.errors import InputError
 from svcwatch.model.events import Event, Notice, RulesSynced
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.service import Service
-from svcwatch.record.reader import load_recording
+from svcwatch.record.reader import Shown, load_recording
 from svcwatch.record.replay import ReplayClock
 from svcwatch.session.capabilities import Capabilities
 from svcwatch.session.recording import RecordingSession
@@ -169,16 +169,11 @@ def test_headless_replay_emits_the_recorded_stream(tmp_path: Path) -> None:
     assert replay_all(ReplaySession(path, speed=math.inf)) == shown
 
 
-def test_pulled_state_is_the_recorded_state_at_the_replay_time(tmp_path: Path) -> None:
+def test_pulled_state_is_what_was_recorded_after_the_events_played(tmp_path: Path) -> None:
     path = tmp_path / "s.svcrec"
     _, chains = record_scripted(path)
     session = ReplaySession(path, speed=1.0)
-    rec = session.recording
-    session.pause()
-    session.clock.seek(rec.chains[0][0])
-    assert session.read_chain() == chains[0] and session.current_scenario() == "happy"
-    session.clock.seek(rec.chains[2][0])
-    assert session.read_chain() == chains[2] and session.current_scenario() == "wrong-ip"
+    assert session.read_chain() == chains[0]  # before any event: what was shown before any
     assert (session.service(), session.current_slice()) == seed_objects()
     assert session.endpoint_facts() == [
         EndpointFacts(address="10.42.0.142", port=12345, pod="socat-0", listening=True)
@@ -187,6 +182,49 @@ def test_pulled_state_is_the_recorded_state_at_the_replay_time(tmp_path: Path) -
     assert capabilities.slice_editing is None and not capabilities.injects_faults
     assert capabilities.read_only == "a replay shows what was recorded"
     assert session.scenarios_offered() == ["happy", "wrong-port", "wrong-ip", "mixed"]
+    replay_all(session)  # a scripted recording of timestamps a second apart: the clock is moot
+    assert session.read_chain() == chains[-1] and session.current_scenario() == "mixed"
+
+
+class StateCollectingSink(CollectingSink):
+    """Events and the states a replay pushes, in the order they arrive (like the dashboard's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list[object] = []
+
+    def emit_many(self, events: Sequence[Event]) -> None:
+        super().emit_many(events)
+        self.items.extend(events)
+
+    def emit(self, event: Event) -> None:
+        self.emit_many([event])
+
+    def emit_state(self, state: object) -> None:
+        self.items.append(state)
+
+
+def test_a_replay_pushes_each_pulled_value_after_the_events_it_followed(tmp_path: Path) -> None:
+    path = tmp_path / "s.svcrec"
+    shown, chains = record_scripted(path)
+    session = ReplaySession(path, speed=math.inf)
+    sink = StateCollectingSink()
+    session.start(sink)
+    assert session.wait_finished(WAIT)
+    session.stop()
+    items = [i for i in sink.items if getattr(i, "origin", None) != REPLAY_ORIGIN]
+    pushed = [i for i in items if isinstance(i, Shown)]
+    assert [s.value for s in pushed if s.what == "chain"] == chains
+    assert [s.value for s in pushed if s.what == "scenario"] == [
+        "happy",
+        "wrong-port",
+        "wrong-ip",
+        "mixed",
+    ]
+    for state in pushed:  # exactly after the events that came before it in the recording
+        assert [i for i in items[: items.index(state)] if not isinstance(i, Shown)] == shown[
+            : state.seen
+        ]
 
 
 class SignallingSink(CollectingSink):

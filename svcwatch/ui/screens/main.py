@@ -102,6 +102,15 @@ class MainScreen(Screen[None]):
         self.evidence.reset_stream()
         self.refresh_diagnosis()
 
+    def start_over(self) -> None:
+        """Every pane as before the session started (a replay jump then catches up from there)."""
+        self.evidence = Evidence()
+        self.packet_pane.clear()
+        self.probe_pane.clear()
+        self.chain_pane.start_over()
+        self.slice_pane.start_over()
+        self.refresh_diagnosis()
+
     @property
     def chain_pane(self) -> ChainPane:
         return self.query_one(ChainPane)

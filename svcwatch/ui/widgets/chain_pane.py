@@ -67,6 +67,13 @@ class ChainPane(VerticalScroll):
         self.border_title = self.title_for(tree)
         self.redraw()
 
+    def start_over(self) -> None:
+        self.chain_tree = None
+        self.changed_at.clear()
+        self.captured = {}
+        self.border_title, self.border_subtitle = "iptables chain", ""
+        self.query_one("#chain-body", Static).update("reading rules from the kernel…")
+
     def show_landed(self, counts: dict[str, int]) -> None:
         """Connections the capture saw land per endpoint: the counter column of rules that have
         no counters (kube-proxy's nftables table). Redraws only when a count changed."""

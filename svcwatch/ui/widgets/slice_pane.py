@@ -52,6 +52,11 @@ class SlicePane(Static):
         self.border_title = f"EndpointSlice {slice_.key}{rv}"
         self.redraw()
 
+    def start_over(self) -> None:
+        self.slice, self.facts, self.chain_tree, self.captured = None, [], None, None
+        self.border_title = "EndpointSlice"
+        self.update("waiting for the EndpointSlice…")
+
     def show_counters(self, tree: ChainTree) -> None:
         self.chain_tree = tree
         self.redraw()
