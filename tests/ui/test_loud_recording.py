@@ -8,8 +8,6 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
-
 from svcwatch.model.errors import OutputError
 from svcwatch.session.recording import RecordingSession
 from tests.ui.conftest import make_app, settle
