@@ -25,6 +25,7 @@ unit: setup
 
 bench: setup
 	$(PY) benchmarks/lab.py
+	$(PY) benchmarks/health.py
 	$(PY) benchmarks/nft.py
 	$(PY) benchmarks/capture.py
 	$(PY) benchmarks/watch.py

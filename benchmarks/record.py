@@ -41,7 +41,7 @@ from capture import SENDER, RingSink, capture_filter, flood_lab, thread_cpu  # n
 from svcwatch import netns  # noqa: E402
 from svcwatch.capture.sniffer import NodeCapture  # noqa: E402
 from svcwatch.lab.node import LabNode  # noqa: E402
-from svcwatch.model.events import Event  # noqa: E402
+from svcwatch.model.events import Event, PacketEvent  # noqa: E402
 from svcwatch.record import DEMO_RECORDING  # noqa: E402
 from svcwatch.record.reader import load_recording  # noqa: E402
 from svcwatch.record.writer import Recorder  # noqa: E402
@@ -63,6 +63,7 @@ class CaptureRun:
     size: int
     seconds: float  # from the first packet sent to the last frame taken
     closing: float  # how long close() took: how far the writer was behind the capture
+    missing: int = 0  # frames the capture took that are not in the recording file
 
     @property
     def rate(self) -> float:
@@ -79,13 +80,14 @@ class CaptureRun:
             f"{self.label:>16} {'recorder' if self.recorded else 'reference':>10} {self.frames:>8} "
             f"{self.drops:>6} {per(self.capture_cpu):>8.2f} {per(self.feeder_cpu):>8.2f} "
             f"{per(self.writer_cpu):>8.2f} {self.closing:>7.2f} "
-            f"{size:>6} {self.rate:>9.0f} {ratio:>7}"
+            f"{size:>6} {self.rate:>9.0f} {ratio:>7} {self.missing if self.recorded else '':>7}"
         )
 
 
 CAPTURE_HEADER = (
     f"{'run':>16} {'sink':>10} {'frames':>8} {'drops':>6} {'cap us':>8} "
-    f"{'feed us':>8} {'proc us':>8} {'close s':>7} {'B/frm':>6} {'frames/s':>9} {'ratio':>7}"
+    f"{'feed us':>8} {'proc us':>8} {'close s':>7} {'B/frm':>6} {'frames/s':>9} {'ratio':>7} "
+    f"{'missing':>7}"
 )
 
 
@@ -121,6 +123,7 @@ def flood_once(
         writer_cpu = recorder.writer_cpu_seconds - feeder_cpu
         closing = time.monotonic() - closing
     size = record_to.stat().st_size if record_to else 0
+    missing = stats["frames"] - _packets_in(record_to) if record_to else 0
     return CaptureRun(
         label,
         recorder is not None,
@@ -132,7 +135,13 @@ def flood_once(
         size,
         seconds,
         closing,
+        missing,
     )
+
+
+def _packets_in(path: Path) -> int:
+    """Packets the recording file holds: every frame the capture took must be there."""
+    return sum(isinstance(e, PacketEvent) for e in load_recording(path).events)
 
 
 def _drained(capture: NodeCapture, quiet: float = 0.4) -> float:
@@ -168,7 +177,8 @@ def capture_overhead(
                 recorded = flood_once(node, label, rate, count, target)
                 print(recorded.row(reference), flush=True)
                 ratios.append(recorded.rate / reference.rate if reference.rate else 0.0)
-            summary.append(f"{label}: {statistics.median(ratios):.3f}")
+            every = ", ".join(f"{r:.3f}" for r in ratios)
+            summary.append(f"{label}: {statistics.median(ratios):.3f} (each: {every})")
         print("median throughput ratio, recorder / reference: " + ", ".join(summary), flush=True)
 
 

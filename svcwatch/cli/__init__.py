@@ -77,7 +77,7 @@ endpoints, pod down and the rollout race. The lab needs root (sudo) on Linux; wi
 --cluster or `svcwatch replay --demo`.
 
 \b
-  sudo svcwatch                      the dashboard on the lab (torn down on quit unless --keep)
+  sudo svcwatch                      the dashboard on the lab (torn down on quit if it built it)
   sudo svcwatch run --plain -s wrong-port -d 5   the same stream as text lines
   svcwatch --cluster --context k3d-demo        the dashboard on a real cluster
   svcwatch --cluster -n shop svc/cart          any existing Service, read-only

@@ -43,6 +43,7 @@ def lab() -> None:
 
     \b
       sudo svcwatch lab up                       build (or reuse) the lab "default"
+      sudo svcwatch lab up --proxy-mode nftables kube-proxy's nftables mode instead of iptables
       sudo svcwatch lab scenario wrong-port      break it: the slice points at port 12346
       sudo svcwatch lab status                   namespaces, addresses, the chain, drift
       sudo svcwatch lab exec node -- iptables-save -t nat
@@ -59,10 +60,14 @@ def lab() -> None:
 def up(
     manifests: tuple[str, ...], lab_name: str, pods: int, proxy_mode: str | None, as_json: bool
 ) -> None:
-    """Build the lab, or reuse it when it is already up and healthy (a broken one is rebuilt).
+    """Build the lab, or reuse it when it is already up (repairing what is broken in place).
 
     Builds the node and client namespaces, the cni0 bridge, the socat echo pod and PODS idle pods,
-    installs kube-proxy's rules for the manifests' Service, and prints each step.
+    installs kube-proxy's rules for the manifests' Service (iptables chains, or with --proxy-mode
+    nftables its `table ip kube-proxy`), and prints each step. On an existing lab it checks the
+    data plane (as `lab status` does) and repairs what is missing: a deleted cni0 or veth, flushed
+    rules, a dead echo process. A lab from `lab up` stays when the svcwatch sessions using it
+    quit. It never rebuilds a lab a running svcwatch uses.
     """
     from svcwatch.lab import LabNode, LabSpec
     from svcwatch.lab.sources import load_manifests
@@ -100,7 +105,10 @@ def _node_port(node: Any) -> str:
 @lab_name_option
 @click.option("--all", "everything", is_flag=True, help="Remove every lab in the state directory.")
 def down(lab_name: str, everything: bool) -> None:
-    """Remove a lab: its processes, namespaces (and with them every link) and its state."""
+    """Remove a lab: its echo processes, namespaces (and with them every link) and its state.
+
+    A svcwatch still using the lab is told (its screen and `run` output say the lab was removed)
+    and is never killed. `--all` also finds labs whose state directory was deleted."""
     from svcwatch.lab import LabNode
 
     if everything:
@@ -115,7 +123,7 @@ def down(lab_name: str, everything: bool) -> None:
 @lab.command(name="list")
 @json_option
 def list_(as_json: bool) -> None:
-    """List the labs recorded in the state directory."""
+    """List the labs in the state directory, and labs whose namespaces outlived their state."""
     from svcwatch.lab import LabNode
 
     names = LabNode.list_names(_state_root())

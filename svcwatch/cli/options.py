@@ -172,6 +172,11 @@ cluster_options = _apply(
             help="Image of the short-lived node agent pod (needs tcpdump and iptables).",
         ),
         click.option(
+            "--in-cluster",
+            is_flag=True,
+            help="svcwatch runs in a pod: use its ServiceAccount instead of a kubeconfig.",
+        ),
+        click.option(
             "--agent-namespace",
             default=None,
             help="Namespace for the node agent pods (privileged, hostNetwork; default: -n's). "

@@ -1,11 +1,11 @@
 """`svcwatch run`: the merged event stream, headless, as the seed's lines or as JSON Lines.
 
 The same session as the dashboard (the lab by default, a cluster with --cluster) feeds one queue;
-this command prints it in time order until --duration ends or Ctrl-C, then tears the session down
-(the lab unless --keep). Sources deliver in batches (the capture every ~50 ms, a probe when it
-finishes), so events are held for a short window and released sorted by their timestamp: a SYN
-seen at +3.519s prints before the probe that completed at +3.522s. Each line is flushed as it is
-written, so scripts and tests can follow the stream live.
+this command prints it in time order until --duration ends or Ctrl-C, then stops the session (and
+tears down the lab if it built it and nothing else uses it). Sources deliver in batches (the
+capture every ~50 ms, a probe when it finishes), so events are held for a short window and
+released sorted by their timestamp: a SYN seen at +3.519s prints before the probe that completed
+at +3.522s. Each line is flushed as it is written, so scripts and tests can follow it live.
 """
 
 from __future__ import annotations
@@ -126,8 +126,9 @@ def stream(
 
 @click.command(
     help="Print the merged stream (packets, probes, slice and rule changes) until "
-    "--duration ends or Ctrl-C; the lab is built or reused and torn down at the end "
-    "unless --keep."
+    "--duration ends or Ctrl-C; the lab is built or reused, and at the end torn down only if "
+    "this run built it, no other svcwatch still uses it, and neither `lab up` nor --keep "
+    "kept it."
 )
 @click.option(
     "--plain",

@@ -241,10 +241,11 @@ def _unusable(pod: dict[str, Any], image: str) -> str | None:
     containers = (pod.get("spec") or {}).get("containers") or [{}]
     if containers[0].get("image") != image:
         return f"image {containers[0].get('image')}"
+    status = pod.get("status") or {}
+    if status.get("phase") in ("Failed", "Succeeded"):  # e.g. Failed: DeadlineExceeded (4 h)
+        return ": ".join(str(p) for p in (status["phase"], status.get("reason")) if p)
     state = _agent_state(pod)
-    if state in ENDED or state in PULL_FAILURES:
-        return state
-    return None
+    return state if state in ENDED or state in PULL_FAILURES else None
 
 
 def _wait_gone(

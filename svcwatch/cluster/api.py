@@ -267,13 +267,16 @@ def _status_message(exc: Any, limit: int = 200) -> str:
     return " ".join(text.split())[:limit]
 
 
-def connect(kubeconfig: str | None, context: str | None) -> tuple[Any, ClusterApi]:
-    """Resolve the kubeconfig and context and build the API wrapper (no request made yet).
+def connect(
+    kubeconfig: str | None, context: str | None, *, in_cluster: str | None = None
+) -> tuple[Any, ClusterApi]:
+    """Resolve the kubeconfig and context (or, with `in_cluster`, the pod's ServiceAccount in
+    that directory) and build the API wrapper (no request made yet).
 
     Returns:
         (ClusterTarget, ClusterApi); every failure is a one-line SetupError.
     """
-    from svcwatch.cluster.kubeconfig import new_api_client, resolve
+    from svcwatch.cluster.kubeconfig import in_cluster_target, new_api_client, resolve
 
-    target = resolve(kubeconfig, context)
+    target = in_cluster_target(in_cluster) if in_cluster else resolve(kubeconfig, context)
     return target, ClusterApi(new_api_client(target), server=target.server, context=target.context)

@@ -2,8 +2,10 @@
 
 The order is kubectl's: `--kubeconfig`, then `$KUBECONFIG` (a `:`-separated list, merged), then
 `~/.kube/config`; `--context`, else the file's current-context. The context's namespace becomes the
-default namespace when `-n` is not given. Every failure (no file, unknown context, a file the client
-cannot read) is a SetupError whose message says what to pass or run instead.
+default namespace when `-n` is not given. `--in-cluster` (svcwatch itself in a pod) uses the pod's
+ServiceAccount instead: its token and CA under SERVICE_ACCOUNT_DIR and the API server the
+KUBERNETES_SERVICE_HOST/PORT variables name. Every failure (no file, unknown context, a file the
+client cannot read) is a SetupError whose message says what to pass or run instead.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 from svcwatch.model.errors import SetupError
 
 PATH_SEPARATOR = ":"
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+IN_CLUSTER = "in-cluster"  # the context name shown for --in-cluster
 DEFAULT_KUBECONFIG = "~/.kube/config"
 NO_KUBECONFIG_HINT = (
     "pass --kubeconfig FILE or set KUBECONFIG "
@@ -31,6 +35,7 @@ class ClusterTarget:
     context: str
     namespace: str | None  # the context's namespace, if it sets one
     server: str  # the API server URL, for messages
+    service_account: str | None = None  # --in-cluster: the ServiceAccount's directory
 
     @property
     def label(self) -> str:
@@ -81,17 +86,46 @@ def resolve(kubeconfig: str | None, context: str | None) -> ClusterTarget:
     )
 
 
-def new_api_client(target: ClusterTarget) -> Any:
-    """A `kubernetes.client.ApiClient` for the target (no request is made yet)."""
-    from kubernetes import client, config  # heavy: only cluster mode needs it
+def in_cluster_target(directory: str = SERVICE_ACCOUNT_DIR) -> ClusterTarget:
+    """svcwatch runs in a pod: its ServiceAccount; SetupError naming the fix when it does not."""
+    host = os.environ.get("KUBERNETES_SERVICE_HOST")
+    port = os.environ.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port or not (Path(directory) / "token").is_file():
+        raise SetupError(
+            "--in-cluster: this is not a pod with a ServiceAccount (KUBERNETES_SERVICE_HOST/PORT "
+            f"unset or no token in {directory}): leave out --in-cluster to use a kubeconfig"
+        )
+    namespace_file = Path(directory) / "namespace"
+    namespace = namespace_file.read_text().strip() if namespace_file.is_file() else None
+    server = f"https://{'[' + host + ']' if ':' in host else host}:{port}"
+    return ClusterTarget(directory, IN_CLUSTER, namespace or None, server, directory)
 
-    configuration = client.Configuration()
-    try:
+
+def configure(target: ClusterTarget, configuration: Any) -> None:
+    """Fill a kubernetes Configuration for the target (kubeconfig, or the ServiceAccount)."""
+    from kubernetes import config  # heavy: only cluster mode needs it
+
+    if target.service_account is not None:
+        directory = Path(target.service_account)
+        loader = config.incluster_config.InClusterConfigLoader(  # type: ignore[no-untyped-call]
+            token_filename=str(directory / "token"), cert_filename=str(directory / "ca.crt")
+        )
+        loader.load_and_set(configuration)  # type: ignore[no-untyped-call]
+    else:
         config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=target.kubeconfig,
             context=target.context,
             client_configuration=configuration,
         )
+
+
+def new_api_client(target: ClusterTarget) -> Any:
+    """A `kubernetes.client.ApiClient` for the target (no request is made yet)."""
+    from kubernetes import client  # heavy: only cluster mode needs it
+
+    configuration = client.Configuration()
+    try:
+        configure(target, configuration)
     except Exception as exc:  # ConfigException, bad certificates, an exec plugin that is missing
         raise SetupError(
             f"cannot use context {target.context!r} from {target.kubeconfig}: {_one_line(exc)}"

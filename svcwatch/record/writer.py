@@ -37,6 +37,7 @@ from svcwatch.record.writer_process import FLUSH_INTERVAL, PACKET_FIELDS, Part, 
 __all__ = ["FLUSH_INTERVAL", "Recorder"]
 
 PIPE_SIZE = 1 << 20
+MESSAGE_PACKETS = 1024  # packets per message to the writer process (see _messages)
 _CLOSE = object()  # queue sentinel: write what is left, then stop
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode  # compact, reused
 _packet_fields = operator.attrgetter(*PACKET_FIELDS)  # a PacketEvent as a tuple, in C
@@ -84,6 +85,27 @@ def _widen_pipe(writer: subprocess.Popen[bytes]) -> None:
             fcntl.fcntl(writer.stdin.fileno(), set_size, PIPE_SIZE)
     except (ImportError, OSError):  # above /proc/sys/fs/pipe-max-size: the default 64 KiB will do
         pass
+
+
+def _messages(parts: list[Part], most: int = MESSAGE_PACKETS) -> list[list[Part]]:
+    """`parts` cut into messages of at most `most` packets each. Pickling is one C call that
+    holds the GIL throughout; a burst's 20,000 packets in one message would hold it ~30 ms,
+    during which the capture thread (same process) cannot take a frame. Small messages, each
+    followed by a pipe write, hand the GIL back every ~2 ms."""
+    messages: list[list[Part]] = [[]]
+    count = 0
+    for part in parts:
+        if isinstance(part, str):
+            messages[-1].append(part)
+            continue
+        for start in range(0, len(part), most):
+            chunk = part[start : start + most]
+            if count + len(chunk) > most and messages[-1]:
+                messages.append([])
+                count = 0
+            messages[-1].append(chunk)
+            count += len(chunk)
+    return messages
 
 
 class Recorder:
@@ -229,8 +251,9 @@ class Recorder:
         if self.error is not None or pipe is None or not parts:
             return
         try:
-            for buffer in frame(parts):
-                pipe.write(buffer)
+            for message in _messages(parts):
+                for buffer in frame(message):
+                    pipe.write(buffer)  # a pipe write releases the GIL: the capture runs here
             pipe.flush()
         except OSError:  # the writer process is gone (disk full, killed): the session goes on
             self._report(self._writer_report())

@@ -4,7 +4,7 @@ The same four panes and the same stream as the lab; only the transport differs. 
 Service and its EndpointSlices; faults patch svcwatch's own slice through `SliceEditor` (original
 saved first, restored on stop); a stock node agent pod on each watched node -- the endpoints' nodes
 and the probed node -- streams tcpdump's pcap and iptables-save through the exec API into the lab's
-decoders (`AgentFleet`, session/cluster_agents.py); probes go from this machine to the node's
+decoders (`AgentFleet`, session/cluster_nodes.py); probes go from this machine to the node's
 InternalIP:nodePort (or --probe), found as session/cluster_setup.py says. Rules are re-read after
 every slice change and every RULES_PERIOD seconds, for the counters.
 """
@@ -29,7 +29,7 @@ from svcwatch.model.scenario import SCENARIOS, get_scenario
 from svcwatch.model.service import Service
 from svcwatch.probe.tcp import ProbeLoop
 from svcwatch.session.capabilities import Capabilities
-from svcwatch.session.cluster_agents import AgentFleet
+from svcwatch.session.cluster_nodes import AgentFleet
 from svcwatch.session.cluster_setup import (
     demo_pods,
     probe_target,
@@ -75,6 +75,8 @@ class ClusterSession(StreamingSession):
         assert slice_doc is not None  # demo_documents guarantees one
         self.namespace: str = slice_doc["metadata"]["namespace"]
         self.agent_namespace: str = settings.agent_namespace or self.namespace
+        self.in_cluster = settings.in_cluster
+        self._target: Any = None  # the ClusterTarget connected to
         self.slice_name: str = slice_doc["metadata"]["name"]
         self.service_name: str = (service_doc or slice_doc)["metadata"].get("name", self.slice_name)
         self.context = context or "?"
@@ -97,8 +99,14 @@ class ClusterSession(StreamingSession):
     def start(self, sink: EventSink) -> None:
         """Connect, check the slice, start agents, watch, capture, probe; progress as Notices."""
         self._sink = sink
-        found, self.api = connect(self.kubeconfig_flag, self.context_flag)
-        self.context, self._kubeconfig_path = found.context, found.kubeconfig
+        found, self.api = connect(
+            self.kubeconfig_flag, self.context_flag, in_cluster=self.in_cluster
+        )
+        self.context, self._kubeconfig_path, self._target = (
+            found.context,
+            found.kubeconfig,
+            found,
+        )
         self._notice("info", f"cluster {found.label}, namespace {self.namespace}")
         self._service = read_service(self.api, self.namespace, self.service_name)
         self.editor = SliceEditor(
@@ -196,8 +204,19 @@ class ClusterSession(StreamingSession):
             context=self.context,
             kubeconfig=self._kubeconfig_path,
             on_stale=self._on_stale,
+            login=self._login(),
         )
         self._source.start()
+
+    def _login(self) -> Any:
+        """The watcher's login for --in-cluster (None: the kubeconfig, as kopf's default)."""
+        target = self._target
+        if target is None or target.service_account is None:
+            return None
+        from svcwatch.cluster.kubeconfig import configure
+        from svcwatch.watch.kopf_support import configured_login
+
+        return configured_login(lambda config: configure(target, config))
 
     @property
     def stale_since(self) -> float | None:

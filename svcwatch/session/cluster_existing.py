@@ -22,6 +22,7 @@ from svcwatch.cluster.existing import (
     svcwatch_slice,
 )
 from svcwatch.cluster.faults import SliceEditor, slice_from_body
+from svcwatch.cluster.probe_pod import InClusterProbe
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError, SetupError
 from svcwatch.session.capabilities import Capabilities
@@ -41,6 +42,7 @@ class ExistingServiceSession(ClusterSession):
         self.service_name = settings.service
         self.slices: dict[str, EndpointSlice] = {}
         self.read_only: str | None = None
+        self._in_cluster: InClusterProbe | None = None
 
     @property
     def title(self) -> str:
@@ -64,6 +66,8 @@ class ExistingServiceSession(ClusterSession):
             f"{len(self.slices)} EndpointSlice(s)" + (", read-only" if self.read_only else ""),
         )
         target, probe_node = self._probe_plan()
+        if target is None:
+            probe_node = self._start_probe_pod()
         self._fleet.start_agents(
             self.api,
             self.namespace,
@@ -78,6 +82,43 @@ class ExistingServiceSession(ClusterSession):
         self._fleet.start_rules(self.service, self._emit)
         if target is not None:
             self._probes = self.probing.start(sink, target, netns=None, notice=self._notice)
+        self._probe_in_cluster(sink)
+
+    def stop(self) -> None:
+        """The probe pod goes first (its probes are no use once the rest stops), then the rest."""
+        if self._in_cluster is not None:
+            self._quietly(self._in_cluster.stop)
+        super().stop()
+
+    def _start_probe_pod(self) -> str | None:
+        """For a Service only reachable inside the cluster: the probe pod; the node it runs on."""
+        assert self.api is not None and self._service is not None
+        if not self._service.cluster_ip or self._service.cluster_ip == "None":
+            self._notice("warning", f"{self._service.key} is headless: no ClusterIP to probe")
+            return None
+        self._in_cluster = InClusterProbe(self.api, self.namespace, self.agent_image)
+        return self._in_cluster.start_pod(lambda m: self._notice("info", m)) or None
+
+    def _probe_in_cluster(self, sink: EventSink) -> None:
+        probe, service = self._in_cluster, self._service
+        if probe is None or probe.pod is None or service is None or not service.ports:
+            return
+        target = (str(service.cluster_ip), service.ports[0].port)
+        transport = self.transport_factory(self.api, self.namespace, probe.pod, probe.node)
+        probing = self.probing
+        probe.start_probing(
+            transport,
+            sink,
+            target,
+            interval=probing.interval,
+            timeout=probing.timeout,
+            payload=probing.payload,
+        )
+        self._notice(
+            "info",
+            f"probing {target[0]}:{target[1]} from probe pod {probe.pod} on {probe.node} "
+            f"every {probing.interval:g}s",
+        )
 
     def _attach_editor(self, own: str | None) -> None:
         """Fault injection only on svcwatch's own slice of its demo (`own`), or the first slice
@@ -111,12 +152,7 @@ class ExistingServiceSession(ClusterSession):
         if node_port is not None and host_ip:
             self._node_ip = str(host_ip)
             return (str(host_ip), int(node_port)), ((pod or {}).get("spec") or {}).get("nodeName")
-        self._notice(
-            "warning",
-            f"{self._service.key} has no nodePort this machine can reach: no probes "
-            "(pass --probe HOST:PORT)",
-        )
-        return None, None
+        return None, None  # probed from inside the cluster instead
 
     def _endpoint_pod(self) -> dict[str, Any] | None:
         """A pod behind one of the endpoints (its node IP is where a nodePort answers)."""

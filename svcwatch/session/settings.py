@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from svcwatch.cluster.kubeconfig import SERVICE_ACCOUNT_DIR
 from svcwatch.model.errors import InputError
 
 
@@ -54,6 +55,7 @@ class ClusterSettings:
     namespace: str | None = None
     agent_image: str | None = None  # None: svcwatch.cluster.agent.DEFAULT_IMAGE
     agent_namespace: str | None = None  # None: the Service's namespace
+    in_cluster: str | None = None  # --in-cluster: the ServiceAccount directory to use
     take_over: bool = False
     scenario: str | None = None
     manifests: tuple[str, ...] = ()
@@ -94,6 +96,7 @@ class SessionSettings:
         agent_image: str | None,
         take_over: bool,
         agent_namespace: str | None = None,
+        in_cluster: bool = False,
         service: str | None = None,
         record: str | None = None,
         pcap: str | None = None,
@@ -121,6 +124,7 @@ class SessionSettings:
                 namespace=namespace,
                 agent_image=agent_image,
                 agent_namespace=agent_namespace,
+                in_cluster=SERVICE_ACCOUNT_DIR if in_cluster else None,
                 take_over=take_over,
                 scenario=scenario,
                 manifests=tuple(manifests),

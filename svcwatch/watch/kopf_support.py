@@ -201,6 +201,20 @@ def build_settings(
 def kubeconfig_login(*, context: str | None, kubeconfig: str | None) -> Callable[..., Any]:
     """A kopf login handler reading the kubeconfig (file and context chosen like kubectl's)."""
 
+    def load(config: Any) -> None:
+        import kubernetes
+
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, context=context, client_configuration=config
+        )
+
+    return configured_login(load)
+
+
+def configured_login(configure: Callable[[Any], None]) -> Callable[..., Any]:
+    """A kopf login handler from a function that fills a kubernetes Configuration (kubeconfig,
+    or the pod's ServiceAccount for --in-cluster)."""
+
     def login(**kwargs: Any) -> Any:
         # Imported here: the kubernetes client and kopf are heavy and only cluster mode needs them.
         import kopf
@@ -208,11 +222,9 @@ def kubeconfig_login(*, context: str | None, kubeconfig: str | None) -> Callable
 
         config = kubernetes.client.Configuration()
         try:
-            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=kubeconfig, context=context, client_configuration=config
-            )
+            configure(config)
         except (kubernetes.config.ConfigException, OSError) as exc:
-            raise kopf.LoginError(f"cannot read the kubeconfig: {exc}") from None
+            raise kopf.LoginError(f"cannot read the cluster credentials: {exc}") from None
         header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix(
             "authorization"
         )

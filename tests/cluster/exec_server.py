@@ -352,12 +352,14 @@ class TlsFiles:
     server_key: Path
     client_cert: Path
     client_key: Path
+    client_cert_required: bool = True  # False: a bearer token will do, as for a ServiceAccount
 
     def server_context(self) -> ssl.SSLContext:
-        """TLS that refuses a client without a certificate signed by the CA."""
+        """TLS that checks client certificates against the CA (and refuses a client without one,
+        unless `client_cert_required` is False)."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.ca))
         context.load_cert_chain(str(self.server_cert), str(self.server_key))
-        context.verify_mode = ssl.CERT_REQUIRED
+        context.verify_mode = ssl.CERT_REQUIRED if self.client_cert_required else ssl.CERT_OPTIONAL
         return context
 
 

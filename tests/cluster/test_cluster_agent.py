@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster
+from kmock_cluster import MockCluster, run_agent_container, set_pod_status, start_agent_pod
 
 from svcwatch.cluster.agent import agent_pod_name, delete_agents, start_agent
 from svcwatch.model.errors import SetupError
@@ -15,17 +15,7 @@ cluster = kmock_cluster.cluster  # the per-test kmock server fixture
 
 def run_container(cluster: MockCluster, name: str) -> None:
     """Play the kubelet: the agent's container is running."""
-    cluster.api().merge_patch(
-        "Pod",
-        "default",
-        name,
-        {
-            "status": {
-                "phase": "Running",
-                "containerStatuses": [{"name": "agent", "state": {"running": {}}}],
-            }
-        },
-    )
+    run_agent_container(cluster.api(), name)
 
 
 def test_agent_pod_is_pinned_privileged_labelled_and_deleted(cluster: MockCluster) -> None:
@@ -98,3 +88,74 @@ def test_delete_agents_leaves_other_pods_alone(cluster: MockCluster) -> None:
     )
     assert delete_agents(kube, "default") == []
     assert cluster.stored("pods", "default", "socat-1") is not None
+
+
+IMAGE = "nicolaka/netshoot:v0.13"
+ENDED_4H = {
+    "phase": "Failed",
+    "reason": "DeadlineExceeded",
+    "containerStatuses": [{"name": "agent", "state": {"terminated": {"reason": "Error"}}}],
+}
+
+
+@pytest.mark.parametrize(
+    ("leftover", "why"),
+    [
+        (
+            ENDED_4H,
+            "Failed: DeadlineExceeded",
+        ),  # activeDeadlineSeconds: the agent's 4 hours are over
+        ({"phase": "Succeeded", "containerStatuses": []}, "Succeeded"),
+        (None, "image nicolaka/netshoot:v0.12"),
+    ],
+)
+def test_a_leftover_agent_that_cannot_serve_is_replaced(
+    cluster: MockCluster, leftover: dict[str, object] | None, why: str
+) -> None:
+    api = cluster.api()
+    old_image = IMAGE if leftover is not None else "nicolaka/netshoot:v0.12"
+    name = start_agent_pod(api, "node-1", old_image)
+    if leftover is not None:
+        set_pod_status(api, "default", name, **leftover)
+    old_uid = api.read("Pod", "default", name)["metadata"].get("uid")
+    lines: list[str] = []
+
+    def show(line: str) -> None:
+        lines.append(line)
+        if line.startswith("started"):
+            run_container(cluster, name)
+
+    assert start_agent(api, "default", "node-1", IMAGE, show, timeout=10) == name
+    assert lines[0] == f"replacing node agent {name} on node-1 ({why})"
+    assert lines[1] == f"started node agent {name} on node-1 ({IMAGE})"
+    pod = api.read("Pod", "default", name)
+    assert pod["metadata"].get("uid") != old_uid or old_uid is None
+    assert pod["spec"]["containers"][0]["image"] == IMAGE
+    assert [r.method.value for r in cluster.requests(path_part=f"/pods/{name}")].count(
+        "DELETE"
+    ) == 1
+
+
+def test_a_running_leftover_agent_is_reused(cluster: MockCluster) -> None:
+    api = cluster.api()
+    name = start_agent_pod(api, "node-1", IMAGE)
+    lines: list[str] = []
+    assert start_agent(api, "default", "node-1", IMAGE, lines.append, timeout=5) == name
+    assert lines == [f"reusing node agent {name} on node-1"]
+    assert cluster.requests("DELETE") == []
+
+
+def test_pod_security_refusal_names_the_level_and_the_fix(cluster: MockCluster) -> None:
+    assert cluster.exec_api is not None
+    cluster.exec_api.pod_security = {"default": "baseline"}
+    with pytest.raises(SetupError) as refused:
+        start_agent(cluster.api(), "default", "node-1", IMAGE, lambda _: None, timeout=5)
+    message = str(refused.value)
+    assert message.startswith(
+        "Pod Security admission refused svcwatch's node agent in namespace default: it enforces "
+        'the "baseline" level and the agent needs privileged (privileged (container "agent" must '
+        "not set securityContext.privileged=true), host namespaces (hostNetwork=true)): pass "
+        "--agent-namespace with a namespace that allows privileged pods, or label this one: "
+        "kubectl label namespace default pod-security.kubernetes.io/enforce=privileged"
+    )
+    assert "RBAC" not in message and "\n" not in message

@@ -136,3 +136,17 @@ def test_up_status_restore_down_from_the_shell(cluster: MockCluster) -> None:
     assert down.returncode == 0, down.stderr
     assert cluster.stored("deployments", "default", "socat") is None
     assert cluster.stored("endpointslices", "default", "socat") is None
+
+
+def test_in_cluster_outside_a_pod_is_one_line_naming_the_fix() -> None:
+    done = svcwatch(
+        "run", "--cluster", "--in-cluster", "--duration", "1", env={"KUBERNETES_SERVICE_HOST": ""}
+    )
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.endswith(
+        "--in-cluster: this is not a pod with a ServiceAccount (KUBERNETES_SERVICE_HOST/PORT "
+        "unset or no token in /var/run/secrets/kubernetes.io/serviceaccount): leave out "
+        "--in-cluster to use a kubeconfig"
+    )
+    assert "Traceback" not in done.stderr

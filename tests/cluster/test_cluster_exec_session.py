@@ -4,18 +4,27 @@ namespace, ExecTransport and NodeAgent unmodified. Needs root for the namespace.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster, kubelet_for_agents, wait_for
+from exec_server import make_tls
+from kmock_cluster import (
+    MockCluster,
+    kubelet_for_agents,
+    running_cluster,
+    set_pod_status,
+    wait_for,
+)
 from session_helpers import echo_port, node_ns, seed_demo
 
-from svcwatch.model.events import CaptureStarted, Notice, RulesSynced
+from svcwatch.model.events import CaptureStarted, Notice, RulesSynced, SliceChanged
 from svcwatch.session.cluster import ClusterSession
 from svcwatch.session.settings import ClusterSettings, ProbeFlags
 from svcwatch.sinks import CollectingSink
@@ -131,3 +140,81 @@ def test_a_dropped_capture_is_a_notice_and_comes_back(
         for e in sink.snapshot()
     )
     assert thread_crashes == []
+
+
+def test_an_agent_that_expires_is_made_anew(
+    cluster: MockCluster, node_ns: str, echo_port: int, thread_crashes: list[str]
+) -> None:
+    """After its 4 hours the agent pod fails (DeadlineExceeded) and its exec streams end: the
+    session replaces the pod and its capture comes back."""
+    seed_demo(cluster)
+    stop_kubelet = threading.Event()
+    threading.Thread(target=kubelet_for_agents, args=(cluster, stop_kubelet), daemon=True).start()
+    session = exec_session(cluster, node_ns, echo_port)
+    sink = CollectingSink()
+    exec_api, kube = cluster.exec_api, cluster.api()
+    assert exec_api is not None
+
+    def said(text: str) -> bool:
+        return any(isinstance(e, Notice) and text in e.message for e in sink.snapshot())
+
+    try:
+        session.start(sink)
+        wait_for(lambda: said("started node agent"), "the agent")
+        set_pod_status(kube, "default", AGENT, phase="Failed", reason="DeadlineExceeded")
+        cluster.on_loop(lambda _h: exec_api.abort())
+        wait_for(lambda: said("capture on k3s-node restarted"), "the capture back", seconds=30)
+    finally:
+        session.stop()
+        stop_kubelet.set()
+    assert said(f"replacing node agent {AGENT} on k3s-node (Failed: DeadlineExceeded)")
+    assert kube.read_or_none("Pod", "default", AGENT) is None  # deleted on stop
+    created = cluster.requests("POST", "/namespaces/default/pods")
+    assert [r.data["metadata"]["name"] for r in created].count(AGENT) == 2  # made anew
+    assert thread_crashes == []
+
+
+def test_in_cluster_uses_the_pods_service_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, node_ns: str, echo_port: int
+) -> None:
+    """--in-cluster: the token and CA of the ServiceAccount, the API server from the environment
+    (HTTPS, no kubeconfig at all), for REST, exec and the watch alike."""
+    tls = dataclasses.replace(make_tls(tmp_path / "pki"), client_cert_required=False)
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    (account / "token").write_text("a-service-account-token")
+    (account / "ca.crt").write_bytes(tls.ca.read_bytes())
+    (account / "namespace").write_text("default")
+    with running_cluster(tmp_path, monkeypatch, tls=tls) as mock:
+        seed_demo(mock)
+        port = mock.url.rsplit(":", 1)[1]
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        monkeypatch.setenv("KUBERNETES_SERVICE_PORT", port)
+        assert mock.exec_api is not None
+        mock.exec_api.runner = lambda _ns, _pod, argv: ["ip", "netns", "exec", node_ns, *argv]
+        session = ClusterSession(
+            ClusterSettings(
+                in_cluster=str(account),
+                probes=ProbeFlags(probe_target=f"127.0.0.1:{echo_port}", interval=0.2),
+            )
+        )
+        stop_kubelet = threading.Event()
+        threading.Thread(target=kubelet_for_agents, args=(mock, stop_kubelet), daemon=True).start()
+        sink = CollectingSink()
+        try:
+            session.start(sink)
+            wait_for(lambda: any(isinstance(e, RulesSynced) for e in sink.snapshot()), "rules")
+            session.request_scenario("wrong-port")
+            wait_for(
+                lambda: any(
+                    isinstance(e, SliceChanged) and e.change == "MODIFIED" for e in sink.snapshot()
+                ),
+                "the change back through the watch",
+            )
+        finally:
+            session.stop()
+            stop_kubelet.set()
+        assert session.title.startswith("cluster in-cluster ")
+        assert troubles(sink) == []
+        tokens = {str(r.headers.get("Authorization", "")).lower() for r in mock.requests()}
+        assert "bearer a-service-account-token" in tokens  # what the ServiceAccount says

@@ -7,6 +7,7 @@ reads what a user would read (the exit line, the stream, the screen) and what is
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -146,27 +147,29 @@ def test_lab_up_will_not_rebuild_under_a_live_session(lab_name: str, state_root:
         assert session.interrupt() == 0
 
 
-def test_lab_down_does_not_kill_concurrent_status(lab_name: str, state_root: Path) -> None:
+def test_lab_down_does_not_kill_concurrent_status_or_up(lab_name: str, state_root: Path) -> None:
     env = {**os.environ, "SVCWATCH_STATE_DIR": str(state_root)}
+    commands = [["lab", "status"]] * 4 + [["lab", "up", *PODS]]
     for _ in range(3):
         assert svcwatch(state_root, "lab", "up", "--name", lab_name, *PODS).returncode == 0
-        readers = [
+        racers = [
             subprocess.Popen(
-                [SVCWATCH, "lab", "status", "--name", lab_name],
+                [SVCWATCH, *command, "--name", lab_name],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 env=env,
             )
-            for _ in range(4)
+            for command in commands
         ]
-        time.sleep(0.3)  # the readers are inside the lab's namespaces reading links and rules
+        time.sleep(0.3)  # they are inside the lab's namespaces, reading links and rules
         assert svcwatch(state_root, "lab", "down", "--name", lab_name).returncode == 0
-        for reader in readers:
-            code = reader.wait(timeout=60)
-            assert code != -signal.SIGKILL, "lab down killed a concurrent `lab status`"
-            assert reader.stderr is not None
-            err = reader.stderr.read().decode()
+        for racer in racers:
+            code = racer.wait(timeout=60)
+            assert code != -signal.SIGKILL, f"lab down killed a concurrent {racer.args[1:3]}"
+            assert racer.stderr is not None
+            err = racer.stderr.read().decode()
             assert "internal error" not in err and "Traceback" not in err, err
+        svcwatch(state_root, "lab", "down", "--name", lab_name)  # the `lab up` may have won
 
 
 def test_lab_down_does_not_kill_a_svcwatch_inside_the_labs_namespace(
@@ -235,3 +238,28 @@ def test_quitting_a_dashboard_keeps_a_lab_made_by_lab_up(
     dashboard.press("q")
     dashboard.wait_for(f"svcwatch: lab {lab_name} kept: it was kept by `lab up`", "EXITED=0")
     assert lab_namespaces(lab_name)
+
+
+def test_lab_down_under_a_dashboard_is_said_on_its_screen(
+    dashboard: Terminal, lab_name: str, state_root: Path
+) -> None:
+    dashboard.wait_for("echo-ok")
+    down = svcwatch(state_root, "lab", "down", "--name", lab_name)
+    assert down.returncode == 0 and lab_namespaces(lab_name) == []
+    dashboard.wait_for(f"lab {lab_name} was removed by `svcwatch lab down`", "the lab is at fault")
+    dashboard.press("q")
+    dashboard.wait_for("SVCWATCH-EXITED=0")
+
+
+def test_a_killed_svcwatch_does_not_keep_its_lab_alive(lab_name: str, state_root: Path) -> None:
+    """A user that died without leaving (SIGKILL) is ignored: the next one to quit tears down."""
+    killed = Stream(state_root, lab_name)
+    killed.wait_for("echo-ok")
+    killed.proc.kill()
+    killed.proc.wait(timeout=30)
+    users = json.loads((state_root / "labs" / lab_name / "users.json").read_text())
+    assert [u["pid"] for u in users] == [killed.proc.pid]  # still recorded, but dead
+    done = svcwatch(state_root, "run", "--name", lab_name, *PODS, "-d", "1")
+    assert done.returncode == 0, done.stderr
+    assert f"lab {lab_name} torn down" in done.stdout
+    assert lab_namespaces(lab_name) == [] and lab_processes(lab_name) == []

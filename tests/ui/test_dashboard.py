@@ -212,7 +212,9 @@ async def test_q_tears_the_lab_down_visibly_then_exits() -> None:
         await settle(app, pilot)
         await pilot.press("q")
         assert isinstance(app.screen, StoppingScreen)
-        assert str(app.screen.query_one("#stopping-text", Static).render()) == "tearing down lab…"
+        assert str(app.screen.query_one("#stopping-text", Static).render()) == (
+            "leaving the lab (torn down unless kept or still in use)…"
+        )
         await app.workers.wait_for_complete()
         await pilot.pause()
     assert session.stopped.is_set()
