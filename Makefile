@@ -36,6 +36,7 @@ check: lint test
 
 bench: setup
 	$(PY) benchmarks/lab.py
+	$(PY) benchmarks/health.py
 	$(PY) benchmarks/nft.py
 	$(PY) benchmarks/capture.py
 	$(PY) benchmarks/watch.py

@@ -28,7 +28,6 @@ from svcwatch import netns
 from svcwatch.cluster.agent import NodeAgent
 from svcwatch.cluster.transport import LocalTransport
 from svcwatch.kubeproxy.node_rules import render_node
-from svcwatch.kubeproxy.render import hook_rules
 from svcwatch.kubeproxy.restore import parse_save, service_tree, to_restore_text
 from svcwatch.model.endpointslice import Endpoint, EndpointConditions, EndpointPort, EndpointSlice
 from svcwatch.model.service import Service, ServicePort
@@ -64,9 +63,7 @@ def node(services: int, tool: str) -> Iterator[str]:
     """A namespace holding kube-proxy's rules for `services` Services; deleted after."""
     name = f"svcwatch-bench-{secrets.token_hex(3)}"
     began = time.perf_counter()
-    text = to_restore_text(hook_rules()) + to_restore_text(
-        render_node([service(i) for i in range(services)])
-    )
+    text = to_restore_text(render_node([service(i) for i in range(services)]))
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         netns.run_in(name, [f"{tool}-restore"], input=text.encode(), check=True)

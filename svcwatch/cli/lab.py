@@ -43,6 +43,7 @@ def lab() -> None:
 
     \b
       sudo svcwatch lab up                       build (or reuse) the lab "default"
+      sudo svcwatch lab up --proxy-mode nftables kube-proxy's nftables mode instead of iptables
       sudo svcwatch lab scenario wrong-port      break it: the slice points at port 12346
       sudo svcwatch lab status                   namespaces, addresses, the chain, drift
       sudo svcwatch lab exec node -- iptables-save -t nat
@@ -62,10 +63,11 @@ def up(
     """Build the lab, or reuse it when it is already up (repairing what is broken in place).
 
     Builds the node and client namespaces, the cni0 bridge, the socat echo pod and PODS idle pods,
-    installs kube-proxy's rules for the manifests' Service, and prints each step. On an existing
-    lab it checks the data plane (as `lab status` does) and repairs what is missing: a deleted
-    cni0 or veth, flushed rules, a dead echo process. A lab from `lab up` stays when the svcwatch
-    sessions using it quit. It never rebuilds a lab a running svcwatch uses.
+    installs kube-proxy's rules for the manifests' Service (iptables chains, or with --proxy-mode
+    nftables its `table ip kube-proxy`), and prints each step. On an existing lab it checks the
+    data plane (as `lab status` does) and repairs what is missing: a deleted cni0 or veth, flushed
+    rules, a dead echo process. A lab from `lab up` stays when the svcwatch sessions using it
+    quit. It never rebuilds a lab a running svcwatch uses.
     """
     from svcwatch.lab import LabNode, LabSpec
     from svcwatch.lab.sources import load_manifests

@@ -216,13 +216,16 @@ def fill_slice(
 def down(
     api: ClusterApi, docs: list[dict[str, Any]], context: str, progress: Progress
 ) -> list[str]:
-    """Delete svcwatch's agent pods and the demo objects it created (labelled), last first."""
+    """Delete svcwatch's agent and probe pods and the demo objects it created (labelled), last
+    first."""
     from svcwatch.cluster.agent import delete_agents  # agent pods: same namespace, same label
+    from svcwatch.cluster.probe_pod import delete_probe_pods
 
     removed: list[str] = []
     namespaces = sorted({d["metadata"]["namespace"] for d in docs})
     for namespace in namespaces:
         removed += [f"Pod/{name}" for name in delete_agents(api, namespace)]
+        removed += [f"Pod/{name}" for name in delete_probe_pods(api, namespace)]
     for doc in reversed(docs):
         kind, meta = doc["kind"], doc["metadata"]
         existing = api.read_or_none(kind, meta["namespace"], meta["name"])

@@ -4,7 +4,7 @@ The same four panes and the same stream as the lab; only the transport differs. 
 Service and its EndpointSlices; faults patch svcwatch's own slice through `SliceEditor` (original
 saved first, restored on stop); a stock node agent pod on each watched node -- the endpoints' nodes
 and the probed node -- streams tcpdump's pcap and iptables-save through the exec API into the lab's
-decoders (`AgentFleet`, session/cluster_agents.py); probes go from this machine to the node's
+decoders (`AgentFleet`, session/cluster_nodes.py); probes go from this machine to the node's
 InternalIP:nodePort (or --probe), found as session/cluster_setup.py says. Rules are re-read after
 every slice change and every RULES_PERIOD seconds, for the counters.
 """
@@ -29,7 +29,7 @@ from svcwatch.model.scenario import SCENARIOS, get_scenario
 from svcwatch.model.service import Service
 from svcwatch.probe.tcp import ProbeLoop
 from svcwatch.session.capabilities import Capabilities
-from svcwatch.session.cluster_agents import AgentFleet
+from svcwatch.session.cluster_nodes import AgentFleet
 from svcwatch.session.cluster_setup import (
     demo_pods,
     probe_target,

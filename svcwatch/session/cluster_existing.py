@@ -10,6 +10,7 @@ Service is svcwatch's own demo (its slice is svcwatch's) or `--take-over` adopts
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from svcwatch.cluster.api import connect
@@ -22,6 +23,8 @@ from svcwatch.cluster.existing import (
     svcwatch_slice,
 )
 from svcwatch.cluster.faults import SliceEditor, slice_from_body
+from svcwatch.cluster.objects import PROTECTED_NAMESPACES
+from svcwatch.cluster.probe_pod import InClusterProbe
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError, SetupError
 from svcwatch.session.capabilities import Capabilities
@@ -35,12 +38,16 @@ class ExistingServiceSession(ClusterSession):
     """One existing Service, read-only unless it is svcwatch's demo or `--take-over` is given."""
 
     def __init__(self, settings: ClusterSettings) -> None:
-        super().__init__(settings)
+        # The demo manifests' namespace is not the watched one: the parent's checks of it (and of
+        # kube-system, which svcwatch may watch but never starts pods in) do not apply here.
+        super().__init__(replace(settings, namespace=None, agent_namespace=None))
         assert settings.service is not None  # the factory makes this session only for svc/NAME
         self.namespace_flag = settings.namespace
+        self.agent_namespace_flag = settings.agent_namespace
         self.service_name = settings.service
         self.slices: dict[str, EndpointSlice] = {}
         self.read_only: str | None = None
+        self._in_cluster: InClusterProbe | None = None
 
     @property
     def title(self) -> str:
@@ -50,9 +57,17 @@ class ExistingServiceSession(ClusterSession):
     def start(self, sink: EventSink) -> None:
         """Connect, read the Service and its slices, start agents, watch, capture, probe."""
         self._sink = sink
-        found, self.api = connect(self.kubeconfig_flag, self.context_flag)
-        self.context, self._kubeconfig_path = found.context, found.kubeconfig
+        found, self.api = connect(
+            self.kubeconfig_flag, self.context_flag, in_cluster=self.in_cluster
+        )
+        self.context, self._kubeconfig_path, self._target = found.context, found.kubeconfig, found
         self.namespace = self.namespace_flag or found.namespace or "default"
+        self.agent_namespace = self.agent_namespace_flag or self.namespace
+        if self.agent_namespace in PROTECTED_NAMESPACES:
+            raise SetupError(
+                f"svcwatch starts no pods in {self.agent_namespace}: pass --agent-namespace "
+                "NAMESPACE (one whose Pod Security allows privileged pods) to watch a Service there"
+            )
         self._service, body = read_existing(self.api, self.namespace, self.service_name)
         bodies = service_slices(self.api, self.namespace, self.service_name)
         self.slices = {name: slice_from_body(b) for name, b in bodies.items()}
@@ -64,9 +79,11 @@ class ExistingServiceSession(ClusterSession):
             f"{len(self.slices)} EndpointSlice(s)" + (", read-only" if self.read_only else ""),
         )
         target, probe_node = self._probe_plan()
+        if target is None:
+            probe_node = self._start_probe_pod()
         self._fleet.start_agents(
             self.api,
-            self.namespace,
+            self.agent_namespace,
             self._nodes(probe_node),
             sink,
             image=self.agent_image,
@@ -78,6 +95,43 @@ class ExistingServiceSession(ClusterSession):
         self._fleet.start_rules(self.service, self._emit)
         if target is not None:
             self._probes = self.probing.start(sink, target, netns=None, notice=self._notice)
+        self._probe_in_cluster(sink)
+
+    def stop(self) -> None:
+        """The probe pod goes first (its probes are no use once the rest stops), then the rest."""
+        if self._in_cluster is not None:
+            self._quietly(self._in_cluster.stop)
+        super().stop()
+
+    def _start_probe_pod(self) -> str | None:
+        """For a Service only reachable inside the cluster: the probe pod; the node it runs on."""
+        assert self.api is not None and self._service is not None
+        if not self._service.cluster_ip or self._service.cluster_ip == "None":
+            self._notice("warning", f"{self._service.key} is headless: no ClusterIP to probe")
+            return None
+        self._in_cluster = InClusterProbe(self.api, self.agent_namespace, self.agent_image)
+        return self._in_cluster.start_pod(lambda m: self._notice("info", m)) or None
+
+    def _probe_in_cluster(self, sink: EventSink) -> None:
+        probe, service = self._in_cluster, self._service
+        if probe is None or probe.pod is None or service is None or not service.ports:
+            return
+        target = (str(service.cluster_ip), service.ports[0].port)
+        transport = self.transport_factory(self.api, self.agent_namespace, probe.pod, probe.node)
+        probing = self.probing
+        probe.start_probing(
+            transport,
+            sink,
+            target,
+            interval=probing.interval,
+            timeout=probing.timeout,
+            payload=probing.payload,
+        )
+        self._notice(
+            "info",
+            f"probing {target[0]}:{target[1]} from probe pod {probe.pod} on {probe.node} "
+            f"every {probing.interval:g}s",
+        )
 
     def _attach_editor(self, own: str | None) -> None:
         """Fault injection only on svcwatch's own slice of its demo (`own`), or the first slice
@@ -111,12 +165,7 @@ class ExistingServiceSession(ClusterSession):
         if node_port is not None and host_ip:
             self._node_ip = str(host_ip)
             return (str(host_ip), int(node_port)), ((pod or {}).get("spec") or {}).get("nodeName")
-        self._notice(
-            "warning",
-            f"{self._service.key} has no nodePort this machine can reach: no probes "
-            "(pass --probe HOST:PORT)",
-        )
-        return None, None
+        return None, None  # probed from inside the cluster instead
 
     def _endpoint_pod(self) -> dict[str, Any] | None:
         """A pod behind one of the endpoints (its node IP is where a nodePort answers)."""

@@ -274,6 +274,8 @@ class SvcwatchApp(App[None]):
     def _stop_session(self) -> None:
         try:
             self.session.stop()
+        except Exception as exc:  # noqa: BLE001 - kept for the CLI's one line and exit status
+            self.stop_error = exc  # before SessionStopped: the app exits on that message
         finally:
             self.sink.close()
             self.post_message(messages.SessionStopped())
@@ -365,9 +367,6 @@ class SvcwatchApp(App[None]):
         if event.worker.group == "session" and not self.session_ready:
             self.start_error = str(error)
             self.main.set_diagnosis(Diagnosis(f"Could not start: {error}", "fail"))
-        if event.worker.group == "stop":  # the CLI reports it (one line) and exits non-zero
-            self.stop_error = error
-            self.exit()
 
     def set_scenario(self, name: str) -> None:
         self.scenario = name

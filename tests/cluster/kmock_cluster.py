@@ -261,10 +261,10 @@ def run_agent_container(
 def kubelet_for_agents(
     cluster: MockCluster, stop: threading.Event, namespace: str = "default"
 ) -> None:
-    """Play the kubelet for every agent pod svcwatch creates: its container runs on the node."""
+    """Play the kubelet for every pod svcwatch creates (node agents, probe pods): it runs."""
     api = cluster.api()
     while not stop.wait(0.1):
-        for pod in api.list("Pod", namespace, {"app.kubernetes.io/component": "node-agent"}):
+        for pod in api.list("Pod", namespace, {"app.kubernetes.io/managed-by": "svcwatch"}):
             if not (pod.get("status") or {}).get("containerStatuses"):
                 run_agent_container(api, pod["metadata"]["name"], namespace)
 

@@ -8,6 +8,7 @@ writes for the watched Service. Needs root for the namespace.
 from __future__ import annotations
 
 import secrets
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -20,10 +21,9 @@ from svcwatch.cluster.faults import slice_from_body
 from svcwatch.cluster.transport import LocalTransport
 from svcwatch.kubeproxy.chains import svc_chain
 from svcwatch.kubeproxy.node_rules import render_node
-from svcwatch.kubeproxy.render import hook_rules
 from svcwatch.kubeproxy.restore import to_restore_text
-from svcwatch.model.errors import InputError
-from svcwatch.model.events import RulesSynced, SliceChanged
+from svcwatch.model.errors import InputError, SetupError
+from svcwatch.model.events import ProbeEvent, RulesSynced, SliceChanged
 from svcwatch.session.cluster_existing import ExistingServiceSession
 from svcwatch.session.settings import ClusterSettings
 from svcwatch.sinks import CollectingSink
@@ -95,11 +95,43 @@ def node_ns(cluster: MockCluster) -> Iterator[str]:
     name = f"svcwatch-t{secrets.token_hex(3)}-node"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
-        text = to_restore_text(hook_rules()) + to_restore_text(rules)
+        text = to_restore_text(rules)
         netns.run_in(name, ["iptables-restore"], input=text.encode(), check=True)
+        # The endpoints' addresses live on the node too, with an echo server on the targetPort,
+        # so a probe of the ClusterIP crosses the real DNAT rules and gets its echo.
+        ip = ["ip", "-n", name]
+        subprocess.run([*ip, "link", "add", "pods0", "type", "veth", "peer", "pods1"], check=True)
+        for address in ("10.42.0.11", "10.42.0.12", "10.42.0.13"):
+            subprocess.run([*ip, "addr", "add", f"{address}/32", "dev", "pods0"], check=True)
+        for link in ("pods0", "pods1", "lo"):
+            subprocess.run([*ip, "link", "set", link, "up"], check=True)
+        # a ClusterIP is routed like any address (a default route), then DNAT'd in OUTPUT
+        subprocess.run([*ip, "route", "add", "default", "dev", "pods0"], check=True)
+        server = echo_server(name)
         yield name
+        server.close()
     finally:
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def echo_server(name: str) -> socket.socket:
+    """An echo server on port 8080 in namespace `name`, one connection at a time."""
+    server = netns.socket_in(name, socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("0.0.0.0", 8080))
+    server.listen(8)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(conn.recv(100))
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server
 
 
 def test_an_existing_service_is_watched_read_only_over_all_its_slices(
@@ -126,6 +158,7 @@ def test_an_existing_service_is_watched_read_only_over_all_its_slices(
             "10.42.0.12",
         }
         wait_for(lambda: any(isinstance(e, RulesSynced) for e in sink.snapshot()), "rules read")
+        wait_for(lambda: any(isinstance(e, ProbeEvent) for e in sink.snapshot()), "a probe")
         caps = session.capabilities()
         assert not caps.injects_faults and caps.scenarios is None
         assert caps.node_switching is None  # one node: nothing to switch
@@ -149,6 +182,12 @@ def test_an_existing_service_is_watched_read_only_over_all_its_slices(
     events = sink.snapshot()
     synced = next(e for e in events if isinstance(e, RulesSynced))
     assert svc_chain("shop/cart", "tcp") in synced.added
+    # ClusterIP only: probed from a probe pod inside the cluster, through the node's DNAT
+    probes = [e for e in events if isinstance(e, ProbeEvent)]
+    assert probes and all((e.dst, e.dport) == ("10.43.7.7", 80) for e in probes)
+    assert any(e.ok and e.nbytes == len(b"hello") for e in probes), probes[:3]
+    probe_pods = {"app.kubernetes.io/component": "probe"}
+    assert cluster.requests("POST", "/pods") and cluster.api().list("Pod", NS, probe_pods) == []
     assert sum(isinstance(e, SliceChanged) for e in events) >= 3
     for kind in ("/endpointslices", "/services"):  # read-only: svcwatch wrote nothing of them
         assert cluster.requests("PATCH", kind) == cluster.requests("PUT", kind) == []
@@ -240,3 +279,66 @@ def test_the_chain_pane_switches_between_the_endpoints_nodes(
         session.stop()
         stop_kubelet.set()
     assert cluster.stored("pods", NS, "svcwatch-agent-k3s-node-2") is None
+
+
+def test_no_pod_is_started_in_kube_system(cluster: MockCluster) -> None:
+    api = cluster.api()
+    api.create(
+        "Service", "kube-system", {**CART, "metadata": {"name": "dns", "namespace": "kube-system"}}
+    )
+    session = ExistingServiceSession(
+        ClusterSettings(service="dns", namespace="kube-system", kubeconfig=str(cluster.kubeconfig))
+    )
+    with pytest.raises(
+        SetupError, match="svcwatch starts no pods in kube-system: pass --agent-namespace"
+    ):
+        session.start(CollectingSink())
+    session.stop()
+    assert cluster.requests("POST", "/pods") == []
+
+
+def test_svcwatchs_own_demo_service_keeps_its_faults(cluster: MockCluster, node_ns: str) -> None:
+    """svc/NAME on a Service `cluster up` created: the keys patch svcwatch's own slice only."""
+    api = cluster.api()
+    labels = {"app.kubernetes.io/managed-by": "svcwatch"}
+    api.create(
+        "Service", NS, {**CART, "metadata": {"name": "demo", "namespace": NS, "labels": labels}}
+    )
+    ours = make_slice(
+        api, "demo", "svcwatch", [endpoint("10.42.0.11")], 8080, service="demo", namespace=NS
+    )
+    make_slice(
+        api, "demo-ctrl", CONTROLLER, [endpoint("10.42.0.12")], 8080, service="demo", namespace=NS
+    )
+    stop_kubelet = threading.Event()
+    threading.Thread(
+        target=kubelet_for_agents, args=(cluster, stop_kubelet, NS), daemon=True
+    ).start()
+    session = ExistingServiceSession(
+        ClusterSettings(
+            service="demo",
+            namespace=NS,
+            kubeconfig=str(cluster.kubeconfig),
+            transport_factory=lambda *_: LocalTransport(node_ns),
+        )
+    )
+    try:
+        session.start(CollectingSink())
+        assert session.capabilities().injects_faults
+        assert not session.title.endswith("read-only)")
+        session.request_scenario("wrong-port")
+        wait_for(
+            lambda: (
+                (cluster.stored("endpointslices", NS, "demo") or {})
+                .get("ports", [{}])[0]
+                .get("port")
+                == 8081
+            ),
+            "svcwatch's slice patched to the wrong port",
+        )
+    finally:
+        session.stop()
+        stop_kubelet.set()
+    patched = {r.url.path.rsplit("/", 1)[-1] for r in cluster.requests("PATCH", "/endpointslices/")}
+    assert patched == {"demo"}  # never the controller's slice
+    assert cluster.stored("endpointslices", NS, "demo") == ours  # restored on stop

@@ -23,13 +23,16 @@ def cli(*args: str, state_root: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([SVCWATCH, *args], capture_output=True, text=True, env=env, timeout=60)
 
 
+@pytest.mark.parametrize("proxy_mode", ["iptables", "nftables"])
 def test_up_and_down_leave_the_host_untouched(
-    spec: LabSpec, manifests: ManifestSet, state_root: Path
+    spec: LabSpec, manifests: ManifestSet, state_root: Path, proxy_mode: str
 ) -> None:
-    before = host_network()
+    before = host_network()  # iptables-save, ip6tables-save and `nft list ruleset` among them
     try:
-        LabNode.up(spec, manifests, state_root)
+        node = LabNode.up(spec, manifests, state_root, proxy_mode=proxy_mode)
         assert host_network() == before  # built entirely inside lab namespaces
+        node.set_proxy_mode("iptables" if proxy_mode == "nftables" else "nftables")
+        assert host_network() == before  # a mode switch too
     finally:
         LabNode.down(spec.name, state_root)
     assert host_network() == before

@@ -125,6 +125,7 @@ def test_running_session_recreates_a_deleted_bridge(lab_name: str, state_root: P
         subprocess.run(["ip", "netns", "exec", node_ns, "ip", "link", "del", "cni0"], check=True)
         at = session.wait_for("recreated cni0")
         session.wait_for("echo-ok", after=at)
+        session.wait_for("tcp-packet  [cni0]", after=at)  # the capture saw the new bridge too
     finally:
         assert session.interrupt() == 0
 
@@ -164,3 +165,19 @@ def test_state_dir_that_is_a_file_is_one_line(tmp_path: Path, lab_name: str) -> 
     assert done.stderr.startswith("svcwatch: error: cannot write svcwatch's state under ")
     assert "Not a directory" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert lab_namespaces(lab_name) == []
+
+
+def test_status_reports_a_pod_without_its_address_and_up_gives_it_back(
+    lab: LabNode, state_root: Path
+) -> None:
+    echo = lab.echo_pod
+    subprocess.run(
+        ["ip", "netns", "exec", echo.netns, "ip", "addr", "flush", "dev", "eth0"], check=True
+    )
+    broken = status(state_root, lab.spec.name)
+    assert broken.returncode == 1
+    assert f"eth0 in the pod {echo.name} has lost its address {echo.ip}/24" in broken.stdout
+    up = svcwatch(state_root, "lab", "up", "--name", lab.spec.name)
+    assert f"reconnected pod {echo.name}" in up.stdout
+    assert status(state_root, lab.spec.name).returncode == 0
+    assert echo_roundtrip(lab.spec) == b"hello\n"

@@ -124,3 +124,30 @@ def test_a_stray_byte_in_the_stored_slice_is_reported_and_the_watch_goes_on(lab:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
     assert proc.returncode == 0
+
+
+def test_dashboard_recording_onto_full_disk_shows_failed_and_exits_1_after_q(
+    lab: Lab, full_disk: Path
+) -> None:
+    from tests.helpers.terminals import PtyProgram, pump_all
+
+    argv = lab.argv(
+        "--name", lab.name, "--pods", "1", "--interval", "0.05",
+        "--record", str(full_disk / "talk.svcrec"),
+    )  # fmt: skip
+    program = PtyProgram(argv, lab.env, size=(200, 50))
+    try:
+        deadline = time.monotonic() + 60
+        while b"FAILED]" not in program.output:  # the header stops claiming "recording"
+            assert time.monotonic() < deadline, "the header never said the recording failed"
+            pump_all([program], 0.2)
+        os.write(program.master, b"q")
+        while program.proc.poll() is None and time.monotonic() < deadline + 60:
+            pump_all([program], 0.1)
+        pump_all([program], 0.3)
+    finally:
+        program.kill()
+    screen = program.output.decode(errors="replace")
+    assert program.proc.returncode == 1
+    assert "Traceback" not in screen
+    assert "svcwatch: error: " in screen and "recording stopped: No space left on device" in screen

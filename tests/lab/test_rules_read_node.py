@@ -22,7 +22,7 @@ from svcwatch.cluster.agent import NodeAgent
 from svcwatch.cluster.transport import LocalTransport
 from svcwatch.kubeproxy.chains import ext_chain, svc_chain
 from svcwatch.kubeproxy.node_rules import render_node
-from svcwatch.kubeproxy.render import ProxyConfig, hook_rules
+from svcwatch.kubeproxy.render import ProxyConfig
 from svcwatch.kubeproxy.restore import parse_save, service_tree, to_restore_text
 from svcwatch.model.endpointslice import Endpoint, EndpointConditions, EndpointPort, EndpointSlice
 from svcwatch.model.service import Service, ServicePort
@@ -119,9 +119,7 @@ def node_ns(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     name = f"svcwatch-t{secrets.token_hex(3)}-rules"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
-        text = to_restore_text(hook_rules()) + with_counters(
-            to_restore_text(render_node([*watched(), *filler(40)], CONFIG))
-        )
+        text = with_counters(to_restore_text(render_node([*watched(), *filler(40)], CONFIG)))
         netns.run_in(
             name,
             [f"{tool}-restore", "--counters"],

@@ -7,6 +7,7 @@ reads what a user would read (the exit line, the stream, the screen) and what is
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -248,3 +249,17 @@ def test_lab_down_under_a_dashboard_is_said_on_its_screen(
     dashboard.wait_for(f"lab {lab_name} was removed by `svcwatch lab down`", "the lab is at fault")
     dashboard.press("q")
     dashboard.wait_for("SVCWATCH-EXITED=0")
+
+
+def test_a_killed_svcwatch_does_not_keep_its_lab_alive(lab_name: str, state_root: Path) -> None:
+    """A user that died without leaving (SIGKILL) is ignored: the next one to quit tears down."""
+    killed = Stream(state_root, lab_name)
+    killed.wait_for("echo-ok")
+    killed.proc.kill()
+    killed.proc.wait(timeout=30)
+    users = json.loads((state_root / "labs" / lab_name / "users.json").read_text())
+    assert [u["pid"] for u in users] == [killed.proc.pid]  # still recorded, but dead
+    done = svcwatch(state_root, "run", "--name", lab_name, *PODS, "-d", "1")
+    assert done.returncode == 0, done.stderr
+    assert f"lab {lab_name} torn down" in done.stdout
+    assert lab_namespaces(lab_name) == [] and lab_processes(lab_name) == []

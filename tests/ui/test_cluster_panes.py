@@ -152,3 +152,19 @@ async def test_w_with_nothing_captured_writes_nothing(
         await settle(app, pilot)
         assert not list(tmp_path.iterdir())
         assert any("nothing written" in n.message for n in app._notifications)
+
+
+async def test_m_on_a_cluster_says_the_mode_switch_needs_the_lab() -> None:
+    """`m` swaps kube-proxy's mode only on a lab (tests/lab/test_tmux_e2e.py presses it there);
+    a cluster's kube-proxy is not svcwatch's to reconfigure."""
+    app = make_app(NftablesSession())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        before = chain_text(app)
+        await pilot.press("m")
+        await settle(app, pilot)
+        assert [n.message for n in app._notifications] == [
+            "switching kube-proxy's mode needs the lab"
+        ]
+        assert chain_text(app) == before
+        assert any(c.title == "Proxy mode" for c in app.get_system_commands(app.screen))

@@ -8,8 +8,6 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
-
 from svcwatch.model.errors import OutputError
 from svcwatch.session.recording import RecordingSession
 from tests.ui.conftest import make_app, settle
@@ -35,5 +33,7 @@ async def test_header_stops_claiming_recording_when_the_writer_is_killed(tmp_pat
         shown = [n.message for n in app._notifications]
         assert any("the writer process was killed (SIGKILL)" in m for m in shown), shown
         assert app.scenario in ("happy", "wrong-port")  # still running: keys still switch
-    with pytest.raises(OutputError, match="recording stopped"):
-        session.stop()  # torn down as usual, then the failure, for the exit status
+        await pilot.press("q")
+        await settle(app, pilot)
+    assert isinstance(app.stop_error, OutputError)  # for the CLI: one line and exit 1
+    assert "recording stopped" in str(app.stop_error)

@@ -14,7 +14,9 @@ from svcwatch.ui.keymap import UserKeymap
 
 PANES_HELP = (
     "iptables chain: the Service's rules read back from the kernel, live packet counters, "
-    "statistic probabilities as effective shares, rules from the last sync marked ◀ new.\n"
+    "statistic probabilities as effective shares, rules from the last sync marked ◀ new. In "
+    "kube-proxy's nftables mode (m) it is table ip kube-proxy, which has no counters: each "
+    "endpoint shows the new connections the capture saw go there ('seen').\n"
     "EndpointSlice: what the slice claims next to the truth: which pod has the IP, whether "
     "anything listens, and how many connections landed there.\n"
     "packets: every frame on eth0 -> cni0 -> veth in the seed post's words, one colour per "
