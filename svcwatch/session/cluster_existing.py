@@ -52,7 +52,10 @@ class ExistingServiceSession(ClusterSession):
     def start(self, sink: EventSink) -> None:
         """Connect, read the Service and its slices, start agents, watch, capture, probe."""
         self._sink = sink
-        found, self.api = connect(self.kubeconfig_flag, self.context_flag)
+        found, self.api = connect(
+            self.kubeconfig_flag, self.context_flag, in_cluster=self.in_cluster
+        )
+        self._target = found
         self.context, self._kubeconfig_path = found.context, found.kubeconfig
         self.namespace = self.namespace_flag or found.namespace or "default"
         self._service, body = read_existing(self.api, self.namespace, self.service_name)
@@ -70,7 +73,7 @@ class ExistingServiceSession(ClusterSession):
             probe_node = self._start_probe_pod()
         self._fleet.start_agents(
             self.api,
-            self.namespace,
+            self.agent_namespace,
             self._nodes(probe_node),
             sink,
             image=self.agent_image,
