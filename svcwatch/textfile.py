@@ -23,8 +23,11 @@ _KINDS = {
 }
 
 
-def read_text_file(path: str | Path, *, field: str | None = None) -> str:
-    """The UTF-8 text of the regular file at `path`; InputError (one line) for anything else."""
+def require_regular_file(
+    path: str | Path, *, field: str | None = None, what: str = "a text file"
+) -> None:
+    """InputError (one line) unless `path` is a regular file: reading a FIFO nobody writes to
+    blocks forever, and /dev/zero never ends."""
     source = str(path)
     try:
         mode = Path(path).stat().st_mode
@@ -34,7 +37,13 @@ def read_text_file(path: str | Path, *, field: str | None = None) -> str:
         raise InputError(f"cannot read {source}: {exc.strerror or exc}", field=field) from None
     kind = next((name for test, name in _KINDS.items() if test(mode)), None)
     if kind is not None:
-        raise InputError(f"{source} is {kind}, not a text file", field=field)
+        raise InputError(f"{source} is {kind}, not {what}", field=field)
+
+
+def read_text_file(path: str | Path, *, field: str | None = None) -> str:
+    """The UTF-8 text of the regular file at `path`; InputError (one line) for anything else."""
+    source = str(path)
+    require_regular_file(path, field=field)
     try:
         with open(path, "rb") as fh:
             data = fh.read(MAX_TEXT_BYTES + 1)

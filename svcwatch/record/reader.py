@@ -24,6 +24,7 @@ from svcwatch.model.events import Event, SliceChanged
 from svcwatch.model.manifest import parse_slice
 from svcwatch.model.service import Service
 from svcwatch.record import format as fmt
+from svcwatch.textfile import require_regular_file
 
 _CHUNK = 1 << 16
 _MAX_LINE = 64 << 20  # a longer "line" is not a recording line (a binary file with no newline)
@@ -136,8 +137,7 @@ def load_recording(path: Path) -> Recording:
         raise InputError(
             "no such recording file (record one with `svcwatch --record FILE`)", source=str(path)
         )
-    if path.is_dir():
-        raise InputError("is a directory, not a recording file", source=str(path))
+    require_regular_file(path, what="a recording file")  # a FIFO or /dev/zero: never read on
     lines = _numbered_lines(path)
     recording = Recording(path=path, header=_read_header(path, lines))
     last_line = 1

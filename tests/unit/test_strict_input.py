@@ -128,3 +128,13 @@ def test_shell_completion_completes_subcommands_as_the_readme_says(tmp_path: Pat
     )
     assert done.returncode == 0, done.stderr
     assert "plain,replay" in done.stdout.splitlines()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+@pytest.mark.parametrize("command", [["replay", "--plain"], ["export"]])
+def test_a_fifo_or_device_given_as_a_recording_is_one_line_not_a_hang(
+    tmp_path: Path, odd_inputs: dict[str, tuple[Path, str]], kind: str, command: list[str]
+) -> None:
+    path, _ = odd_inputs[kind]
+    done = svcwatch(*command, str(path), cwd=tmp_path)
+    assert_one_line_error(done, 2, str(path), "not a recording file")
