@@ -259,14 +259,18 @@ class LabNode:
     def set_proxy_mode(self, mode: str) -> RulesSynced:
         """Swap kube-proxy's mode on the running lab (rules swapped, see `LabProxy.switch`)."""
         check_proxy_mode(mode)
-        with locked(self.state_root, self.spec.name, "sync"):
+        # Locks are always taken lab first, then sync (as `lab up` and a repair do): the other
+        # order could deadlock against them.
+        with (
+            locked(self.state_root, self.spec.name),
+            locked(self.state_root, self.spec.name, "sync"),
+        ):
             service, slice_ = self.service(), self.current_slice()
             result = self.proxy.switch(mode, service, slice_, self.iptables_backend())
             self.synced_slice = slice_
-            with locked(self.state_root, self.spec.name):
-                self._reload()
-                self.record.proxy_mode = mode
-                save_record(self.state_root, self.record)
+            self._reload()
+            self.record.proxy_mode = mode
+            save_record(self.state_root, self.record)
         return result.event(service.key, self.proxy_backend())
 
     def read_chain(self) -> ChainTree:

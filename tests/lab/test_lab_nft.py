@@ -8,7 +8,10 @@ answering through the switch.
 
 from __future__ import annotations
 
+import os
+import secrets
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,14 +20,18 @@ from pathlib import Path
 import pytest
 
 from svcwatch import netns
+from svcwatch.kubeproxy import mode
 from svcwatch.kubeproxy.nft import parse_nft_table
 from svcwatch.kubeproxy.nft_listing import transaction_listing
+from svcwatch.kubeproxy.nft_render import render_nft
 from svcwatch.lab import LabNode, LabSpec
 from svcwatch.lab.instances import load_record
-from svcwatch.lab.nftables import listing
+from svcwatch.lab.nftables import apply, listing, replace_batch
 from svcwatch.lab.proxy import LabProxy
 from svcwatch.lab.status import describe
 from svcwatch.model.manifest import ManifestSet
+from svcwatch.record.reader import load_recording
+from tests.helpers.nft_upstream import UPSTREAM, upstream_overall_services
 from tests.lab.conftest import host_network, lab_namespaces
 
 pytestmark = pytest.mark.lab
@@ -139,10 +146,6 @@ def test_the_kernel_takes_every_feature_the_renderer_writes(nft_lab: LabNode) ->
     """Upstream's six TestOverallNFTablesRules Services (Local policy, externalIPs, LB IPs,
     source ranges, ClientIP affinity, no endpoints), loaded by `nft -f` into the lab's node and
     listed back: the kernel holds every chain, set and map element the renderer wrote."""
-    from svcwatch.kubeproxy.nft_render import render_nft
-    from svcwatch.lab.nftables import apply, replace_batch
-    from tests.helpers.nft_upstream import UPSTREAM, upstream_overall_services
-
     rendered = render_nft(upstream_overall_services(), UPSTREAM)
     apply(nft_lab.spec.node_ns, replace_batch(rendered.text()))
     kernel = parse_nft_table(listing(nft_lab.spec.node_ns))
@@ -155,3 +158,28 @@ def test_the_kernel_takes_every_feature_the_renderer_writes(nft_lab: LabNode) ->
     nft_lab.proxy = LabProxy(nft_lab.spec, "nftables")  # the lab's own table back
     nft_lab.reconcile()
     assert nft_lab.drift() == [] and echo_from_client(nft_lab)
+
+
+def test_a_recorded_nftables_run_replays_with_kube_proxys_table(tmp_path: Path) -> None:
+    """`run --record` on a lab in nftables mode: the recording keeps the table read back from
+    the kernel (proxy_backend nftables, endpoint- chains, no counters), so a replay of a talk
+    rehearsed in nftables mode shows the same pane."""
+    name, recording = f"t{secrets.token_hex(3)}", tmp_path / "nft.svcrec"
+    env = {**os.environ, "SVCWATCH_STATE_DIR": str(tmp_path / "state")}
+    argv = [sys.executable, "-m", "svcwatch", "run", "--json", "--name", name, "--pods", "1"]
+    argv += ["--proxy-mode", "nftables", "-s", "mixed", "-d", "2", "--record", str(recording)]
+    try:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=90)
+    finally:
+        subprocess.run([*argv[:3], "lab", "down", "--name", name], env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    chains = load_recording(recording).chains
+    assert chains
+    _, tree = chains[-1]
+    assert mode.is_nft(tree) and not mode.has_counters(tree)
+    assert sorted(mode.shares(tree).values()) == [0.5, 0.5]
+    assert {r.dnat_to for r in tree.all_rules() if r.dnat_to} == {
+        "10.42.0.142:12345",
+        "10.42.0.143:12345",
+    }
+    assert not lab_namespaces(name)

@@ -125,6 +125,7 @@ def test_running_session_recreates_a_deleted_bridge(lab_name: str, state_root: P
         subprocess.run(["ip", "netns", "exec", node_ns, "ip", "link", "del", "cni0"], check=True)
         at = session.wait_for("recreated cni0")
         session.wait_for("echo-ok", after=at)
+        session.wait_for("tcp-packet  [cni0]", after=at)  # the capture saw the new bridge too
     finally:
         assert session.interrupt() == 0
 
