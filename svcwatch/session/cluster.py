@@ -74,7 +74,7 @@ class ClusterSession(StreamingSession):
         )
         assert slice_doc is not None  # demo_documents guarantees one
         self.namespace: str = slice_doc["metadata"]["namespace"]
-        self._agent_namespace_flag = settings.agent_namespace
+        self.agent_namespace: str = settings.agent_namespace or self.namespace
         self.in_cluster = settings.in_cluster
         self._target: Any = None  # the ClusterTarget connected to
         self.slice_name: str = slice_doc["metadata"]["name"]
@@ -89,11 +89,6 @@ class ClusterSession(StreamingSession):
         self._probes: ProbeLoop | None = None
         self._node_ip = "127.0.0.1"
         self._kubeconfig_path: str | None = settings.kubeconfig
-
-    @property
-    def agent_namespace(self) -> str:
-        """Where the node agent pods go: --agent-namespace, else the Service's namespace."""
-        return self._agent_namespace_flag or self.namespace
 
     @property
     def title(self) -> str:

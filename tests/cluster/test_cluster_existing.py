@@ -24,7 +24,7 @@ from svcwatch.cluster.transport import LocalTransport
 from svcwatch.kubeproxy.chains import svc_chain
 from svcwatch.kubeproxy.node_rules import render_node
 from svcwatch.kubeproxy.restore import to_restore_text
-from svcwatch.model.errors import InputError
+from svcwatch.model.errors import InputError, SetupError
 from svcwatch.model.events import ProbeEvent, RulesSynced, SliceChanged
 from svcwatch.session.cluster_existing import ExistingServiceSession
 from svcwatch.session.settings import ClusterSettings
@@ -273,3 +273,19 @@ def test_the_chain_pane_switches_between_the_endpoints_nodes(
         session.stop()
         stop_kubelet.set()
     assert cluster.stored("pods", NS, "svcwatch-agent-k3s-node-2") is None
+
+
+def test_no_pod_is_started_in_kube_system(cluster: MockCluster) -> None:
+    api = cluster.api()
+    api.create(
+        "Service", "kube-system", {**CART, "metadata": {"name": "dns", "namespace": "kube-system"}}
+    )
+    session = ExistingServiceSession(
+        ClusterSettings(service="dns", namespace="kube-system", kubeconfig=str(cluster.kubeconfig))
+    )
+    with pytest.raises(
+        SetupError, match="svcwatch starts no pods in kube-system: pass --agent-namespace"
+    ):
+        session.start(CollectingSink())
+    session.stop()
+    assert cluster.requests("POST", "/pods") == []

@@ -155,6 +155,9 @@ def test_the_kernel_takes_every_feature_the_renderer_writes(nft_lab: LabNode) ->
         k: len(v) for k, v in wanted.maps.items()
     }
     assert "affinity-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80" in kernel.sets
+    svc5 = upstream_overall_services()[4][0]  # ClientIP affinity, 10800 s: the kernel says "3h"
+    kernel_view = mode.service_view(mode.identify(listing(nft_lab.spec.node_ns)), svc5)
+    assert mode.affinity_seconds(kernel_view) == 10800
     nft_lab.proxy = LabProxy(nft_lab.spec, "nftables")  # the lab's own table back
     nft_lab.reconcile()
     assert nft_lab.drift() == [] and echo_from_client(nft_lab)
