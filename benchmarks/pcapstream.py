@@ -107,7 +107,7 @@ class BufferedWebsocket:
         self.current = self.frames.popleft()
 
     def read_channel(self, channel: int) -> bytes:
-        if channel == ERROR:  # the command's status, once the stream has ended: it succeeded
+        if channel == ERROR:  # the command's exit status, once the stream has ended
             return b"" if self.frames else b'{"status": "Success"}'
         out, self.current = (self.current, b"") if channel == STDOUT else (b"", self.current)
         return out
@@ -126,7 +126,7 @@ def throughput(count: int) -> None:
         ("reader from a pipe (ProcessStream)", None),
         (
             "reader from the exec stream, 4 MiB frames",
-            lambda: ExecStream(BufferedWebsocket(data, 4 << 20), ["tcpdump"], "bench", "local"),
+            lambda: ExecStream(BufferedWebsocket(data, 4 << 20), ["tcpdump"], "bench", "-"),
         ),
     ]
     with tempfile.TemporaryDirectory() as tmp:
