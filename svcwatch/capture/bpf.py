@@ -8,7 +8,7 @@ The text has the seed post's shape, derived from the Service and its current End
 
 followed by one clause the seed lacks: ICMP "destination unreachable", because when an endpoint's
 IP belongs to no pod the node's ARP gives up after ~3 s and answers the client with ICMP host
-unreachable (docs/feasibility.md). The kernel runs the compiled program on every frame, so the
+unreachable (docs/design.md). The kernel runs the compiled program on every frame, so the
 capture thread only ever wakes up for packets the user wants to see; the text is re-derived and
 re-attached on every slice change.
 """

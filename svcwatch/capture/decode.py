@@ -2,7 +2,7 @@
 
 Every frame the node sees passes through here, up to tens of thousands per second, so this module
 reads fixed offsets with precompiled `struct.Struct`s and table lookups and never touches scapy
-(whose full dissection costs ~350 us a packet; see docs/feasibility.md). It understands exactly
+(whose full dissection costs ~350 us a packet; see docs/design.md). It understands exactly
 what the seed post prints: IPv4 TCP (flags in the seed's words and order: SYN,ACK  ACK,RST  PSH,ACK
 FIN,ACK), UDP, ICMP errors with the ports of the packet they quote, and ARP requests and replies.
 Frames come as Ethernet (AF_PACKET on the lab node, DLT_EN10MB) or with a Linux "cooked" header

@@ -13,11 +13,11 @@ from tests.cluster.conftest import (
     SERVICES,
     SLICE_URL,
     SLICES,
-    QuickCloseServer,
     body,
     load_resources,
     watcher_requests,
 )
+from tests.cluster.exec_server import QuickCloseServer
 
 pytestmark = pytest.mark.cluster
 

@@ -147,7 +147,9 @@ class FakeSession:
             RulesSynced(self._tick(), self._service.key, proxy_backend="iptables-nft", took_ms=3.2),
             CaptureStarted(self._tick(), self._service.key, self._bpf(), link="Ethernet"),
         ]
-        ready = [e.address for e in self.slice.endpoints if e.address and e.conditions.is_ready]
+        ready: list[str | None] = [
+            e.address for e in self.slice.endpoints if e.address and e.conditions.is_ready
+        ]
         port = next((p.port for p in self.slice.ports if p.port), 12345)
         for address in ready or [None]:
             events.extend(self.connection(address, port))

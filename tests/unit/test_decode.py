@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from svcwatch.capture.decode import (
@@ -26,8 +28,8 @@ Ether, IP, TCP, UDP, ARP, ICMP, Raw = (
 CookedLinuxV2, CookedLinux = scapy_all.CookedLinuxV2, scapy_all.CookedLinux
 
 
-def decode(pkt: object, iface: str = "eth0", pkttype: int = 0, **kwargs: object) -> PacketEvent:
-    event = decode_frame(bytes(pkt), iface, pkttype, 100.0, **kwargs)  # type: ignore[arg-type]
+def decode(pkt: Any, iface: str = "eth0", pkttype: int = 0, **kwargs: Any) -> PacketEvent:
+    event = decode_frame(bytes(pkt), iface, pkttype, 100.0, **kwargs)
     assert event is not None
     return event
 

@@ -13,13 +13,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
 import pytest
 
 FULL = Path("/dev/full")
 
 
-def svcwatch(*args: str, cwd: Path, stdout: int | None = None) -> subprocess.CompletedProcess[str]:
+def svcwatch(
+    *args: str, cwd: Path, stdout: int | IO[str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SVCWATCH_STATE_DIR": str(cwd / "state"), "TERM": "dumb"}
     return subprocess.run(
         [sys.executable, "-m", "svcwatch", *args],
