@@ -153,7 +153,16 @@ def stop_signal_behind(exc: BaseException) -> int | None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI and turn every expected failure into one line."""
-    process_shutdown().install()  # SIGTERM/SIGINT/SIGHUP at any moment: see cli/signals.py
+    shutdown = process_shutdown(fresh=True)
+    previous = shutdown.install()  # SIGTERM/SIGINT/SIGHUP at any moment: see cli/signals.py
+    try:
+        _main(argv)
+    finally:
+        shutdown.restore(previous)
+
+
+def _main(argv: list[str] | None) -> None:
+    """The CLI, with every expected failure turned into one line and its exit status."""
     try:
         cli.main(args=argv, prog_name="svcwatch", standalone_mode=False)
     except StopRequested as exc:
