@@ -17,7 +17,6 @@ import pytest
 from svcwatch.model.events import CaptureStarted, Notice, RulesSynced, SliceChanged
 from svcwatch.session.cluster import ClusterSession
 from svcwatch.session.settings import ClusterSettings, ProbeFlags
-from svcwatch.sinks import CollectingSink
 from tests.cluster import kmock_cluster
 from tests.cluster.exec_server import make_tls
 from tests.cluster.kmock_cluster import (
@@ -28,6 +27,7 @@ from tests.cluster.kmock_cluster import (
     wait_for,
 )
 from tests.cluster.session_helpers import echo_port, node_ns, seed_demo
+from tests.helpers.sinks import CollectingSink
 
 pytestmark = [pytest.mark.cluster, pytest.mark.lab]
 cluster = kmock_cluster.cluster  # the per-test kmock server fixture
