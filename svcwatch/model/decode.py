@@ -4,12 +4,12 @@ Pure (bytes in, an event out), so it lives in model/: the live capture decodes e
 the recorder's writer process decodes the same frames again from a `frames.CapturedFrames` batch.
 Every frame the node sees passes through here, up to tens of thousands per second, so this module
 reads fixed offsets with precompiled `struct.Struct`s and table lookups and never touches scapy
-(whose full dissection costs ~350 us a packet; see docs/design.md). It understands exactly what
-the blog post prints: IPv4 TCP (flags in the blog post's words and order: SYN,ACK  ACK,RST
-PSH,ACK  FIN,ACK), UDP, ICMP errors with the ports of the packet they quote, and ARP requests and
-replies. Frames come as Ethernet (AF_PACKET on the lab node, DLT_EN10MB) or with a Linux "cooked"
-header (`tcpdump -i any`: SLL, DLT 113, or SLL2, DLT 276). Anything else, or a frame cut short
-inside the headers, decodes to None.
+(whose full dissection costs ~350 us a packet; see docs/design.md). It understands exactly
+what the blog post prints: IPv4 TCP (flags in its words and order: SYN,ACK  ACK,RST  PSH,ACK
+FIN,ACK), UDP, ICMP errors with the ports of the packet they quote, and ARP requests and replies.
+Frames come as Ethernet (AF_PACKET on the lab node, DLT_EN10MB) or with a Linux "cooked" header
+(`tcpdump -i any`: SLL, DLT 113, or SLL2, DLT 276). Anything else, or a frame cut short inside
+the headers, decodes to None.
 """
 
 from __future__ import annotations

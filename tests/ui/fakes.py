@@ -1,7 +1,7 @@
 """FakeSession: a deterministic Session that replays each scenario's packets through the sink.
 
 It speaks the same interface as the lab (start/stop, request_scenario, read_chain, ...) and emits
-the seed post's traces with fixed timestamps, so UI tests and snapshots see exactly what a real
+the blog post's traces with fixed timestamps, so UI tests and snapshots see exactly what a real
 lab would send, minus the kernel. Its chain tree comes from the real renderer, read back through
 the real iptables-save parser, with counters from the probes it "sent".
 """

@@ -1,4 +1,4 @@
-"""The hot-path decoder against frames built by scapy, printed the way the seed prints them."""
+"""The hot-path decoder against frames built by scapy, printed the way the blog post prints them."""
 
 from __future__ import annotations
 

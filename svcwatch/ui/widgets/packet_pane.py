@@ -1,4 +1,4 @@
-"""PacketPane: the live per-interface stream in the seed's words, one colour per interface.
+"""PacketPane: the live per-interface stream in the blog post's words, one colour per interface.
 
 Textual's RichLog renders each line synchronously and tops out near 1.8k lines/s here
 (docs/design.md), so `StreamView` is a ScrollView that renders only the visible rows from a
