@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from statistics import median
 
-from svcwatch.kubeproxy.mode import is_nft, rejects
+from svcwatch.kubeproxy.mode import affinity_seconds, is_nft, rejects
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.events import Event, Notice, PacketEvent, ProbeEvent, SliceChanged
@@ -162,8 +162,7 @@ def _affinity_note(evidence: Evidence) -> str:
     all-ok (or all-failed) says nothing about the other endpoints: say so."""
     if evidence.chain is None or len(_ready_addresses(evidence)) < 2:
         return ""
-    checks = (r.sticky_seconds for r in evidence.chain.all_rules() if r.recent == "rcheck")
-    seconds = next(checks, None)
+    seconds = affinity_seconds(evidence.chain)
     if seconds is None:
         return ""
     return (

@@ -118,6 +118,16 @@ def has_counters(tree: ChainTree) -> bool:
     return not is_nft(tree) or any(" counter" in f" {r.spec}" for r in tree.all_rules())
 
 
+def affinity_seconds(tree: ChainTree | None) -> int | None:
+    """ClientIP affinity's timeout: iptables' `-m recent --rcheck --seconds N` rules, nftables'
+    affinity sets' `timeout`; None without affinity."""
+    if tree is None:
+        return None
+    if is_nft(tree):
+        return tree.affinity_seconds
+    return next((r.sticky_seconds for r in tree.all_rules() if r.recent == "rcheck"), None)
+
+
 def rejects(tree: ChainTree | None) -> bool:
     """Whether the Service's no-endpoint rules reject (iptables' REJECT, nftables' reject-chain)."""
     return tree is not None and any(r.target in _REJECTS for r in tree.filter_rules)

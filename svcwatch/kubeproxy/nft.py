@@ -72,6 +72,9 @@ _NUMGEN_VMAP = re.compile(r"\bnumgen random mod (\d+) vmap \{(.*)\}")
 _NUMGEN_DNAT = re.compile(r"\bdnat (?:ip6? )?to numgen random mod (\d+) map \{(.*)\}")
 _DNAT = re.compile(r"\bdnat (?:ip6? )?to (\S+)")
 _WORD_VERDICTS = ("reject", "drop", "accept", "return", "masquerade")
+_DURATION = re.compile(r"(\d+)(ms|d|h|m|s)")
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0}
+_AFFINITY_SET = re.compile(r"@(affinity-\S+)")
 
 
 # --- chain names -----------------------------------------------------------------------------
@@ -136,6 +139,7 @@ class NftTable:
     chains: dict[str, list[str]] = field(default_factory=dict)
     maps: dict[str, list[str]] = field(default_factory=dict)
     sets: dict[str, list[str]] = field(default_factory=dict)
+    timeouts: dict[str, int] = field(default_factory=dict)  # set -> its `timeout`, in seconds
 
 
 def _depth_change(line: str) -> int:
@@ -183,7 +187,18 @@ def parse_nft_table(text: str) -> NftTable:
             table.chains[name] = [r for r in block if _is_rule(r)]
         else:
             (table.maps if kind == "map" else table.sets)[name] = _elements(" ".join(block))
+            timeout = next((_seconds(b[8:]) for b in block if b.startswith("timeout ")), None)
+            if timeout is not None:
+                table.timeouts[name] = timeout
     return table
+
+
+def _seconds(duration: str) -> int | None:
+    """nft's `3h`, `10800s` or `1h30m` as seconds (None if it is not a duration)."""
+    parts = _DURATION.findall(duration.strip().rstrip(";"))
+    if not parts:
+        return None
+    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in parts)
 
 
 def _is_rule(line: str) -> bool:
@@ -326,10 +341,13 @@ def _no_endpoint_keys(service: Service) -> tuple[set[str], set[str]]:
 
 
 def _walk(table: NftTable, roots: list[str]) -> dict[str, list[Rule]]:
-    """The port's chains that exist, then the endpoint chains they lead to, in branch order."""
+    """The port's chains that hold rules, then the endpoint chains they lead to, in branch order.
+
+    An empty one is stale: kube-proxy flushes a chain that went away and deletes it a second later.
+    """
     found: dict[str, list[Rule]] = {}
     for chain in roots:
-        if chain in table.chains:
+        if table.chains.get(chain):
             found[chain] = [r for line in table.chains[chain] for r in _rules_of(chain, line)]
     for rules in list(found.values()):
         for rule in rules:
@@ -365,6 +383,8 @@ def service_tree_nft(text: str, service: Service) -> ChainTree:
                 tree.filter_rules.append(rule)
     for chains in per_port:
         tree.chains.update(_walk(table, chains))
+    sets = (found[1] for r in tree.all_rules() if (found := _AFFINITY_SET.search(r.spec)))
+    tree.affinity_seconds = next((table.timeouts[s] for s in sets if s in table.timeouts), None)
     return tree
 
 

@@ -24,6 +24,7 @@ def transaction_listing(transaction: str) -> str:
     what it wants (this) with what the kernel has (`nft list table ip kube-proxy`).
     """
     blocks: dict[str, list[str]] = {}
+    specs: dict[str, list[str]] = {}  # a set's/map's `type …`, `flags …`, `timeout …` lines
     for line in transaction.splitlines():
         found = _ADD.match(line)
         if found is None or found[1] == "table":
@@ -31,6 +32,8 @@ def transaction_listing(transaction: str) -> str:
         kind, name, rest = found[1], found[2], found[3].strip()
         if kind in ("chain", "set", "map"):
             blocks.setdefault(f"{kind} {name}", [])
+            if kind != "chain":
+                specs[f"{kind} {name}"] = [p.strip() for p in rest.strip("{} ").split(" ; ")]
         elif kind == "rule":
             blocks.setdefault(f"chain {name}", []).append(rest)
         else:
@@ -39,6 +42,7 @@ def transaction_listing(transaction: str) -> str:
     out = [f"table {TABLE_FAMILY} {TABLE_NAME} {{"]
     for block, body in blocks.items():
         out.append(f"\t{block} {{")
+        out.extend(f"\t\t{spec.rstrip(' ;')}" for spec in specs.get(block, []) if spec)
         if block.startswith("chain "):
             out.extend(f"\t\t{rule}" for rule in body)
         elif body:

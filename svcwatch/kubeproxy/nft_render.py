@@ -1,10 +1,10 @@
 """Services + EndpointSlices -> the `table ip kube-proxy` that kube-proxy's nftables proxier writes.
 
 This follows `setupNFTables` and `syncProxyRules` in kubernetes `pkg/proxy/nftables/proxier.go`
-as upstream's `TestOverallNFTablesRules` expects them (proxier_test.go at commit 030880a5, the
-1.34/1.35 line: base chains `filter-prerouting-pre-dnat` / `filter-output-pre-dnat` at priority
--110 and `filter-input` / `-forward` / `-output` at 0, `cluster-ips-check`, endpoint chains picked
-by `numgen random mod N vmap`). The output is the transaction's end state as knftables' fake
+as upstream's `TestOverallNFTablesRules` expects them (proxier_test.go at commit 030880a5: base
+chains `filter-prerouting-pre-dnat` / `filter-output-pre-dnat` at priority -110 and
+`filter-input` / `-forward` / `-output` at 0, `cluster-ips-check`, endpoint chains picked by
+`numgen random mod N vmap`). The output is the transaction's end state as knftables' fake
 `Dump()` prints it: `add table`, sets and maps, chains, rules, elements, one object per line, in an
 order `nft -f` accepts (a chain exists before anything jumps to it).
 
@@ -20,6 +20,8 @@ kube-proxy writes no `counter` statements anywhere in this table. Every Service 
 proxier reads is rendered: both traffic policies (local- chains), externalIPs and LoadBalancer IPs
 (into external-), loadBalancerSourceRanges (firewall-ips -> firewall-), ClientIP affinity (an
 `affinity-` set per endpoint, looked up before the numgen and updated in the endpoint chain).
+Not rendered: `--masquerade-all` and `--nodeport-addresses` matching every address (the lab
+passes neither; the node's IP fills `nodeport-ips`).
 """
 
 from __future__ import annotations

@@ -100,6 +100,7 @@ class ChainTree:
     filter_rules: list[Rule] = field(default_factory=list)
     proxy_backend: str = ""
     node: str = ""
+    affinity_seconds: int | None = None  # nftables mode: its affinity sets' timeout (ClientIP)
 
     def all_rules(self) -> list[Rule]:
         return [

@@ -137,6 +137,7 @@ def chain_to_dict(tree: ChainTree) -> dict[str, Any]:
         "entry": [rule_to_dict(r) for r in tree.entry],
         "chains": {name: [rule_to_dict(r) for r in rules] for name, rules in tree.chains.items()},
         "filter_rules": [rule_to_dict(r) for r in tree.filter_rules],
+        **({"affinity_seconds": tree.affinity_seconds} if tree.affinity_seconds else {}),
     }
 
 
@@ -150,6 +151,7 @@ def chain_from_dict(data: dict[str, Any]) -> ChainTree:
         },
         filter_rules=[Rule(**r) for r in data.get("filter_rules", [])],
         proxy_backend=str(data.get("proxy_backend", "")),
+        affinity_seconds=data.get("affinity_seconds"),
     )
 
 

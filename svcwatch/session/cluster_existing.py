@@ -10,6 +10,7 @@ Service is svcwatch's own demo (its slice is svcwatch's) or `--take-over` adopts
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from svcwatch.cluster.api import connect
@@ -22,6 +23,7 @@ from svcwatch.cluster.existing import (
     svcwatch_slice,
 )
 from svcwatch.cluster.faults import SliceEditor, slice_from_body
+from svcwatch.cluster.objects import PROTECTED_NAMESPACES
 from svcwatch.cluster.probe_pod import InClusterProbe
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError, SetupError
@@ -36,9 +38,12 @@ class ExistingServiceSession(ClusterSession):
     """One existing Service, read-only unless it is svcwatch's demo or `--take-over` is given."""
 
     def __init__(self, settings: ClusterSettings) -> None:
-        super().__init__(settings)
+        # The demo manifests' namespace is not the watched one: the parent's checks of it (and of
+        # kube-system, which svcwatch may watch but never starts pods in) do not apply here.
+        super().__init__(replace(settings, namespace=None, agent_namespace=None))
         assert settings.service is not None  # the factory makes this session only for svc/NAME
         self.namespace_flag = settings.namespace
+        self.agent_namespace_flag = settings.agent_namespace
         self.service_name = settings.service
         self.slices: dict[str, EndpointSlice] = {}
         self.read_only: str | None = None
@@ -52,9 +57,17 @@ class ExistingServiceSession(ClusterSession):
     def start(self, sink: EventSink) -> None:
         """Connect, read the Service and its slices, start agents, watch, capture, probe."""
         self._sink = sink
-        found, self.api = connect(self.kubeconfig_flag, self.context_flag)
-        self.context, self._kubeconfig_path = found.context, found.kubeconfig
+        found, self.api = connect(
+            self.kubeconfig_flag, self.context_flag, in_cluster=self.in_cluster
+        )
+        self.context, self._kubeconfig_path, self._target = found.context, found.kubeconfig, found
         self.namespace = self.namespace_flag or found.namespace or "default"
+        self.agent_namespace = self.agent_namespace_flag or self.namespace
+        if self.agent_namespace in PROTECTED_NAMESPACES:
+            raise SetupError(
+                f"svcwatch starts no pods in {self.agent_namespace}: pass --agent-namespace "
+                "NAMESPACE (one whose Pod Security allows privileged pods) to watch a Service there"
+            )
         self._service, body = read_existing(self.api, self.namespace, self.service_name)
         bodies = service_slices(self.api, self.namespace, self.service_name)
         self.slices = {name: slice_from_body(b) for name, b in bodies.items()}
@@ -70,7 +83,7 @@ class ExistingServiceSession(ClusterSession):
             probe_node = self._start_probe_pod()
         self._fleet.start_agents(
             self.api,
-            self.namespace,
+            self.agent_namespace,
             self._nodes(probe_node),
             sink,
             image=self.agent_image,
@@ -96,7 +109,7 @@ class ExistingServiceSession(ClusterSession):
         if not self._service.cluster_ip or self._service.cluster_ip == "None":
             self._notice("warning", f"{self._service.key} is headless: no ClusterIP to probe")
             return None
-        self._in_cluster = InClusterProbe(self.api, self.namespace, self.agent_image)
+        self._in_cluster = InClusterProbe(self.api, self.agent_namespace, self.agent_image)
         return self._in_cluster.start_pod(lambda m: self._notice("info", m)) or None
 
     def _probe_in_cluster(self, sink: EventSink) -> None:
@@ -104,7 +117,7 @@ class ExistingServiceSession(ClusterSession):
         if probe is None or probe.pod is None or service is None or not service.ports:
             return
         target = (str(service.cluster_ip), service.ports[0].port)
-        transport = self.transport_factory(self.api, self.namespace, probe.pod, probe.node)
+        transport = self.transport_factory(self.api, self.agent_namespace, probe.pod, probe.node)
         probing = self.probing
         probe.start_probing(
             transport,

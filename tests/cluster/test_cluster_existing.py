@@ -13,9 +13,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 
-import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster, kubelet_for_agents, make_pod, make_slice, wait_for
 
 from svcwatch import netns
 from svcwatch.cli import main
@@ -24,12 +22,20 @@ from svcwatch.cluster.transport import LocalTransport
 from svcwatch.kubeproxy.chains import svc_chain
 from svcwatch.kubeproxy.node_rules import render_node
 from svcwatch.kubeproxy.restore import to_restore_text
-from svcwatch.model.errors import InputError
+from svcwatch.model.errors import InputError, SetupError
 from svcwatch.model.events import ProbeEvent, RulesSynced, SliceChanged
 from svcwatch.session.cluster_existing import ExistingServiceSession
 from svcwatch.session.settings import ClusterSettings
 from svcwatch.sinks import CollectingSink
 from svcwatch.watch.convert import service_from_body
+from tests.cluster import kmock_cluster
+from tests.cluster.kmock_cluster import (
+    MockCluster,
+    kubelet_for_agents,
+    make_pod,
+    make_slice,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.lab]
 cluster = kmock_cluster.cluster  # the per-test kmock server fixture
@@ -273,3 +279,66 @@ def test_the_chain_pane_switches_between_the_endpoints_nodes(
         session.stop()
         stop_kubelet.set()
     assert cluster.stored("pods", NS, "svcwatch-agent-k3s-node-2") is None
+
+
+def test_no_pod_is_started_in_kube_system(cluster: MockCluster) -> None:
+    api = cluster.api()
+    api.create(
+        "Service", "kube-system", {**CART, "metadata": {"name": "dns", "namespace": "kube-system"}}
+    )
+    session = ExistingServiceSession(
+        ClusterSettings(service="dns", namespace="kube-system", kubeconfig=str(cluster.kubeconfig))
+    )
+    with pytest.raises(
+        SetupError, match="svcwatch starts no pods in kube-system: pass --agent-namespace"
+    ):
+        session.start(CollectingSink())
+    session.stop()
+    assert cluster.requests("POST", "/pods") == []
+
+
+def test_svcwatchs_own_demo_service_keeps_its_faults(cluster: MockCluster, node_ns: str) -> None:
+    """svc/NAME on a Service `cluster up` created: the keys patch svcwatch's own slice only."""
+    api = cluster.api()
+    labels = {"app.kubernetes.io/managed-by": "svcwatch"}
+    api.create(
+        "Service", NS, {**CART, "metadata": {"name": "demo", "namespace": NS, "labels": labels}}
+    )
+    ours = make_slice(
+        api, "demo", "svcwatch", [endpoint("10.42.0.11")], 8080, service="demo", namespace=NS
+    )
+    make_slice(
+        api, "demo-ctrl", CONTROLLER, [endpoint("10.42.0.12")], 8080, service="demo", namespace=NS
+    )
+    stop_kubelet = threading.Event()
+    threading.Thread(
+        target=kubelet_for_agents, args=(cluster, stop_kubelet, NS), daemon=True
+    ).start()
+    session = ExistingServiceSession(
+        ClusterSettings(
+            service="demo",
+            namespace=NS,
+            kubeconfig=str(cluster.kubeconfig),
+            transport_factory=lambda *_: LocalTransport(node_ns),
+        )
+    )
+    try:
+        session.start(CollectingSink())
+        assert session.capabilities().injects_faults
+        assert not session.title.endswith("read-only)")
+        session.request_scenario("wrong-port")
+        wait_for(
+            lambda: (
+                (cluster.stored("endpointslices", NS, "demo") or {})
+                .get("ports", [{}])[0]
+                .get("port")
+                == 8081
+            ),
+            "svcwatch's slice patched to the wrong port",
+        )
+    finally:
+        session.stop()
+        stop_kubelet.set()
+    patched = {r.url.path.rsplit("/", 1)[-1] for r in cluster.requests("PATCH", "/endpointslices/")}
+    assert patched == {"demo"}  # never the controller's slice
+    assert cluster.stored("endpointslices", NS, "demo") == ours  # restored on stop

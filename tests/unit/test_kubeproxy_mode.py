@@ -1,6 +1,6 @@
 """kubeproxy.mode: the one place that says which kube-proxy mode wrote a dump and what it shows.
 
-The same seed Service read from a real k3s node's `iptables-save` and from a real
+The same Service from the blog post read from a real k3s node's `iptables-save` and from a real
 `nft list table ip kube-proxy` listing (tests/data) must come out with the same endpoints and
 shares, each labelled with the mode and flavour that wrote it.
 """
@@ -86,3 +86,20 @@ def test_an_nft_affinity_lookup_takes_no_share_of_new_connections() -> None:
     lookups = [r for r in tree.chains[svc] if "@affinity-" in r.spec]
     assert len(lookups) == 2 and {mode.share_key(r) for r in lookups} == {""}
     assert sorted(mode.shares(tree).values()) == [0.5, 0.5]
+
+
+def test_affinity_seconds_in_both_modes() -> None:
+    """The diagnosis' "ClientIP affinity pins this client" note needs the timeout: iptables
+    writes it on the `--rcheck` rule, nftables on the affinity set."""
+    from svcwatch.kubeproxy.render import render
+    from svcwatch.kubeproxy.restore import saved_form, to_restore_text
+
+    sticky = replace(SOCAT, session_affinity="ClientIP", affinity_seconds=60)
+    objs = collect(parse_documents((ROOT / "manifests" / "socat.yaml").read_text(), "socat.yaml"))
+    slice_ = apply_scenario("mixed", ScenarioContext(objs.slices_for(SOCAT)[0]))
+    nft_text = transaction_listing(render_nft([(sticky, [slice_])]).text())
+    iptables_text = to_restore_text(saved_form(render(sticky, [slice_])))
+    for text in (nft_text, iptables_text):
+        assert mode.affinity_seconds(mode.service_view(mode.identify(text), sticky)) == 60
+    plain = transaction_listing(render_nft([(SOCAT, [slice_])]).text())
+    assert mode.affinity_seconds(mode.service_view(mode.identify(plain), SOCAT)) is None

@@ -1,11 +1,15 @@
-"""PacketPane: the live per-interface stream in the seed's words, one colour per interface.
+"""PacketPane: the live per-interface stream in the blog post's words, one colour per interface.
 
 Textual's RichLog renders each line synchronously and tops out near 1.8k lines/s here
-(feasibility.md), so `StreamView` is a ScrollView that renders only the visible rows from a
+(docs/design.md), so `StreamView` is a ScrollView that renders only the visible rows from a
 bounded ring. Each batch draws at most `MAX_LINES_PER_BATCH` lines; beyond that (a flood) the pane
 writes one "N packets not drawn" line instead of freezing. Pausing keeps a bounded backlog.
 Every packet received (drawn or not) is also kept, raw bytes included, in a bounded ring of
 PacketEvents: that is what `w` writes to a pcapng file.
+
+The view follows the newest line until the user scrolls up (arrows, PgUp, Home, the wheel), and
+follows again on End or G, or once scrolled back to the bottom. Nothing else stops it: not `c`,
+not a filter, not a resize. What a line says and how `/` filters are in stream_lines.py.
 """
 
 from __future__ import annotations
@@ -13,14 +17,15 @@ from __future__ import annotations
 import zlib
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.containers import Vertical
+from textual.events import MouseScrollUp
 from textual.geometry import Size
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -28,6 +33,13 @@ from textual.strip import Strip
 from textual.widgets import Input
 
 from svcwatch.model.events import CaptureStarted, Event, Notice, PacketEvent, ProbeEvent
+from svcwatch.ui.widgets.stream_lines import (
+    FILTER_HELP,
+    StreamFilter,
+    StreamLine,
+    elapsed_label,
+    insert_in_order,
+)
 
 RING_SIZE = 5_000  # lines kept for scrolling back and re-filtering
 MAX_LINES_PER_BATCH = 60  # at ~10 batches/s: 600 lines/s, already beyond reading speed
@@ -43,21 +55,10 @@ def iface_colour(iface: str) -> int:
     return 3 + zlib.crc32(iface.encode()) % (IFACE_COLOURS - 2)
 
 
-@dataclass(frozen=True, slots=True)
-class StreamLine:
-    """One drawn line: its styled pieces and the words a filter matches on."""
-
-    serial: int
-    pieces: tuple[tuple[str, str], ...]  # (text, component class or "")
-    haystack: str
-
-    @property
-    def plain(self) -> str:
-        return "".join(text for text, _ in self.pieces)
-
-
 class StreamView(ScrollView, can_focus=True):
     """Renders visible rows of a bounded list of StreamLines; newest at the bottom."""
+
+    BINDINGS = [Binding("G", "scroll_end", "Follow newest", show=False)]
 
     COMPONENT_CLASSES = {
         "stream--time",
@@ -76,9 +77,9 @@ class StreamView(ScrollView, can_focus=True):
         self._width = 0
         self._strips: LRUCache[int, Strip] = LRUCache(1024)
         self.follow = True  # stick to the newest line until the user scrolls up
-        self._clamping = False
 
     def set_lines(self, lines: list[StreamLine]) -> None:
+        """Replace every line (a filter changed, `c`): the view shows the newest again."""
         self.follow = True
         self.lines = deque(lines, maxlen=RING_SIZE)
         self._width = max((cell_len(line.plain) for line in self.lines), default=0)
@@ -86,28 +87,49 @@ class StreamView(ScrollView, can_focus=True):
         self._resize_and_follow()
 
     def add_lines(self, lines: list[StreamLine]) -> None:
-        self.lines.extend(lines)
+        insert_in_order(self.lines, lines)
         self._width = max(self._width, *(cell_len(line.plain) for line in lines))
         self._resize_and_follow()
 
     def _resize_and_follow(self) -> None:
-        self._clamping = True  # a shrinking view clamps scroll_y: that is not the user scrolling
         self.virtual_size = Size(self._width, len(self.lines))
-        self._clamping = False
         if self.follow:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
         self.refresh()
+
+    # Only the user's own scrolling stops following: clamps, resizes and new lines never do.
+
+    def _stop_following(self) -> None:
+        self.follow = False
+
+    def action_scroll_up(self) -> None:
+        self._stop_following()
+        super().action_scroll_up()
+
+    def action_page_up(self) -> None:
+        self._stop_following()
+        super().action_page_up()
+
+    def action_scroll_home(self) -> None:
+        self._stop_following()
+        super().action_scroll_home()
+
+    def action_scroll_end(self) -> None:
+        """End and G: follow the newest line again."""
+        self.follow = True
+        self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
+
+    def on_mouse_scroll_up(self, _event: MouseScrollUp) -> None:
+        self._stop_following()
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
-        if new_value < old_value and not self._clamping:
-            self.follow = False  # the user scrolled back: stop jumping to the newest line
-        elif self.is_vertical_scroll_end:
-            self.follow = True
+        if new_value > old_value and self.is_vertical_scroll_end:
+            self.follow = True  # scrolled back down to the newest line
 
     def on_resize(self) -> None:
         if self.follow:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -141,7 +163,7 @@ class PacketPane(Vertical):
     """Space toggles it: new lines wait in a bounded backlog instead of being drawn."""
 
     filter_text: reactive[str] = reactive("", init=False)
-    """Whitespace-separated words; a line is shown when every word is in its iface/address/kind."""
+    """The `/` filter (stream_lines.StreamFilter): host X, port N, interfaces, flags, words."""
 
     def __init__(self, t0: float, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -152,11 +174,12 @@ class PacketPane(Vertical):
         self.not_drawn = 0  # packets never drawn since the last clear
         self.bpf = ""
         self._serial = 0
+        self.filter = StreamFilter("")
 
     def compose(self) -> ComposeResult:
         yield StreamView(id="stream")
         yield Input(
-            placeholder="filter: interface, address or kind (Enter to apply, Esc to close)",
+            placeholder=f"filter: {FILTER_HELP}",
             id="stream-filter",
             classes="-hidden",
         )
@@ -180,66 +203,78 @@ class PacketPane(Vertical):
         ]
         self.packets.extend(e for e in shown if isinstance(e, PacketEvent))
         if self.paused:
-            lines, examined = self._newest_lines(
-                shown, self.backlog.maxlen or RING_SIZE, matching=False
-            )
-            self.ring.extend(lines)
-            self.backlog.extend(lines)
+            lines, _, examined = self._newest_lines(shown, self.backlog.maxlen or RING_SIZE)
+            insert_in_order(self.ring, lines)
+            insert_in_order(self.backlog, lines)
             self.not_drawn += dropped + len(shown) - examined
             self._update_titles()
             return
-        lines, examined = self._newest_lines(shown, MAX_LINES_PER_BATCH, matching=True)
-        self.ring.extend(lines)
-        self._draw(lines, dropped + len(shown) - examined)
+        lines, drawn, examined = self._newest_lines(shown, MAX_LINES_PER_BATCH)
+        insert_in_order(self.ring, lines)  # all of them: a filter is only a view of the ring
+        self._draw(drawn, dropped + len(shown) - examined)
 
     def _newest_lines(
-        self, events: Sequence[Event], limit: int, matching: bool
-    ) -> tuple[list[StreamLine], int]:
-        """Up to `limit` lines from the newest events, oldest first, and how many were examined."""
-        out: list[StreamLine] = []
-        examined = 0
+        self, events: Sequence[Event], limit: int
+    ) -> tuple[list[StreamLine], list[StreamLine], int]:
+        """Lines from the newest events until `limit` of them match the filter, oldest first:
+        (every line made, the matching ones, how many events were examined)."""
+        made: list[StreamLine] = []
+        matching: list[StreamLine] = []
         for event in reversed(events):
-            if len(out) >= limit:
+            if len(matching) >= limit:
                 break
-            examined += 1
             line = self._line(event)
-            if not matching or self._matches(line):
-                out.append(line)
-        out.reverse()
-        return out, examined
+            made.append(line)
+            if self.filter.matches(line):
+                matching.append(line)
+        return made[::-1], matching[::-1], len(made)
 
     def _draw(self, lines: list[StreamLine], skipped: int) -> None:
         if skipped:
             self.not_drawn += skipped
-            lines = [self._skipped_line(skipped), *lines]
+            lines = [self._skipped_line(skipped, lines[0].ts if lines else 0.0), *lines]
         if lines:
             self.view.add_lines(lines)
         self._update_titles()
 
-    def _skipped_line(self, count: int) -> StreamLine:
+    def _skipped_line(self, count: int, ts: float) -> StreamLine:
         self._serial += 1
         text = f"… {count} packets not drawn (more than anyone can read; press / to filter)"
-        return StreamLine(self._serial, ((text, "stream--skipped"),), "")
+        return StreamLine(self._serial, ((text, "stream--skipped"),), "", ts=ts)
 
     def _line(self, event: Event) -> StreamLine:
         self._serial += 1
         pieces: list[tuple[str, str]] = [
-            (f"+{event.ts - self.t0:.3f}s ", "stream--time"),
+            (elapsed_label(event.ts - self.t0) + " ", "stream--time"),
             (f"{'[' + event.source + ']':<11} ", "stream--tag"),
             (f"{event.kind:<12} ", "stream--kind"),
         ]
-        haystack = event.kind
         if isinstance(event, PacketEvent):
             pieces.extend(self._packet_pieces(event))
             haystack = f"{event.kind} {event.iface} {event.src} {event.dst} {event.flags}"
-            if event.node:
-                haystack += f" {event.node}"
-        elif isinstance(event, ProbeEvent):
+            return StreamLine(
+                self._serial,
+                tuple(pieces),
+                f"{haystack} {event.node or ''}".lower(),
+                ts=event.ts,
+                iface=event.iface,
+                hosts=(event.src, event.dst),
+                ports=tuple(p for p in (event.sport, event.dport) if p is not None),
+                flags=frozenset(f.lower() for f in event.flags.split(",") if f),
+            )
+        if isinstance(event, ProbeEvent):
             pieces.append((event.text(), "stream--ok" if event.ok else "stream--fail"))
             haystack = f"{event.kind} probe {event.src} {event.dst} {event.error}"
-        else:
-            pieces.append((event.text(), "stream--dim"))
-        return StreamLine(self._serial, tuple(pieces), haystack.lower())
+            return StreamLine(
+                self._serial,
+                tuple(pieces),
+                haystack.lower(),
+                ts=event.ts,
+                hosts=(event.src, event.dst),
+                ports=tuple(p for p in (event.sport, event.dport) if p is not None),
+            )
+        pieces.append((event.text(), "stream--dim"))
+        return StreamLine(self._serial, tuple(pieces), event.kind.lower(), ts=event.ts)
 
     def _packet_pieces(self, event: PacketEvent) -> list[tuple[str, str]]:
         colour = iface_colour(event.iface)
@@ -248,22 +283,19 @@ class PacketPane(Vertical):
         role = "stream--fail" if "RST" in event.flags or "unreachable" in event.detail else ""
         return [(head + "] ", f"stream--iface-{colour}"), (rest, role)]
 
-    def _matches(self, line: StreamLine) -> bool:
-        words = self.filter_text.lower().split()
-        return all(word in line.haystack for word in words) if line.haystack else not words
-
     # --- user controls -----------------------------------------------------------------------
 
     def watch_paused(self, paused: bool) -> None:
         if not paused:
             backlog, self.backlog = list(self.backlog), deque(maxlen=RING_SIZE)
-            waiting = [line for line in backlog if self._matches(line)]
+            waiting = [line for line in backlog if self.filter.matches(line)]
             skipped = max(0, len(waiting) - MAX_LINES_PER_BATCH)
             self._draw(waiting[-MAX_LINES_PER_BATCH:], skipped)
         self._update_titles()
 
-    def watch_filter_text(self, _value: str) -> None:
-        self.view.set_lines([line for line in self.ring if self._matches(line)])
+    def watch_filter_text(self, value: str) -> None:
+        self.filter = StreamFilter(value)
+        self.view.set_lines([line for line in self.ring if self.filter.matches(line)])
         self._update_titles()
 
     def clear(self) -> None:
@@ -289,6 +321,9 @@ class PacketPane(Vertical):
         self._close_filter()
 
     def key_escape(self) -> None:
+        """Esc clears an active filter (every buffered line comes back) and closes the input."""
+        self.query_one("#stream-filter", Input).value = ""
+        self.filter_text = ""
         self._close_filter()
 
     def _close_filter(self) -> None:
