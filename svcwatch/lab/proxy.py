@@ -55,9 +55,11 @@ class ProxySync:
     took_ms: float
 
     def event(self, service_key: str, proxy_backend: str) -> RulesSynced:
-        """This sync as the stream's `iptables` event (`proxy_backend` says which mode wrote it)."""
+        """This sync as the stream's rules event: kind `iptables`, or `nftables` in that mode
+        (`proxy_backend` also names iptables' flavour)."""
+        kind = NFTABLES if proxy_backend == NFTABLES else IPTABLES
         return RulesSynced(time.time(), service_key, self.added, self.removed, proxy_backend,
-                           took_ms=self.took_ms)  # fmt: skip
+                           took_ms=self.took_ms, kind=kind)  # fmt: skip
 
 
 class LabProxy:

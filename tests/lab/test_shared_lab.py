@@ -165,7 +165,7 @@ def test_lab_down_does_not_kill_concurrent_status_or_up(lab_name: str, state_roo
         assert svcwatch(state_root, "lab", "down", "--name", lab_name).returncode == 0
         for racer in racers:
             code = racer.wait(timeout=60)
-            assert code != -signal.SIGKILL, f"lab down killed a concurrent {racer.args[1:3]}"
+            assert code != -signal.SIGKILL, f"lab down killed a concurrent {racer.args!r}"
             assert racer.stderr is not None
             err = racer.stderr.read().decode()
             assert "internal error" not in err and "Traceback" not in err, err
