@@ -31,9 +31,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from svcwatch.capture.decode import LINKTYPE_LINUX_SLL2, decode_frame
 from svcwatch.capture.pcapstream import iter_pcap_events
 from svcwatch.cluster.podexec import ERROR, STDOUT, ExecStream
+from svcwatch.model.decode import LINKTYPE_LINUX_SLL2, decode_frame
 from tests.helpers.local_transport import LocalTransport
 
 IFNAMES = {2: "eth0", 3: "cni0", 4: "veth1"}

@@ -211,3 +211,28 @@ def test_clientip_affinity_pins_a_client_in_nftables_mode(nft_lab: LabNode) -> N
                and any(e.startswith(nft_lab.spec.client_ip + " ") for e in elements)]  # fmt: skip
     assert len(holding) == 1, table.sets
     assert (holding[0].endswith("__10.42.0.142/12345")) == outcomes[0]  # the live pod answered
+
+
+def test_partial_syncs_keep_the_kernel_equal_to_a_full_rendering(nft_lab: LabNode) -> None:
+    """Scenario after scenario, each sync writes only what changed (kube-proxy's partial sync);
+    after every one the kernel's table reads back the same as the full rendering, and the
+    endpoint chains a sync only flushed are deleted by a sync a second later."""
+    from svcwatch.model.scenario import SCENARIOS
+
+    wanted_chains: set[str] = set()
+    for name in [*SCENARIOS, "wrong-port", "happy"]:
+        nft_lab.set_scenario(name)
+        nft_lab.reconcile()
+        assert nft_lab.drift() == [], name
+        wanted_text, wanted = nft_lab.proxy._table(nft_lab.service(), nft_lab.current_slice())
+        kernel = parse_nft_table(listing(nft_lab.spec.node_ns))
+        full = parse_nft_table(transaction_listing(wanted_text))
+        assert kernel.maps == full.maps and kernel.sets == full.sets, name
+        live = {c for c, rules in kernel.chains.items() if rules}
+        assert live == {c for c, rules in full.chains.items() if rules}, name
+        wanted_chains = set(wanted)
+    time.sleep(1.1)  # kube-proxy deletes a stale chain once it has been stale for a second
+    nft_lab.reconcile()
+    kernel_chains = {c for c in parse_nft_table(listing(nft_lab.spec.node_ns)).chains if "/" in c}
+    assert kernel_chains == wanted_chains
+    assert echo_from_client(nft_lab)
