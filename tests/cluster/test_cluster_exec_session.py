@@ -16,8 +16,8 @@ import kmock_cluster
 import pytest
 from exec_server import make_tls
 from kmock_cluster import (
+    AgentKubelet,
     MockCluster,
-    kubelet_for_agents,
     running_cluster,
     set_pod_status,
     wait_for,
@@ -79,8 +79,7 @@ def test_thirty_switches_over_slow_exec_upgrades(
     original = seed_demo(cluster)
     assert cluster.exec_api is not None
     cluster.exec_api.upgrade_delay = (0.05, 0.1)
-    stop_kubelet = threading.Event()
-    threading.Thread(target=kubelet_for_agents, args=(cluster, stop_kubelet), daemon=True).start()
+    kubelet = AgentKubelet(cluster)
     session = exec_session(cluster, node_ns, echo_port)
     sink = CollectingSink()
     shuffle = random.Random(12)
@@ -93,7 +92,7 @@ def test_thirty_switches_over_slow_exec_upgrades(
         session.request_scenario("happy")
     finally:
         session.stop()
-        stop_kubelet.set()
+        kubelet.stop()
 
     assert troubles(sink) == []
     assert thread_crashes == []
@@ -109,8 +108,7 @@ def test_a_dropped_capture_is_a_notice_and_comes_back(
     cluster: MockCluster, node_ns: str, echo_port: int, thread_crashes: list[str]
 ) -> None:
     seed_demo(cluster)
-    stop_kubelet = threading.Event()
-    threading.Thread(target=kubelet_for_agents, args=(cluster, stop_kubelet), daemon=True).start()
+    kubelet = AgentKubelet(cluster)
     session = exec_session(cluster, node_ns, echo_port)
     sink = CollectingSink()
     api = cluster.exec_api
@@ -130,7 +128,7 @@ def test_a_dropped_capture_is_a_notice_and_comes_back(
         wait_for(lambda: captures() == 3, "the capture re-filtered")
     finally:
         session.stop()
-        stop_kubelet.set()
+        kubelet.stop()
     said = troubles(sink)
     assert len(said) == 1, said
     assert said[0].startswith("warning: capture on k3s-node dropped (exec stream on node k3s-node")
@@ -148,8 +146,7 @@ def test_an_agent_that_expires_is_made_anew(
     """After its 4 hours the agent pod fails (DeadlineExceeded) and its exec streams end: the
     session replaces the pod and its capture comes back."""
     seed_demo(cluster)
-    stop_kubelet = threading.Event()
-    threading.Thread(target=kubelet_for_agents, args=(cluster, stop_kubelet), daemon=True).start()
+    kubelet = AgentKubelet(cluster)
     session = exec_session(cluster, node_ns, echo_port)
     sink = CollectingSink()
     exec_api, kube = cluster.exec_api, cluster.api()
@@ -166,7 +163,7 @@ def test_an_agent_that_expires_is_made_anew(
         wait_for(lambda: said("capture on k3s-node restarted"), "the capture back", seconds=30)
     finally:
         session.stop()
-        stop_kubelet.set()
+        kubelet.stop()
     assert said(f"replacing node agent {AGENT} on k3s-node (Failed: DeadlineExceeded)")
     assert kube.read_or_none("Pod", "default", AGENT) is None  # deleted on stop
     created = cluster.requests("POST", "/namespaces/default/pods")
@@ -198,8 +195,7 @@ def test_in_cluster_uses_the_pods_service_account(
                 probes=ProbeFlags(probe_target=f"127.0.0.1:{echo_port}", interval=0.2),
             )
         )
-        stop_kubelet = threading.Event()
-        threading.Thread(target=kubelet_for_agents, args=(mock, stop_kubelet), daemon=True).start()
+        kubelet = AgentKubelet(mock)
         sink = CollectingSink()
         try:
             session.start(sink)
@@ -213,7 +209,7 @@ def test_in_cluster_uses_the_pods_service_account(
             )
         finally:
             session.stop()
-            stop_kubelet.set()
+            kubelet.stop()
         assert session.title.startswith("cluster in-cluster ")
         assert troubles(sink) == []
         tokens = {str(r.headers.get("Authorization", "")).lower() for r in mock.requests()}

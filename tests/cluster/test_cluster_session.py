@@ -4,11 +4,9 @@ through LocalTransport instead of the exec API. Needs root for the namespace."""
 
 from __future__ import annotations
 
-import threading
-
 import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster, kubelet_for_agents, wait_for
+from kmock_cluster import AgentKubelet, MockCluster, wait_for
 from session_helpers import echo_port, node_ns, seed_demo
 
 from svcwatch.cluster.transport import LocalTransport
@@ -26,8 +24,7 @@ def test_session_watches_breaks_and_restores(
     cluster: MockCluster, node_ns: str, echo_port: int
 ) -> None:
     original = seed_demo(cluster)
-    stop_kubelet = threading.Event()
-    threading.Thread(target=kubelet_for_agents, args=(cluster, stop_kubelet), daemon=True).start()
+    kubelet = AgentKubelet(cluster)
     session = ClusterSession(
         ClusterSettings(
             kubeconfig=str(cluster.kubeconfig),
@@ -57,7 +54,7 @@ def test_session_watches_breaks_and_restores(
         assert session.current_scenario() == "wrong-port"
     finally:
         session.stop()
-        stop_kubelet.set()
+        kubelet.stop()
 
     events = sink.snapshot()
     synced = next(e for e in events if isinstance(e, RulesSynced))
