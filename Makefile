@@ -1,9 +1,10 @@
 # The README's two commands: `sudo make demo` (set up, then the dashboard on the lab) and
-# `sudo make test` (set up, then the whole test suite; lab tests need root).
+# `sudo make test` (set up, then the whole test suite; lab tests need root). `sudo make check` is
+# what CI runs: lint, format, strict types, the import contracts, then the tests.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test unit bench clean-labs
+.PHONY: setup demo test unit lint check bench clean-labs
 
 setup: $(VENV)/.installed
 
@@ -22,6 +23,16 @@ test: setup
 
 unit: setup
 	$(PY) -m pytest -q tests/unit
+
+# Everything but the tests: fast, no root needed.
+lint: setup
+	$(VENV)/bin/ruff check svcwatch tests benchmarks
+	$(VENV)/bin/ruff format --check svcwatch tests benchmarks
+	$(VENV)/bin/mypy --strict svcwatch
+	$(VENV)/bin/mypy --strict --explicit-package-bases tests benchmarks
+	$(VENV)/bin/lint-imports
+
+check: lint test
 
 bench: setup
 	$(PY) benchmarks/lab.py

@@ -6,7 +6,7 @@ nothing answers): every packet is three frames in the node (eth0 in, cni0 out, p
 matching the Service's capture filter. Both captures run at once with the same filter. Printed per
 rate and for one burst: packets sent, frames each tool saw, kernel drops, CPU per frame, svcwatch's
 count as a ratio of tcpdump's, and svcwatch's RSS over the run. Nothing is asserted: the numbers
-are compared with the reference run in the same process (tcpdump), as docs/feasibility.md does.
+are compared with the reference run in the same process (tcpdump), as docs/design.md does.
 
     sudo .venv/bin/python benchmarks/capture.py            # 1k, 5k, 10k pkt/s for 5 s + a 20k burst
     sudo .venv/bin/python benchmarks/capture.py --long     # 10k pkt/s for 60 s as well

@@ -13,8 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rules import median_ms  # noqa: E402 -- the sibling benchmark's timer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.rules import median_ms  # noqa: E402 -- the sibling benchmark's timer
 
 ROUNDS = 40
 CHECK_PERIOD_S = 2.0

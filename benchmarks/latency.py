@@ -24,13 +24,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ui import bench_session, dnat_port, send_key, until  # noqa: E402
+from benchmarks.ui import bench_session, dnat_port, equals, send_key, until  # noqa: E402
 
 STAMPS: dict[str, list[float]] = {}
 
@@ -95,7 +96,7 @@ def instrument() -> None:
             if table == "nat" and not counters:
                 stamp("nat_saved")
 
-    iptables.save = save  # type: ignore[assignment]
+    iptables.save = save
     wrap(iptables, "restore", None, "restored")
     wrap(LabSession, "_sync_and_refilter", None, "refiltered")
     wrap(LabSession, "read_chain", "read_start", "read_end")
@@ -129,7 +130,7 @@ async def rounds(app: Any, count: int) -> list[dict[str, float]]:
         wanted = 12346 if i % 2 == 0 else 12345
         key_at = time.perf_counter()
         send_key(app, "2", "2")
-        await until(lambda wanted=wanted: dnat_port(app) == wanted)
+        await until(partial(equals, lambda: dnat_port(app), wanted))
         stamp("visible")
         results.append(breakdown(key_at))
         await asyncio.sleep(0.3)

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import secrets
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from lab import scenario_samples  # benchmarks/lab.py, beside this script
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.lab import scenario_samples  # noqa: E402 - benchmarks/lab.py, beside this script
 
 ROUNDS = 50
 

@@ -33,7 +33,8 @@ from typing import Any, BinaryIO, cast
 
 from svcwatch.capture.decode import LINKTYPE_LINUX_SLL2, decode_frame
 from svcwatch.capture.pcapstream import iter_pcap_events
-from svcwatch.cluster.transport import STDOUT, ExecStream, LocalTransport
+from svcwatch.cluster.podexec import ERROR, STDOUT, ExecStream
+from svcwatch.cluster.transport import LocalTransport
 
 IFNAMES = {2: "eth0", 3: "cni0", 4: "veth1"}
 GLOBAL_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 256, LINKTYPE_LINUX_SLL2)
@@ -106,6 +107,8 @@ class BufferedWebsocket:
         self.current = self.frames.popleft()
 
     def read_channel(self, channel: int) -> bytes:
+        if channel == ERROR:  # the command's exit status, once the stream has ended
+            return b"" if self.frames else b'{"status": "Success"}'
         out, self.current = (self.current, b"") if channel == STDOUT else (b"", self.current)
         return out
 
@@ -123,7 +126,7 @@ def throughput(count: int) -> None:
         ("reader from a pipe (ProcessStream)", None),
         (
             "reader from the exec stream, 4 MiB frames",
-            lambda: ExecStream(BufferedWebsocket(data, 4 << 20)),
+            lambda: ExecStream(BufferedWebsocket(data, 4 << 20), ["tcpdump"], "bench", "-"),
         ),
     ]
     with tempfile.TemporaryDirectory() as tmp:

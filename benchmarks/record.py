@@ -35,9 +35,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from capture import SENDER, RingSink, capture_filter, flood_lab, thread_cpu  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.capture import SENDER, RingSink, capture_filter, flood_lab, thread_cpu  # noqa: E402
 from svcwatch import netns  # noqa: E402
 from svcwatch.capture.sniffer import NodeCapture  # noqa: E402
 from svcwatch.lab.node import LabNode  # noqa: E402

@@ -26,13 +26,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from capture import SENDER, prepare_dnat  # noqa: E402
-
+from benchmarks.capture import SENDER, prepare_dnat  # noqa: E402
 from svcwatch import netns  # noqa: E402
 
 
@@ -98,10 +99,23 @@ async def key_latencies(app, presses: int) -> list[float]:  # type: ignore[no-un
         before = pane.paused
         start = time.perf_counter()
         send_key(app, "space", " ")
-        await until(lambda before=before: pane.paused != before)
+        await until(partial(differs, lambda: bool(pane.paused), before))
         out.append(time.perf_counter() - start)
         await asyncio.sleep(0.05)
     return out
+
+
+def differs(read: Callable[[], object], before: object) -> bool:
+    return read() != before
+
+
+def equals(read: Callable[[], object], wanted: object) -> bool:
+    return read() == wanted
+
+
+def _probed_since(app: Any, pressed_at: float, ok: bool) -> bool:
+    """A probe that started after the key press, with the outcome the scenario should give."""
+    return any((p.started or p.ts) >= pressed_at and p.ok == ok for p in app.main.probe_pane.recent)
 
 
 ARRIVALS: dict[str, list[float]] = {"synced": [], "chain": []}
@@ -131,16 +145,11 @@ async def scenario_switches(app, pilot, rounds: int, interval: float) -> None:  
         pressed_at = time.time()
         start = time.perf_counter()
         send_key(app, "2", "2")
-        await until(lambda wanted=wanted: dnat_port(app) == wanted)
+        await until(partial(equals, lambda: dnat_port(app), wanted))
         rules.append(time.perf_counter() - start)
         synced.append(first_after("synced", start))
         chain.append(first_after("chain", start))
-        await until(
-            lambda wanted=wanted, pressed_at=pressed_at: any(
-                (p.started or p.ts) >= pressed_at and p.ok == (wanted == 12345)
-                for p in app.main.probe_pane.recent
-            )
-        )
+        await until(partial(_probed_since, app, pressed_at, wanted == 12345))
         probes.append(time.perf_counter() - start)
         await asyncio.sleep(0.3)
     ms = [r * 1000 for r in rules]

@@ -1,14 +1,14 @@
 """The capture filter: which packets of the node belong to one Service, as a BPF expression.
 
-The text has the seed post's shape, derived from the Service and its current EndpointSlice:
+The text has the blog post's shape, derived from the Service and its current EndpointSlice:
 
     (ip and ((host CLUSTER_IP and port PORT) or ((net POD_CIDR) and port EP_PORT)
              or ((host NODE_IP) and port NODE_PORT)))
     or (arp and (host EP1 or host EP2))
 
-followed by one clause the seed lacks: ICMP "destination unreachable", because when an endpoint's
-IP belongs to no pod the node's ARP gives up after ~3 s and answers the client with ICMP host
-unreachable (docs/feasibility.md). The kernel runs the compiled program on every frame, so the
+followed by one clause the blog post lacks: ICMP "destination unreachable", because when an
+endpoint's IP belongs to no pod the node's ARP gives up after ~3 s and answers the client with ICMP
+host unreachable (docs/design.md). The kernel runs the compiled program on every frame, so the
 capture thread only ever wakes up for packets the user wants to see; the text is re-derived and
 re-attached on every slice change.
 """
@@ -50,7 +50,7 @@ def filter_for(
     pod_cidr: str,
     client_ip: str | None = None,
 ) -> str:
-    """The BPF filter text for this Service and slice, in the seed's shape plus ICMP errors.
+    """The BPF filter text for this Service and slice, in the blog post's shape plus ICMP errors.
 
     Args:
         node_ip: the node's address (where NodePorts listen).

@@ -2,8 +2,8 @@
 
 Every frame the node sees passes through here, up to tens of thousands per second, so this module
 reads fixed offsets with precompiled `struct.Struct`s and table lookups and never touches scapy
-(whose full dissection costs ~350 us a packet; see docs/feasibility.md). It understands exactly
-what the seed post prints: IPv4 TCP (flags in the seed's words and order: SYN,ACK  ACK,RST  PSH,ACK
+(whose full dissection costs ~350 us a packet; see docs/design.md). It understands exactly
+what the blog post prints: IPv4 TCP (flags in its words and order: SYN,ACK  ACK,RST  PSH,ACK
 FIN,ACK), UDP, ICMP errors with the ports of the packet they quote, and ARP requests and replies.
 Frames come as Ethernet (AF_PACKET on the lab node, DLT_EN10MB) or with a Linux "cooked" header
 (`tcpdump -i any`: SLL, DLT 113, or SLL2, DLT 276). Anything else, or a frame cut short inside
@@ -44,7 +44,7 @@ _SLL2 = struct.Struct("!HHiHBB8s")  # protocol, reserved, ifindex, hatype, pktty
 
 _inet_ntoa = socket.inet_ntoa
 
-# tcpdump's flag order, which the seed follows ("ACK,RST", not "RST,ACK").
+# tcpdump's flag order, which the blog post follows ("ACK,RST", not "RST,ACK").
 _FLAG_ORDER = (
     (0x01, "FIN"),
     (0x02, "SYN"),
@@ -73,7 +73,7 @@ ICMP_TYPE_WORDS = {0: "echo reply", 5: "redirect", 8: "echo request", 11: "time 
 
 
 def tcp_flag_words(flags: int) -> str:
-    """The TCP flag byte as the seed writes it, e.g. 0x12 -> "SYN,ACK"."""
+    """The TCP flag byte as the blog post writes it, e.g. 0x12 -> "SYN,ACK"."""
     return TCP_FLAG_WORDS[flags & 0xFF]
 
 

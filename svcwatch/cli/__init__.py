@@ -72,9 +72,10 @@ With no subcommand, svcwatch builds (or reuses) a lab -- a real mini k3s node ma
 namespaces, a cni0 bridge, veth pairs, a socat-like echo pod and kube-proxy's exact iptables
 rules -- and opens a dashboard with four panes: the Service's iptables chain, its EndpointSlice,
 the packets crossing eth0 -> cni0 -> veth, and TCP echo probes. Keys 1-4 switch between the happy
-path and the seed post's three breaks (wrong port, wrong IP, good+bad mix); 5-8 add not-ready, no
-endpoints, pod down and the rollout race. The lab needs root (sudo) on Linux; without it, use
---cluster or `svcwatch replay --demo`.
+path and the three breaks of the blog post "Breaking A Kubernetes Service in Three Ways And
+Examining The Raw Packets" (Tyler Jarjoura, April 2026): wrong port, wrong IP, good+bad mix; 5-8
+add not-ready, no endpoints, pod down and the rollout race. The lab needs root (sudo) on Linux;
+without it, use --cluster or `svcwatch replay --demo`.
 
 \b
   sudo svcwatch                      the dashboard on the lab (torn down on quit if it built it)
@@ -152,7 +153,16 @@ def stop_signal_behind(exc: BaseException) -> int | None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI and turn every expected failure into one line."""
-    process_shutdown().install()  # SIGTERM/SIGINT/SIGHUP at any moment: see cli/signals.py
+    shutdown = process_shutdown(fresh=True)
+    previous = shutdown.install()  # SIGTERM/SIGINT/SIGHUP at any moment: see cli/signals.py
+    try:
+        _main(argv)
+    finally:
+        shutdown.restore(previous)
+
+
+def _main(argv: list[str] | None) -> None:
+    """The CLI, with every expected failure turned into one line and its exit status."""
     try:
         cli.main(args=argv, prog_name="svcwatch", standalone_mode=False)
     except StopRequested as exc:

@@ -1,6 +1,6 @@
 """`svcwatch cluster up|down|restore|status`: the demo objects and leftovers on a cluster.
 
-These commands need no root and no dashboard: they create what the seed's demo needs, show what
+These commands need no root and no dashboard: they create what the blog post's demo needs, show what
 svcwatch owns there, put a slice back after a crash, and remove everything svcwatch made. Each one
 reads kubectl's kubeconfig and context (also when given before the subcommand:
 `svcwatch --context k3d-demo cluster up`).

@@ -84,7 +84,7 @@ recorded pace scaled by --speed (`--speed max`: no waiting).
     "--plain",
     "output",
     flag_value="plain",
-    help="Print the seed-format stream instead of the dashboard.",
+    help="Print the stream in the blog post's format instead of the dashboard.",
 )
 @click.option(
     "--json",

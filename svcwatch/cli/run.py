@@ -1,4 +1,4 @@
-"""`svcwatch run`: the merged event stream, headless, as the seed's lines or as JSON Lines.
+"""`svcwatch run`: the merged event stream, headless, as the blog post's lines or as JSON Lines.
 
 The same session as the dashboard (the lab by default, a cluster with --cluster) feeds one queue;
 this command prints it in time order until --duration ends or Ctrl-C, then stops the session (and
@@ -134,7 +134,7 @@ def stream(
     "--plain",
     "as_json",
     flag_value=False,
-    help="Lines in the seed post's format (the default).",
+    help="Lines in the blog post's format (the default).",
 )
 @click.option(
     "--json",

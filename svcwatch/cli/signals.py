@@ -23,6 +23,7 @@ import signal
 import threading
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 GRACE = 15.0  # seconds the usual way out may take (a lab build in progress, then its teardown)
@@ -52,9 +53,14 @@ class Shutdown:
         self._hurry = threading.Event()
         self._watchdog: threading.Thread | None = None
 
-    def install(self) -> None:
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, self._handle)
+    def install(self) -> dict[int, Any]:
+        """Handle the stop signals from now on; returns the handlers they had (for `restore`)."""
+        return {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
+
+    @staticmethod
+    def restore(previous: dict[int, Any]) -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         first = self.request(signum)
@@ -101,10 +107,11 @@ class Shutdown:
 _PROCESS: Shutdown | None = None
 
 
-def process_shutdown() -> Shutdown:
-    """The process's one Shutdown (main() installs its handlers; tests in-process do not)."""
+def process_shutdown(*, fresh: bool = False) -> Shutdown:
+    """The process's one Shutdown; main() starts each run with a `fresh` one and installs its
+    handlers (so an in-process caller, like a test, keeps its own before and after)."""
     global _PROCESS
-    if _PROCESS is None:
+    if _PROCESS is None or fresh:
         _PROCESS = Shutdown()
     return _PROCESS
 

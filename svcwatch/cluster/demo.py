@@ -1,4 +1,4 @@
-"""`cluster up` / `cluster down`: the seed's demo objects on a real cluster, and nothing else.
+"""`cluster up` / `cluster down`: the blog post's demo objects on a real cluster, and nothing else.
 
 `up` applies the Deployment, the selector-less Service and svcwatch's own EndpointSlice from
 manifests/, labels each `app.kubernetes.io/managed-by: svcwatch`, waits (showing progress) for the

@@ -27,7 +27,7 @@ READ_ONLY_WHY = (
 
 def read_existing(api: ClusterApi, namespace: str, name: str) -> tuple[Service, dict[str, Any]]:
     """The Service and its body; SetupError (one line) when it does not exist."""
-    from svcwatch.watch.convert import service_from_body
+    from svcwatch.model.manifest import parse_service
 
     try:
         body = api.read("Service", namespace, name)
@@ -35,7 +35,8 @@ def read_existing(api: ClusterApi, namespace: str, name: str) -> tuple[Service, 
         raise SetupError(
             f"Service {namespace}/{name} does not exist (see `kubectl get services -n {namespace}`)"
         ) from None
-    return service_from_body(body), body
+    # Named as the watcher names a bad object (watch/convert.py; backends do not import it).
+    return parse_service(body, f"api:Service {namespace}/{name}"), body
 
 
 def service_slices(api: ClusterApi, namespace: str, name: str) -> dict[str, dict[str, Any]]:

@@ -4,8 +4,8 @@ iptables chain names are limited to 28 characters, so kube-proxy names each Serv
 `KUBE-SVC-`/`KUBE-SVL-`/`KUBE-EXT-`/`KUBE-FW-` + the first 16 characters of
 base32(sha256(name + proto)), and each endpoint's chain `KUBE-SEP-` + the same hash of
 name + proto + "ip:port". The inputs are plain concatenations, so `default/socat` + `tcp` +
-`10.42.0.142:12345` gives the seed's `KUBE-SEP-STAYFALK6DPGANUO`. Because large clusters drop rule
-comments, these hashes are also how a dump is searched for one Service.
+`10.42.0.142:12345` gives the blog post's `KUBE-SEP-STAYFALK6DPGANUO`. Because large clusters
+drop rule comments, these hashes are also how a dump is searched for one Service.
 """
 
 from __future__ import annotations

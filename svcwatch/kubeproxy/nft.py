@@ -341,10 +341,13 @@ def _no_endpoint_keys(service: Service) -> tuple[set[str], set[str]]:
 
 
 def _walk(table: NftTable, roots: list[str]) -> dict[str, list[Rule]]:
-    """The port's chains that exist, then the endpoint chains they lead to, in branch order."""
+    """The port's chains that hold rules, then the endpoint chains they lead to, in branch order.
+
+    An empty one is stale: kube-proxy flushes a chain that went away and deletes it a second later.
+    """
     found: dict[str, list[Rule]] = {}
     for chain in roots:
-        if chain in table.chains:
+        if table.chains.get(chain):
             found[chain] = [r for line in table.chains[chain] for r in _rules_of(chain, line)]
     for rules in list(found.values()):
         for rule in rules:

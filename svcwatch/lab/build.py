@@ -1,8 +1,8 @@
 """Build a lab node in network namespaces with pyroute2, and tear every piece of it down again.
 
-The build follows the seed's k3d picture: a client namespace (the laptop, 192.168.97.2) and a node
-namespace joined by a veth pair named `eth0` at both ends; in the node a `cni0` bridge carrying the
-pod CIDR's first address, ip_forward on (the node namespace's own sysctl), and one veth per pod.
+The build follows the blog post's k3d picture: a client namespace (the laptop, 192.168.97.2) and a
+node namespace joined by a veth pair named `eth0` at both ends; in the node a `cni0` bridge carrying
+the pod CIDR's first address, ip_forward on (the node namespace's own sysctl), and one veth per pod.
 Every link is created from inside a lab namespace with its peer placed directly in another lab
 namespace, so the host namespace never sees a lab interface. Teardown does not trust the state
 alone: it also finds the lab's namespaces by name and its processes by namespace and command line,

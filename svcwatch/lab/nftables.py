@@ -1,12 +1,11 @@
 """Program the lab node as kube-proxy's nftables mode does: one `nft -f` batch per sync.
 
-kube-proxy in nftables mode owns one table, `table ip kube-proxy`, and rewrites it in a single
-transaction per sync. The lab writes the renderer's whole table after `add table` + `delete table`
-in the same batch, so every sync replaces the table atomically: a packet sees the old table or the
-new one, never half of each, and chains of endpoints that went away are gone in the same batch
-(kube-proxy itself flushes them and deletes them a second later, for kernels before 6.2; the
-end state is the same). Everything runs inside the node's namespace; the host's ruleset is never
-read or written.
+kube-proxy in nftables mode owns one table, `table ip kube-proxy`, and writes it in a single
+transaction per sync, so a packet sees the old rules or the new ones, never half of each. A full
+sync here is the renderer's whole table after `add table` + `delete table` in the same batch; a
+partial one (`kubeproxy.nft_partial`, what kube-proxy does between full syncs) writes only what
+changed. Everything runs inside the node's namespace; the host's ruleset is never read or
+written.
 
 Switching modes keeps the Service answering: the new mode's rules go in first (one atomic
 batch), then the old mode's come out. With iptables' nf_tables backend (what Debian and k3s use)
@@ -19,7 +18,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from svcwatch import netns
@@ -92,10 +92,12 @@ def kernel_chains(node_ns: str) -> set[str]:
 
 @dataclass(frozen=True)
 class NftWritten:
-    """What one sync left in the node: its per-Service chains and the table's text."""
+    """What one sync left in the node: its per-Service chains, the table's text, and the chains
+    it only flushed (stale), with when they went stale (time.monotonic())."""
 
     chains: frozenset[str]
     text: str
+    stale: Mapping[str, float] = field(default_factory=dict)
 
 
 def render_table(service: Service, slice_: EndpointSlice, cluster_cidr: str, node_ip: str,

@@ -55,9 +55,11 @@ class ProxySync:
     took_ms: float
 
     def event(self, service_key: str, proxy_backend: str) -> RulesSynced:
-        """This sync as the stream's `iptables` event (`proxy_backend` says which mode wrote it)."""
+        """This sync as the stream's rules event: kind `iptables`, or `nftables` in that mode
+        (`proxy_backend` also names iptables' flavour)."""
+        kind = NFTABLES if proxy_backend == NFTABLES else IPTABLES
         return RulesSynced(time.time(), service_key, self.added, self.removed, proxy_backend,
-                           took_ms=self.took_ms)  # fmt: skip
+                           took_ms=self.took_ms, kind=kind)  # fmt: skip
 
 
 class LabProxy:
@@ -104,15 +106,34 @@ class LabProxy:
     def _sync_nft(
         self, service: Service, slice_: EndpointSlice, drop: tuple[str, ...]
     ) -> ProxySync:
+        """A partial sync when the last one's table is known (only what changed, as kube-proxy
+        does between full syncs), else a full one that replaces the whole table."""
         text, chains = self._table(service, slice_)
         before = set(self._nft.chains) if self._nft else nftables.kernel_chains(self.spec.node_ns)
-        took = 0.0
-        if self._nft is None or self._nft.text != text or drop:
+        took = self._partial(text, chains) if self._nft is not None and not drop else None
+        if took is None:
             took = nftables.apply(self.spec.node_ns, nftables.replace_batch(text, drop))
-        self._nft = nftables.NftWritten(frozenset(chains), text)
+            self._nft = nftables.NftWritten(frozenset(chains), text)
         return ProxySync(
             tuple(sorted(set(chains) - before)), tuple(sorted(before - set(chains))), took
         )
+
+    def _partial(self, text: str, chains: list[str]) -> float | None:
+        """Write only what changed since the last sync; None when that takes a full sync."""
+        from svcwatch.kubeproxy.nft_partial import STALE_SECONDS, partial_batch, stale_chains
+
+        assert self._nft is not None
+        now = time.monotonic()
+        stale = {c: t for c, t in self._nft.stale.items() if c not in chains}
+        ripe = frozenset(c for c, t in stale.items() if now - t >= STALE_SECONDS)
+        batch = partial_batch(self._nft.text, text, ripe)
+        if batch is None:
+            return None
+        took = nftables.apply(self.spec.node_ns, batch) if batch else 0.0
+        stale = {c: t for c, t in stale.items() if c not in ripe}
+        stale |= {c: now for c in stale_chains(self._nft.text, text)}
+        self._nft = nftables.NftWritten(frozenset(chains), text, stale)
+        return took
 
     # --- read back -----------------------------------------------------------------------------
 

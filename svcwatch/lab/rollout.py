@@ -1,9 +1,9 @@
 """A Deployment rollout in the lab: a new socat pod (new ReplicaSet hash, new IP), the old one gone.
 
-This is the race from the seed author's earlier post: the new pod is up and the old pod's process
-and namespace are gone before kube-proxy has moved the rule, so for a moment the rule DNATs to an
-address nobody has. `retire_old=False` keeps the old pod serving until the caller retires it after
-the rules moved -- what a preStop sleep buys in a real cluster.
+This is the race from the blog post author's earlier post: the new pod is up and the old pod's
+process and namespace are gone before kube-proxy has moved the rule, so for a moment the rule DNATs
+to an address nobody has. `retire_old=False` keeps the old pod serving until the caller retires it
+after the rules moved -- what a preStop sleep buys in a real cluster.
 """
 
 from __future__ import annotations

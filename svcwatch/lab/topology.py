@@ -1,6 +1,6 @@
 """The shape of a lab, as pure data: namespace names, addresses, pods and their veth names.
 
-A lab imitates one k3s node the way the seed post saw it through k3d: a client (the laptop) at
+A lab imitates one k3s node the way the blog post saw it through k3d: a client (the laptop) at
 192.168.97.2 talks to the node's eth0 at 192.168.97.3; inside the node a bridge `cni0` (10.42.0.1)
 joins one veth per pod; the socat pod sits at 10.42.0.142. Everything here is derived from the
 manifests and flags, deterministically from the lab's name, so that two runs of the same lab get
@@ -25,7 +25,7 @@ NETNS_PREFIX = "svcwatch-"
 LAB_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 # Kubernetes' rand.SafeEncodeString alphabet: no vowels, no 0/1/3, so names never spell words.
 K8S_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-# The pods a fresh k3s node runs besides yours; the seed's ARP flood crossed eight veths.
+# The pods a fresh k3s node runs besides yours; the blog post's ARP flood crossed eight veths.
 K3S_SYSTEM_PODS = (
     "coredns",
     "local-path-provisioner",
@@ -53,9 +53,9 @@ def _digest(*parts: str) -> bytes:
     return hashlib.sha256("\0".join(parts).encode()).digest()
 
 
-def k8s_suffix(length: int, *seed: str) -> str:
-    """A Kubernetes-style random-looking suffix (e.g. `vw5dz`), derived from `seed`."""
-    digest = _digest(*seed)
+def k8s_suffix(length: int, *parts: str) -> str:
+    """A Kubernetes-style random-looking suffix (e.g. `vw5dz`), derived from `parts`."""
+    digest = _digest(*parts)
     return "".join(K8S_ALPHABET[b % len(K8S_ALPHABET)] for b in digest[:length])
 
 
@@ -179,7 +179,7 @@ class LabSpec:
         return [self.echo_pod(), *self.idle_pod_plans()]
 
     def unused_ip(self, used: frozenset[str] | set[str] = frozenset()) -> str:
-        """An address in the pod CIDR no pod has: the one after the echo pod's, as in the seed."""
+        """An address in the pod CIDR no pod has: the one after the echo pod's (as in the post)."""
         echo = ipaddress.IPv4Address(self.echo_ip)
         taken = {self.bridge_ip, self.echo_ip, *used}
         candidates = [a for a in self._host_addresses() if ipaddress.IPv4Address(a) > echo]

@@ -1,7 +1,7 @@
-"""The events of svcwatch's one merged stream, and their two outputs (seed lines and JSON).
+"""The events of svcwatch's one merged stream, and their two outputs (blog-post lines and JSON).
 
 Every backend (lab, capture, probe, watcher, cluster agent, replay) emits these and nothing else;
-the dashboard, `run --plain`, `run --json` and recordings all read them. `kind` is the word the seed
+the dashboard, `run --plain`, `run --json` and recordings all read them. `kind` is the word the blog
 post prints (`tcp-packet`, `arp-request`, `echo-ok`, `io-error`, `capture-started`...), `source` the
 bracketed tag before it (`[pktcap]`, `[tcp-probe]`). Timestamps are wall-clock seconds
 (time.time()).
@@ -96,7 +96,7 @@ class ProbeEvent:
                 f"{pair} connect={self.connect_ms or 0:.0f}ms echo={self.echo_ms or 0:.0f}ms "
                 f"({self.nbytes}B)"
             )
-        # Go's net package words it as "read tcp A->B: i/o timeout"; the seed shows that form.
+        # Go's net package words it as "read tcp A->B: i/o timeout"; the blog post shows that form.
         phase = self.phase or "connect"
         conn = f"{self.src}:{self.sport or 0}->{self.dst}:{self.dport}"
         return f"{pair} {phase}: {phase} tcp {conn}: {self.error}"
@@ -104,7 +104,7 @@ class ProbeEvent:
 
 @dataclass(frozen=True, slots=True)
 class CaptureStarted:
-    """The capture (re)started with a new kernel BPF filter, as the seed's first line shows."""
+    """The capture (re)started with a new kernel BPF filter, as the blog post's first line shows."""
 
     SOURCE: ClassVar[str] = "pktcap"
     ts: float
@@ -270,11 +270,11 @@ EVENT_TYPES: dict[str, type[Any]] = {
     )
 }
 
-SOURCE_WIDTH = 19  # "[pktcap]" padded as in the seed: `+3.519s  [pktcap]           tcp-packet`
+SOURCE_WIDTH = 19  # "[pktcap]" padded as in the blog post: `+3.519s  [pktcap]           tcp-packet`
 
 
 def plain_line(event: Event, t0: float) -> str:
-    """One line in the seed post's format, relative to the stream's start `t0`."""
+    """One line in the blog post's format, relative to the stream's start `t0`."""
     tag = f"[{event.source}]"
     return f"+{event.ts - t0:.3f}s  {tag:<{SOURCE_WIDTH}}{event.kind}  {event.text()}"
 

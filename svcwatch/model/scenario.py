@@ -1,7 +1,7 @@
 """Scenarios: the happy path and the breaks, as pure EndpointSlice transforms.
 
 Each scenario is a function of the happy-path ("baseline") slice, so the same definitions drive the
-lab and a real cluster. The seed post's breaks are `wrong-port` (12345 -> 12346: RST, connection
+lab and a real cluster. The blog post's breaks are `wrong-port` (12345 -> 12346: RST, connection
 refused), `wrong-ip` (an address no pod has: unanswered ARP, timeout) and `mixed` (the wrong and the
 right address: 50/50 statistic rules, intermittent failures). Scenarios that also need something
 done to a pod (its listener stopped, a rollout) name a `pod_action` that the backend carries out.
@@ -73,7 +73,7 @@ def _wrong_ip(ctx: ScenarioContext) -> EndpointSlice:
 def _mixed(ctx: ScenarioContext) -> EndpointSlice:
     good = ctx.baseline.endpoints[:1]
     bad = tuple(replace(e, addresses=(ctx.wrong_ip(),), target_ref=None) for e in good)
-    # The seed lists the bad address first; kube-proxy sorts endpoints anyway.
+    # The blog post lists the bad address first; kube-proxy sorts endpoints anyway.
     return ctx.baseline.with_endpoints(*bad, *good)
 
 

@@ -2,7 +2,7 @@
 
 This is what a client of the Service experiences. Each probe's socket is created inside the client
 namespace (setns only around socket(), never across an await), so its packets enter the node on
-eth0 like a real client's. Failures are named the way Go's net package and the seed name them —
+eth0 like a real client's. Failures are named the way Go's net package and the blog post name them —
 "connection refused", "i/o timeout", "no route to host", "connection reset by peer" — with the phase
 (connect, write, read) where they happened. Probes run as independent asyncio tasks on a private
 loop in their own thread: a probe stuck in a 2 s timeout never delays the next one.
@@ -20,7 +20,7 @@ from svcwatch import netns as netns_mod
 from svcwatch.model.events import Notice, ProbeEvent
 from svcwatch.sinks import EventSink
 
-# errno -> the words Go's net package uses (and the seed prints).
+# errno -> the words Go's net package uses (and the blog post prints).
 ERRNO_WORDS = {
     errno.ECONNREFUSED: "connection refused",
     errno.ETIMEDOUT: "i/o timeout",

@@ -2,7 +2,7 @@
 
 Wireshark and tshark show a pcapng file's interfaces by the name in each Interface Description
 Block, so one IDB per (node, interface, link type) makes eth0, cni0 and the veths appear as in the
-seed post, and each Enhanced Packet Block's `epb_flags` carries the AF_PACKET direction (inbound,
+blog post, and each Enhanced Packet Block's `epb_flags` carries the AF_PACKET direction (inbound,
 outbound; OTHERHOST as inbound + promiscuous). scapy's writer keys interfaces by name only and
 always writes a nameless interface 0, so the blocks are written here with struct (pcapng spec,
 draft-ietf-opsawg-pcapng): little-endian, microsecond timestamps.

@@ -8,7 +8,10 @@ terminal, or an editor — takes the same path, the one kube-proxy and a CNI cap
     ->  capture-started (the BPF filter re-derived)  ->  sync timings (write->rules, ->first packet)
 
 Only the process holding the lab's controller lease reconciles; a second svcwatch on the same lab
-watches, captures and probes, and leaves the rules to the first one.
+watches, captures and probes, and leaves the rules to the first one (and takes over when it quits).
+Each session is a user of the lab (svcwatch.lab.lifecycle): on stop it leaves, and the lab is torn
+down only if it was built by a session, not kept, and this was its last user. A LabMonitor checks
+the data plane every few seconds and repairs what broke, or says why it cannot.
 """
 
 from __future__ import annotations

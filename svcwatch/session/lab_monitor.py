@@ -123,6 +123,8 @@ class LabMonitor:
                 texts, "drift", f"lab {name} is broken: {summary(texts)}; repair failed: {exc}"
             )
             return
+        if not done:  # gone by the time the lock was ours (a rollout retiring a pod, say)
+            return
         self._reported, self._repaired = (), texts
         self.notice("repaired", f"lab {name} was broken ({summary(texts)}); {'; '.join(done)}")
 

@@ -25,7 +25,8 @@ from svcwatch.model.errors import InputError
 from svcwatch.model.events import Notice
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.service import Service
-from svcwatch.record.reader import Recording, Shown, latest_at, load_recording
+from svcwatch.record.reader import Recording, latest_at, load_recording
+from svcwatch.record.reader import Shown as Shown  # re-exported: the UI's door to replay items
 from svcwatch.record.replay import Player, ReplayClock
 from svcwatch.session.capabilities import Capabilities
 from svcwatch.sinks import EventSink

@@ -29,8 +29,8 @@ from svcwatch.model.errors import InputError
 from svcwatch.model.events import Event, Notice, RulesSynced, SliceChanged
 from svcwatch.model.manifest import dump_slice
 from svcwatch.model.scenario import SCENARIOS
-from svcwatch.record.reader import Shown
 from svcwatch.session.base import Session
+from svcwatch.session.replay import Shown
 from svcwatch.talk.script import TalkScript
 from svcwatch.ui import actions, messages
 from svcwatch.ui.bridge import UiSink

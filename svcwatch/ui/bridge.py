@@ -1,7 +1,7 @@
 """UiSink: the EventSink that carries backend events into the Textual app, in ~10 Hz batches.
 
 Backends call `emit` from their own threads as fast as packets arrive. Posting one message per
-packet would starve the event loop (feasibility.md: refreshing every 10 ms costs 80% CPU), so the
+packet would starve the event loop (docs/design.md: refreshing every 10 ms costs 80% CPU), so the
 sink buffers and a flusher thread posts one `EventsArrived` per tick (at once for a slice change
 or a rules sync, which a key press is waiting for). If the app falls behind
 (its message queue grows), packets beyond `max_packets_per_batch` are counted, not queued, and the

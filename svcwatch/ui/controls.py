@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from svcwatch.model.events import Event
 from svcwatch.session.base import Session
 from svcwatch.session.capabilities import ReplayControls
+from svcwatch.session.exports import write_pcapng
 from svcwatch.ui import actions
 
 if TYPE_CHECKING:
@@ -104,8 +105,6 @@ class SessionControls:
         )
 
     def _write_pcap(self, path: Path, packets: list[Event]) -> None:
-        from svcwatch.record.pcap import write_pcapng  # only `w` needs the pcapng writer
-
         written = write_pcapng(path, packets)
         self.app.call_from_thread(
             self.app.notify,

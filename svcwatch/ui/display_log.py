@@ -19,9 +19,9 @@ from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.service import Service
-from svcwatch.record import format as fmt
-from svcwatch.record.reader import Shown
 from svcwatch.session.capabilities import DisplayRecording
+from svcwatch.session.exports import chain_fields, objects_fields
+from svcwatch.session.replay import Shown
 
 if TYPE_CHECKING:
     from svcwatch.ui.app import SvcwatchApp
@@ -72,10 +72,10 @@ class DisplayLog:
         self.seen += events
 
     def chain(self, tree: ChainTree) -> None:
-        self._record("chain", {"chain": fmt.chain_to_dict(tree)})
+        self._record("chain", chain_fields(tree))
 
     def started(self, service: Service, slice_: EndpointSlice) -> None:
-        self._record("started", fmt.objects_record(service, slice_, 0.0), always=True)
+        self._record("started", objects_fields(service, slice_), always=True)
         self._last["slice"] = {"slice": slice_.to_manifest()}  # shown with no facts yet
         self._last["facts"] = {"facts": []}
 

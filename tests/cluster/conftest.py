@@ -20,7 +20,6 @@ from typing import Any
 
 import kmock
 import pytest
-from exec_server import QuickCloseServer  # noqa: F401 - test_kopf_source imports it from here
 
 from svcwatch.watch.events import WatchEvent
 from svcwatch.watch.kopf_source import KopfSource

@@ -225,7 +225,7 @@ class ExecApi:
         if high > 0:
             await asyncio.sleep(random.uniform(low, high))
         ws = web.WebSocketResponse(protocols=(protocol,), autoping=True)
-        await ws.prepare(request)  # type: ignore[arg-type]
+        await ws.prepare(request)
         record = ExecRecord(
             namespace,
             name,

@@ -3,7 +3,7 @@
 svcwatch's cluster code is synchronous (the `kubernetes` client), so the emulator runs on its own
 event loop in a background thread; the test talks to it over HTTP like any client and reads its
 request log for assertions. The server lives for one test only: kmock slows down with every
-request it has served (docs/feasibility.md).
+request it has served (docs/design.md).
 
 The kubeconfig points at a front server (exec_server.ExecApi) that serves `pods/exec` over real
 websockets and Pod Security refusals, and hands every other request to kmock; with `tls=` it speaks
@@ -25,9 +25,9 @@ from typing import Any
 import kmock
 import pytest
 import yaml
-from exec_server import ExecApi, QuickCloseServer, Runner, TlsFiles
 
 from svcwatch.cluster.api import ClusterApi, connect
+from tests.cluster.exec_server import ExecApi, QuickCloseServer, Runner, TlsFiles
 
 CONTEXT = "kmock"
 
@@ -86,7 +86,7 @@ class MockCluster:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=10)
 
-    def on_loop(self, fn: Callable[[Any], None]) -> None:
+    def on_loop(self, fn: Callable[[Any], object]) -> None:
         """Run `fn(handler)` on the server's loop (to add reactions while it serves)."""
         assert self._loop is not None
         done: Future[None] = Future()

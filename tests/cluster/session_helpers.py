@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster, make_pod
 
 from svcwatch import netns
+from tests.cluster import kmock_cluster
+from tests.cluster.kmock_cluster import MockCluster, make_pod
 
 RESTORE = Path(__file__).resolve().parents[1] / "data" / "iptables" / "k3s-node.restore"
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster, run_agent_container, set_pod_status, start_agent_pod
 
 from svcwatch.cluster.agent import agent_pod_name, delete_agents, start_agent
 from svcwatch.model.errors import SetupError
+from tests.cluster import kmock_cluster
+from tests.cluster.kmock_cluster import (
+    MockCluster,
+    run_agent_container,
+    set_pod_status,
+    start_agent_pod,
+)
 
 pytestmark = pytest.mark.cluster
 cluster = kmock_cluster.cluster  # the per-test kmock server fixture

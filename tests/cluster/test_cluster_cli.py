@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import kmock
-import kmock_cluster
 import pytest
-from kmock_cluster import CONTEXT, MockCluster, make_pod
 
 from svcwatch.cluster.faults import SliceEditor
+from tests.cluster import kmock_cluster
+from tests.cluster.kmock_cluster import CONTEXT, MockCluster, make_pod
 
 pytestmark = pytest.mark.cluster
 cluster = kmock_cluster.cluster  # the per-test kmock server fixture
@@ -128,7 +128,8 @@ def test_up_status_restore_down_from_the_shell(cluster: MockCluster) -> None:
     restored = svcwatch("cluster", "restore", "--kubeconfig", kubeconfig, env=env)
     assert restored.returncode == 0, restored.stderr
     assert "restored EndpointSlice default/socat" in restored.stdout
-    assert cluster.stored("endpointslices", "default", "socat")["ports"][0]["port"] == 12345
+    slice_ = cluster.stored("endpointslices", "default", "socat")
+    assert slice_ is not None and slice_["ports"][0]["port"] == 12345
     again = svcwatch("cluster", "restore", "--kubeconfig", kubeconfig, env=env)
     assert again.stdout == "nothing to restore in kmock\n"
 

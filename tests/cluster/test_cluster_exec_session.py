@@ -12,22 +12,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import kmock_cluster
 import pytest
-from exec_server import make_tls
-from kmock_cluster import (
+
+from svcwatch.model.events import CaptureStarted, Notice, RulesSynced, SliceChanged
+from svcwatch.session.cluster import ClusterSession
+from svcwatch.session.settings import ClusterSettings, ProbeFlags
+from svcwatch.sinks import CollectingSink
+from tests.cluster import kmock_cluster
+from tests.cluster.exec_server import make_tls
+from tests.cluster.kmock_cluster import (
     AgentKubelet,
     MockCluster,
     running_cluster,
     set_pod_status,
     wait_for,
 )
-from session_helpers import echo_port, node_ns, seed_demo
-
-from svcwatch.model.events import CaptureStarted, Notice, RulesSynced, SliceChanged
-from svcwatch.session.cluster import ClusterSession
-from svcwatch.session.settings import ClusterSettings, ProbeFlags
-from svcwatch.sinks import CollectingSink
+from tests.cluster.session_helpers import echo_port, node_ns, seed_demo
 
 pytestmark = [pytest.mark.cluster, pytest.mark.lab]
 cluster = kmock_cluster.cluster  # the per-test kmock server fixture

@@ -13,9 +13,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 
-import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster, kubelet_for_agents, make_pod, make_slice, wait_for
 
 from svcwatch import netns
 from svcwatch.cli import main
@@ -30,6 +28,14 @@ from svcwatch.session.cluster_existing import ExistingServiceSession
 from svcwatch.session.settings import ClusterSettings
 from svcwatch.sinks import CollectingSink
 from svcwatch.watch.convert import service_from_body
+from tests.cluster import kmock_cluster
+from tests.cluster.kmock_cluster import (
+    MockCluster,
+    kubelet_for_agents,
+    make_pod,
+    make_slice,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.lab]
 cluster = kmock_cluster.cluster  # the per-test kmock server fixture

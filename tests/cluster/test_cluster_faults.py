@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster
 
 from svcwatch.cluster.api import ClusterApi
 from svcwatch.cluster.faults import SliceEditor
 from svcwatch.cluster.objects import list_saved
 from svcwatch.model.errors import InputError, SetupError
+from tests.cluster import kmock_cluster
+from tests.cluster.kmock_cluster import MockCluster
 
 pytestmark = pytest.mark.cluster
 cluster = kmock_cluster.cluster  # the per-test kmock server fixture
@@ -64,9 +64,8 @@ def test_each_fault_sends_its_patch_to_the_owned_slice_only(cluster: MockCluster
     assert [e["addresses"] for e in mixed["endpoints"]] == [["10.42.0.19"], ["10.42.0.17"]]
     assert [e["addresses"] for e in happy["endpoints"]] == [["10.42.0.17"]]
     assert set(wrong_port) == {"endpoints", "ports"}  # never metadata, never another field
-    assert (
-        cluster.stored("endpointslices", "default", "socat-abcde")["endpoints"] == HAPPY_ENDPOINTS
-    )
+    restored = cluster.stored("endpointslices", "default", "socat-abcde")
+    assert restored is not None and restored["endpoints"] == HAPPY_ENDPOINTS
 
 
 def test_quit_restores_exactly_the_original(cluster: MockCluster) -> None:

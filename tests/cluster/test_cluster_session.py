@@ -4,16 +4,16 @@ through LocalTransport instead of the exec API. Needs root for the namespace."""
 
 from __future__ import annotations
 
-import kmock_cluster
 import pytest
-from kmock_cluster import AgentKubelet, MockCluster, wait_for
-from session_helpers import echo_port, node_ns, seed_demo
 
 from svcwatch.cluster.transport import LocalTransport
 from svcwatch.model.events import CaptureStarted, ProbeEvent, RulesSynced, SliceChanged
 from svcwatch.session.cluster import ClusterSession
 from svcwatch.session.settings import ClusterSettings, ProbeFlags
 from svcwatch.sinks import CollectingSink
+from tests.cluster import kmock_cluster
+from tests.cluster.kmock_cluster import AgentKubelet, MockCluster, wait_for
+from tests.cluster.session_helpers import echo_port, node_ns, seed_demo
 
 pytestmark = [pytest.mark.cluster, pytest.mark.lab]
 cluster = kmock_cluster.cluster  # the per-test kmock server fixture

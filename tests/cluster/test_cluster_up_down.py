@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import kmock_cluster
 import pytest
-from kmock_cluster import MockCluster, make_pod, make_ready
 
 from svcwatch.cluster.demo import APP_MANAGED_BY, demo_documents, down, up
 from svcwatch.model.errors import SetupError
+from tests.cluster import kmock_cluster
+from tests.cluster.kmock_cluster import MockCluster, make_pod, make_ready
 
 pytestmark = pytest.mark.cluster
 cluster = kmock_cluster.cluster  # the per-test kmock server fixture

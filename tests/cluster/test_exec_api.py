@@ -14,15 +14,15 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import kmock_cluster
 import pytest
-from exec_server import V4, V5, make_tls
-from kmock_cluster import MockCluster, running_cluster, start_agent_pod, wait_for
 
 from svcwatch.cluster.agent import NodeAgent
 from svcwatch.cluster.podexec import ExecTransport, StreamDropped
 from svcwatch.model.errors import SetupError
 from svcwatch.watch.convert import service_from_body
+from tests.cluster import kmock_cluster
+from tests.cluster.exec_server import V4, V5, make_tls
+from tests.cluster.kmock_cluster import MockCluster, running_cluster, start_agent_pod, wait_for
 
 pytestmark = pytest.mark.cluster
 cluster = kmock_cluster.cluster  # the per-test kmock server fixture
@@ -186,7 +186,11 @@ def test_a_stream_the_server_drops_raises_stream_dropped(cluster: MockCluster) -
     api = cluster.exec_api
     stream = transport(cluster).open_stream(["sh", "-c", LOUD_CHILD])
     assert stream.read(4096)
-    cluster.on_loop(lambda _handler: api.abort())
+
+    def abort(_handler: object) -> None:
+        api.abort()
+
+    cluster.on_loop(abort)
     with pytest.raises(StreamDropped, match="exec stream on node node-1 dropped"):
         while stream.read(4096):
             pass

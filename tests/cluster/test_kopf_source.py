@@ -13,16 +13,16 @@ from tests.cluster.conftest import (
     SERVICES,
     SLICE_URL,
     SLICES,
-    QuickCloseServer,
     body,
     load_resources,
     watcher_requests,
 )
+from tests.cluster.exec_server import QuickCloseServer
 
 pytestmark = pytest.mark.cluster
 
 
-def seed(k8s: kmock.KubernetesEmulator) -> None:
+def add_demo_objects(k8s: kmock.KubernetesEmulator) -> None:
     k8s.objects[SERVICES, "default", "socat"] = body("service-socat")
     k8s.objects[SLICES, "default", "socat"] = body("endpointslice-socat")
 
@@ -43,7 +43,7 @@ def with_port(slice_body: dict[str, Any], port: int) -> dict[str, Any]:
 async def test_added_and_modified_slices_reach_the_handler(
     k8s: kmock.KubernetesEmulator, watch: Any
 ) -> None:
-    seed(k8s)
+    add_demo_objects(k8s)
     recorder, _ = await watch()
 
     added = await recorder.wait_for(lambda: recorder.matching("ADDED", "EndpointSlice"))
@@ -73,7 +73,7 @@ async def test_added_and_modified_slices_reach_the_handler(
 async def test_objects_of_other_services_are_ignored(
     k8s: kmock.KubernetesEmulator, watch: Any
 ) -> None:
-    seed(k8s)
+    add_demo_objects(k8s)
     k8s.objects[SLICES, "default", "redis-x7k2p"] = body("endpointslice-other")
     other_service = body("service-socat")
     other_service["metadata"]["name"] = "redis"
@@ -102,7 +102,7 @@ async def test_objects_of_other_services_are_ignored(
 async def test_a_dropped_watch_reconnects_without_losing_a_change(
     k8s: kmock.KubernetesEmulator, watch: Any
 ) -> None:
-    seed(k8s)
+    add_demo_objects(k8s)
     drop = asyncio.Event()
     # The first slice watch-stream is ours: it stays open until `drop`, then the server ends it.
     # Later watch-streams fall through to the emulator, which replays every object as ADDED.
@@ -131,7 +131,7 @@ async def test_a_dropped_watch_reconnects_without_losing_a_change(
 async def test_410_gone_relists_and_keeps_the_change(
     k8s: kmock.KubernetesEmulator, watch: Any
 ) -> None:
-    seed(k8s)
+    add_demo_objects(k8s)
     expire = asyncio.Event()
     gone = {
         "type": "ERROR",
@@ -168,7 +168,7 @@ async def test_an_unreachable_api_server_marks_the_data_stale(watch: Any) -> Non
     """The API server goes away (all connections drop); it comes back with a changed slice."""
     async with kmock.KubernetesEmulator() as k8s:
         k8s = load_resources(k8s)
-        seed(k8s)
+        add_demo_objects(k8s)
         async with kmock.Server(k8s, server_cls=QuickCloseServer) as server:
             port = server.port
             recorder, source = await watch(server_url=str(server.url))
@@ -191,7 +191,7 @@ async def test_a_broken_watch_stream_restarts_kopf(
     k8s: kmock.KubernetesEmulator, watch: Any
 ) -> None:
     """kopf gives up a watch on any stream error but 410; the source starts a fresh kopf."""
-    seed(k8s)
+    add_demo_objects(k8s)
     fail = asyncio.Event()
     broken = {"type": "ERROR", "object": {"kind": "Status", "code": 500, "reason": "InternalError"}}
     k8s[kmock.action.WATCH, SLICES] << iter([b"", until(fail), broken])

@@ -1,4 +1,4 @@
-"""Opt-in: the four seed scenarios on whatever cluster the current kubeconfig points at.
+"""Opt-in: the blog post's four scenarios on whatever cluster the current kubeconfig points at.
 
 Run with `pytest --with-e2e -m e2e tests/e2e` after
 `k3d cluster create demo -p "31234:31234@server:0"`

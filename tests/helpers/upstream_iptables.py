@@ -12,6 +12,7 @@ upstream's expected text with exactly upstream's masking and nothing more.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from svcwatch.kubeproxy.render import ProxyConfig
@@ -103,7 +104,7 @@ def upstream_sorted(text: str) -> str:
         for chain in chains:
             rules = table.rules[chain]
             if chain in ("KUBE-NODEPORTS", "KUBE-SERVICES"):
-                rules = sorted(rules, key=lambda r, c=chain: _rule_key(table.name, c, r))
+                rules = sorted(rules, key=partial(_rule_key, table.name, chain))
             out.extend(rules)
         out.extend(f"-X {c}" for c in chains if c in table.deleted)
         out.append("COMMIT")

@@ -144,11 +144,12 @@ def connection(events: list[Event], client_port: int) -> list[Event]:
 
 def assert_rules_in_mode(lab: Lab, events: list[Event]) -> None:
     """The stream's rule syncs came from the lab's mode (nftables: kube-proxy's own table)."""
-    synced = [e for e in events if e["kind"] == "iptables"]
+    synced = [e for e in events if e["type"] == "RulesSynced"]
     assert synced
     if lab.proxy_mode == "nftables":
-        assert {e["proxy_backend"] for e in synced} == {"nftables"}
+        assert {(e["kind"], e["proxy_backend"]) for e in synced} == {("nftables", "nftables")}
     else:
+        assert {e["kind"] for e in synced} == {"iptables"}
         assert all(e["proxy_backend"].startswith("iptables") for e in synced)
 
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import pytest
 
@@ -178,7 +179,9 @@ def test_agent_capture_decodes_like_the_lab_capture(fake_node: FakeNode) -> None
     stream = agent.capture(bpf)  # returns once tcpdump says "listening on"
     events: list[PacketEvent] = []
     reader = threading.Thread(
-        target=lambda: events.extend(iter_pcap_events(stream, ifnames=ifnames, node=None))
+        target=lambda: events.extend(
+            iter_pcap_events(cast(BinaryIO, stream), ifnames=ifnames, node=None)
+        )
     )
     reader.start()
     try:

@@ -100,7 +100,7 @@ def test_rollout_race_loses_connections_until_the_rules_sync(mode_lab: Lab) -> N
     )
     new_ip = change["manifest"]["endpoints"][0]["addresses"][0]
     assert new_ip != POD
-    synced = next(e for e in events if e["kind"] == "iptables" and e["ts"] > change["ts"])
+    synced = next(e for e in events if e["type"] == "RulesSynced" and e["ts"] > change["ts"])
     assert synced["ts"] - change["ts"] >= 1.0  # the rules lag the slice by --sync-delay
     window = [e for e in events if change["ts"] <= e["ts"] < synced["ts"]]
     # In the window the rule still DNATs to the old IP, whose pod is gone. While the node's

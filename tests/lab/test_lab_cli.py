@@ -63,7 +63,7 @@ def test_cli_session(cli_lab: str, state_root: Path, tmp_path: Path) -> None:
         state_root, "lab", "exec", "node", "--name", cli_lab, "--", "iptables-save", "-t", "nat"
     )
     assert "--to-destination 10.42.0.142:12345" in saved.stdout
-    # A client inside the client namespace, as `telnet 127.0.0.1 31234` was in the seed.
+    # A client inside the client namespace, as `telnet 127.0.0.1 31234` was in the blog post.
     client = (
         "import socket; s = socket.create_connection(('192.168.97.3', 31234), 3); "
         "s.sendall(b'hello\\n'); print(s.recv(64).decode(), end='')"

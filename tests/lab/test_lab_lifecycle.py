@@ -1,4 +1,4 @@
-"""`lab up` builds the seed's node, reuses or repairs it, and `lab down` removes it all."""
+"""`lab up` builds the blog post's node, reuses or repairs it, and `lab down` removes it all."""
 
 from __future__ import annotations
 

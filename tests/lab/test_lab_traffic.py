@@ -1,4 +1,4 @@
-"""From the client namespace to the node's NodePort: each scenario fails the way the seed shows."""
+"""From the client namespace to the node's NodePort: each scenario fails as the blog post shows."""
 
 from __future__ import annotations
 

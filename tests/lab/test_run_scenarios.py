@@ -1,4 +1,4 @@
-"""`svcwatch run --json` on a real lab shows what the seed post shows, scenario by scenario.
+"""`svcwatch run --json` on a real lab shows what the blog post shows, scenario by scenario.
 
 Each test runs the CLI as a user would (a subprocess, as root, with its own lab name and state
 directory) and asserts on the JSON Lines it printed. The lab is torn down by the run itself; the
@@ -81,7 +81,7 @@ def test_wrong_ip_asks_every_veth_who_has_and_nobody_answers(mode_lab: Lab) -> N
     assert not [e for e in tcp(events) if e["iface"] != "eth0"], "no SYN may reach any pod"
     outcomes = {(p["kind"], p["error"]) for p in probes(events)}
     assert outcomes and outcomes <= {("io-error", "i/o timeout"), ("io-error", "no route to host")}
-    # What the seed does not show: once ARP gives up (~3 s), the node answers the client's SYNs
+    # What the blog post does not show: once ARP gives up (~3 s), the node answers the client's SYNs
     # with ICMP host unreachable, quoting them; the capture filter lets these through.
     unreachable = icmp(events, "host unreachable")
     sent_from = {e["sport"] for e in tcp(events) if e["iface"] == "eth0" and e["src"] == CLIENT}

@@ -165,7 +165,7 @@ def test_lab_down_does_not_kill_concurrent_status_or_up(lab_name: str, state_roo
         assert svcwatch(state_root, "lab", "down", "--name", lab_name).returncode == 0
         for racer in racers:
             code = racer.wait(timeout=60)
-            assert code != -signal.SIGKILL, f"lab down killed a concurrent {racer.args[1:3]}"
+            assert code != -signal.SIGKILL, f"lab down killed a concurrent {racer.args!r}"
             assert racer.stderr is not None
             err = racer.stderr.read().decode()
             assert "internal error" not in err and "Traceback" not in err, err
@@ -262,4 +262,26 @@ def test_a_killed_svcwatch_does_not_keep_its_lab_alive(lab_name: str, state_root
     done = svcwatch(state_root, "run", "--name", lab_name, *PODS, "-d", "1")
     assert done.returncode == 0, done.stderr
     assert f"lab {lab_name} torn down" in done.stdout
+    assert lab_namespaces(lab_name) == [] and lab_processes(lab_name) == []
+
+
+def test_concurrent_runs_on_one_lab_leave_nothing_behind(lab_name: str, state_root: Path) -> None:
+    """Three `svcwatch run`s started at once: one builds, the others wait on the lab's lock and
+    reuse it; whichever quits last tears it down. None fails, none is killed."""
+    env = {**os.environ, "SVCWATCH_STATE_DIR": str(state_root)}
+    runs = [
+        subprocess.Popen(
+            [SVCWATCH, "run", "--name", lab_name, *PODS, "-d", str(duration)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for duration in (1, 2, 3)
+    ]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    for run, (out, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, err
+        assert "echo-ok" in out
+    assert any(f"lab {lab_name} torn down" in out for out, _ in outputs)
     assert lab_namespaces(lab_name) == [] and lab_processes(lab_name) == []

@@ -91,7 +91,7 @@ class WallClockSession(RawFramesSession):
 
 
 class StickyLoadBalancerSession(FakeSession):
-    """The seed Service as a LoadBalancer with an externalIP, loadBalancerSourceRanges and
+    """The blog post's Service as a LoadBalancer with an externalIP, loadBalancerSourceRanges and
     ClientIP session affinity: entry points and affinity rules the plain NodePort lacks."""
 
     def __init__(self, scenario: str = "mixed") -> None:

@@ -1,7 +1,7 @@
 """FakeSession: a deterministic Session that replays each scenario's packets through the sink.
 
 It speaks the same interface as the lab (start/stop, request_scenario, read_chain, ...) and emits
-the seed post's traces with fixed timestamps, so UI tests and snapshots see exactly what a real
+the blog post's traces with fixed timestamps, so UI tests and snapshots see exactly what a real
 lab would send, minus the kernel. Its chain tree comes from the real renderer, read back through
 the real iptables-save parser, with counters from the probes it "sent".
 """
@@ -147,7 +147,9 @@ class FakeSession:
             RulesSynced(self._tick(), self._service.key, proxy_backend="iptables-nft", took_ms=3.2),
             CaptureStarted(self._tick(), self._service.key, self._bpf(), link="Ethernet"),
         ]
-        ready = [e.address for e in self.slice.endpoints if e.address and e.conditions.is_ready]
+        ready: list[str | None] = [
+            e.address for e in self.slice.endpoints if e.address and e.conditions.is_ready
+        ]
         port = next((p.port for p in self.slice.ports if p.port), 12345)
         for address in ready or [None]:
             events.extend(self.connection(address, port))

@@ -50,7 +50,7 @@ async def record_dashboard(path: Path, keys: tuple[str, ...]) -> dict[str, str]:
     """Run the dashboard on a recorded WallClockSession, press `keys`, quit; what it showed last."""
     t0 = time.time()
     session = RecordingSession(WallClockSession(), path, t0=t0)
-    app = make_app(session, t0=t0)  # type: ignore[arg-type]
+    app = make_app(session, t0=t0)
     async with app.run_test(size=(140, 44)) as pilot:
         await settle(app, pilot)
         for key in keys:

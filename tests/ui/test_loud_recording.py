@@ -18,7 +18,7 @@ GUARD = 30.0  # seconds: a guard against hangs, never an assertion about speed
 
 async def test_header_stops_claiming_recording_when_the_writer_is_killed(tmp_path: Path) -> None:
     session = RecordingSession(FakeSession(), tmp_path / "talk.svcrec")
-    app = make_app(session)  # type: ignore[arg-type]
+    app = make_app(session)
     async with app.run_test() as pilot:
         await settle(app, pilot)
         assert app.title.endswith("[recording to talk.svcrec]")

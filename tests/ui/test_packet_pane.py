@@ -3,7 +3,10 @@ reads in time order with a time column that never shifts (issues 11 and 15)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from svcwatch.model.events import Notice, PacketEvent, ProbeEvent
 from svcwatch.ui.app import SvcwatchApp
@@ -82,7 +85,7 @@ async def test_clearing_a_filter_brings_back_the_lines_it_hid() -> None:
         pane = app.main.packet_pane
         assert pane.drawn_text and all("arp who-has" in line for line in pane.drawn_text)
         await pilot.press("slash", "escape")  # Esc clears an active filter
-        assert pane.filter_text == "" and "filter:" not in pane.border_subtitle
+        assert pane.filter_text == "" and "filter:" not in str(pane.border_subtitle)
         assert any("i/o timeout" in line for line in pane.drawn_text)
         assert any(" SYN" in line and "10.42.0.143" in line for line in pane.drawn_text)
 
@@ -95,8 +98,8 @@ async def test_the_filter_understands_host_port_interfaces_and_flags() -> None:
         await pilot.press("2")  # wrong port: SYNs to 12346 answered by RSTs on the veth
         await settle(app, pilot)
         pane = app.main.packet_pane
-        assert FILTER_HELP in str(pane.query_one("#stream-filter").placeholder)
-        checks = {
+        assert FILTER_HELP in str(pane.query_one("#stream-filter", Input).placeholder)
+        checks: dict[str, Callable[[str], bool]] = {
             "port 12346 RST": lambda line: "12346" in line and "RST" in line,
             "host 10.42.0.142 syn": lambda line: "10.42.0.142" in line and "SYN" in line,
             "veth rst": lambda line: "[veth" in line and "RST" in line,

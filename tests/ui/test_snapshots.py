@@ -1,4 +1,4 @@
-"""SVG snapshots: each seed scenario, the help screen, each theme and the 80x24 layout.
+"""SVG snapshots: the blog post's scenarios, the help screen, each theme and the 80x24 layout.
 
 Deterministic by construction: the FakeSession's timestamps and the app clock are frozen, timers
 that re-read counters never fire during a test, and no widget with a blinking cursor is shown.

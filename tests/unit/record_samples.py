@@ -1,4 +1,4 @@
-"""Sample recordings for the record tests: the seed's wrong-port exchange as real frames.
+"""Sample recordings for the record tests: the blog post's wrong-port exchange as real frames.
 
 Frames are built with scapy (as a capture would have seen them: Ethernet on the lab's eth0, cni0
 and veth, SLL2 as `tcpdump -i any` writes in cluster mode), wrapped in the events the capture

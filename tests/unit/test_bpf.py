@@ -1,4 +1,4 @@
-"""The capture filter has the seed's shape for every scenario, and compiles to real BPF."""
+"""The capture filter has the blog post's shape for every scenario, and compiles to real BPF."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from svcwatch.model.service import Service, ServicePort
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests" / "socat.yaml"
 ICMP_CLAUSE = " or (icmp and icmp[icmptype] == icmp-unreach)"
 
-# The seed post's capture-started lines, verbatim.
+# The blog post's capture-started lines, verbatim.
 SEED_HAPPY = (
     "(ip and ((host 10.43.161.224 and port 12345) or ((net 10.42.0.0/24) and port 12345) or "
     "((host 192.168.97.3) and port 31234))) or (arp and (host 10.42.0.142))"

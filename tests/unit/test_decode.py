@@ -1,6 +1,8 @@
-"""The hot-path decoder against frames built by scapy, printed the way the seed prints them."""
+"""The hot-path decoder against frames built by scapy, printed the way the blog post prints them."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -26,8 +28,8 @@ Ether, IP, TCP, UDP, ARP, ICMP, Raw = (
 CookedLinuxV2, CookedLinux = scapy_all.CookedLinuxV2, scapy_all.CookedLinux
 
 
-def decode(pkt: object, iface: str = "eth0", pkttype: int = 0, **kwargs: object) -> PacketEvent:
-    event = decode_frame(bytes(pkt), iface, pkttype, 100.0, **kwargs)  # type: ignore[arg-type]
+def decode(pkt: Any, iface: str = "eth0", pkttype: int = 0, **kwargs: Any) -> PacketEvent:
+    event = decode_frame(bytes(pkt), iface, pkttype, 100.0, **kwargs)
     assert event is not None
     return event
 

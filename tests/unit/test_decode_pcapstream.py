@@ -74,7 +74,7 @@ def test_ethernet_stream_with_nanosecond_timestamps(tmp_path: Path) -> None:
     pkt.time = 5.25
     data = pcap_bytes(tmp_path, [pkt], nano=True)
     (event,) = iter_pcap_events(io.BytesIO(data), ifnames={0: "eth0"}, node=None)
-    assert (event.iface, event.flags, event.ts) == ("eth0", "ACK,RST", pytest.approx(5.25))
+    assert (event.iface, event.flags) == ("eth0", "ACK,RST") and event.ts == pytest.approx(5.25)
 
 
 def test_a_stream_cut_mid_record_ends_cleanly(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Chain names reproduce kube-proxy's hashes: the proxier test vectors and the seed's chains."""
+"""Chain names reproduce kube-proxy's hashes: upstream's test vectors and the blog post's chains."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_proxier_test_vectors(chain: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("endpoint", "expected"),
     [
-        ("10.42.0.142:12345", "KUBE-SEP-STAYFALK6DPGANUO"),  # the seed's happy path
+        ("10.42.0.142:12345", "KUBE-SEP-STAYFALK6DPGANUO"),  # the blog post's happy path
         ("10.42.0.143:12345", "KUBE-SEP-L7Q23S57UQHHMQS4"),  # wrong-ip
         ("10.42.0.142:12346", "KUBE-SEP-XVRNL33HWWUQHJC7"),  # wrong-port
     ],

@@ -1,6 +1,6 @@
 """kubeproxy.mode: the one place that says which kube-proxy mode wrote a dump and what it shows.
 
-The same seed Service read from a real k3s node's `iptables-save` and from a real
+The same Service from the blog post read from a real k3s node's `iptables-save` and from a real
 `nft list table ip kube-proxy` listing (tests/data) must come out with the same endpoints and
 shares, each labelled with the mode and flavour that wrote it.
 """

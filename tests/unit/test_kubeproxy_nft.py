@@ -34,7 +34,7 @@ from svcwatch.model.service import Service, ServicePort
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "nft"
-# The seed's Service from manifests/socat.yaml, with the cluster IP the fixture's node gave it.
+# The blog post's Service from manifests/socat.yaml, with the cluster IP the fixture's node gave it.
 SOCAT = replace(
     collect(
         parse_documents((ROOT / "manifests" / "socat.yaml").read_text(), "socat.yaml")

@@ -1,10 +1,10 @@
 """The nftables renderer writes the table kube-proxy's nftables proxier writes.
 
 tests/data/nft/upstream-overall.transaction is upstream's own expectation (TestOverallNFTablesRules,
-see its header), compared the way upstream compares (its sortNFTablesTransaction). The seed-*.nft
-goldens are this renderer's output for the lab's scenarios, reviewed by hand; rewrite them with
-SVCWATCH_UPDATE_GOLDEN=1 after a deliberate change. tests/lab/test_lab_nft.py loads them into a
-real kernel.
+see its header), compared the way upstream compares (its sortNFTablesTransaction). The
+blog-*.transaction goldens are this renderer's output for the lab's scenarios, reviewed by hand;
+rewrite them with SVCWATCH_UPDATE_GOLDEN=1 after a deliberate change. tests/lab/test_lab_nft.py
+loads them into a real kernel.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def seed_table(scenario: str) -> str:
 @pytest.mark.parametrize("scenario", ["happy", "wrong-port", "mixed", "empty"])
 def test_seed_scenarios_golden(scenario: str) -> None:
     text = seed_table(scenario)
-    path = DATA / f"seed-{scenario}.transaction"
+    path = DATA / f"blog-{scenario}.transaction"
     header = (
         f"# svcwatch's nftables-mode table for the blog post's Service (scenario {scenario}),\n"
         "# rendered by svcwatch/kubeproxy/nft_render.py in the shape upstream's\n"

@@ -77,8 +77,8 @@ def test_every_section_of_the_flow_file_is_used() -> None:
         "TestInternalTrafficPolicy: endpoints deleted (every case)",
         *(
             f"TestTerminatingEndpointsTrafficPolicy{p}: {c}"
-            for p in TERMINATING
-            for c in TERMINATING[p]
+            for p in TERMINATING_CASES
+            for c in TERMINATING_CASES[p]
         ),
         "TestTerminatingEndpoints: after endpoints deleted (every case, both policies)",
         "TestInternalExternalMasquerade: base",
@@ -204,7 +204,7 @@ def test_internal_traffic_policy(case: str) -> None:
     check([svc], [], flows("TestInternalTrafficPolicy: endpoints deleted (every case)"))
 
 
-TERMINATING: dict[str, dict[str, list[tuple[str, str, Conditions]]]] = {
+TERMINATING_CASES: dict[str, dict[str, list[tuple[str, str, Conditions]]]] = {
     "Local": {
         "ready endpoints exist": [
             ("10.0.1.1", "test-node", READY),
@@ -248,7 +248,9 @@ TERMINATING: dict[str, dict[str, list[tuple[str, str, Conditions]]]] = {
 }
 
 
-@pytest.mark.parametrize(("policy", "case"), [(p, c) for p in TERMINATING for c in TERMINATING[p]])
+@pytest.mark.parametrize(
+    ("policy", "case"), [(p, c) for p in TERMINATING_CASES for c in TERMINATING_CASES[p]]
+)
 def test_terminating_endpoints(policy: str, case: str) -> None:
     """A LoadBalancer without a nodePort (as allocateLoadBalancerNodePorts: false leaves it)."""
     svc = lb(
@@ -260,7 +262,7 @@ def test_terminating_endpoints(policy: str, case: str) -> None:
         health_check_node_port=30000,
         load_balancer_ips=("1.2.3.4",),
     )
-    endpoints = (ep(ip, node, cond) for ip, node, cond in TERMINATING[policy][case])
+    endpoints = (ep(ip, node, cond) for ip, node, cond in TERMINATING_CASES[policy][case])
     slices = [eps("ns1", "svc1", *endpoints, port=EndpointPort(80, ""))]
     check([svc], slices, flows(f"TestTerminatingEndpointsTrafficPolicy{policy}: {case}"))
     after = "TestTerminatingEndpoints: after endpoints deleted (every case, both policies)"

@@ -1,4 +1,4 @@
-"""TCP echo probes name each outcome the way the OS (and the seed) does, over loopback servers."""
+"""TCP echo probes name each outcome as the OS (and the blog post) does, over loopback servers."""
 
 from __future__ import annotations
 

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from record_samples import T0, scripted_stream
 
 from svcwatch.model.events import plain_line
 from svcwatch.record.writer import Recorder
+from tests.unit.record_samples import T0, scripted_stream
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,17 +14,17 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from record_samples import T0, chain_tree, packet, scripted_stream, seed_objects
 
 from svcwatch.model.errors import InputError
-from svcwatch.model.events import PacketEvent, RulesSynced, to_dict
+from svcwatch.model.events import Event, PacketEvent, RulesSynced, to_dict
 from svcwatch.record import DEMO_RECORDING
 from svcwatch.record.format import packet_line
 from svcwatch.record.reader import load_recording
 from svcwatch.record.writer import Recorder
+from tests.unit.record_samples import T0, chain_tree, packet, scripted_stream, seed_objects
 
 
-def write_sample(path: Path) -> list:
+def write_sample(path: Path) -> list[Event]:
     """Record the scripted stream with chains, objects, a scenario and keys; return its events."""
     service, slice_ = seed_objects()
     events = scripted_stream()
@@ -44,7 +44,7 @@ def write_sample(path: Path) -> list:
     return events
 
 
-def assert_same_events(got: list, want: list) -> None:
+def assert_same_events(got: list[Event], want: list[Event]) -> None:
     assert got == want
     # Raw frames and manifests are compare=False on the events; check them explicitly.
     assert [getattr(e, "raw", None) for e in got] == [getattr(e, "raw", None) for e in want]
@@ -168,9 +168,9 @@ def test_a_version_1_recording_reads_with_the_version_2_names(tmp_path: Path) ->
     assert rec.chains[0][1] == chain_tree(0) and chain_tree(0).proxy_backend == "iptables-nft"
 
 
-def test_the_bundled_demo_recording_is_version_1_and_still_replays() -> None:
+def test_the_bundled_demo_recording_replays_with_the_new_names() -> None:
     rec = load_recording(DEMO_RECORDING)
-    assert rec.header["version"] == 1 and rec.session_kind == "lab" and rec.warning() is None
+    assert rec.session_kind == "lab" and rec.warning() is None
     synced = [e for e in rec.events if isinstance(e, RulesSynced)]
     assert synced and {e.proxy_backend for e in synced} == {"iptables-nft"}
     assert {tree.proxy_backend for _, tree in rec.chains} == {"iptables-nft"}
@@ -239,11 +239,11 @@ def test_a_killed_recorder_leaves_a_replayable_file(tmp_path: Path, name: str) -
         proc.wait()
     rec = load_recording(path)
     assert len(rec.events) >= 200
-    assert [e.message for e in rec.events] == [f"event {i}" for i in range(len(rec.events))]
+    assert [e.text() for e in rec.events] == [f"event {i}" for i in range(len(rec.events))]
     assert not rec.complete and rec.warning() is not None
 
 
-def _readable_events(path: Path) -> list:
+def _readable_events(path: Path) -> list[Event]:
     try:
         return load_recording(path).events
     except InputError:  # the header is not flushed yet

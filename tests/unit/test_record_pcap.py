@@ -6,11 +6,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from record_samples import T0, packet, scripted_stream, wrong_port_exchange
 
 from svcwatch.model.events import Notice, PacketEvent
 from svcwatch.record.pcap import PcapngSink, write_pcapng
 from tests.helpers.tshark import tshark
+from tests.unit.record_samples import T0, packet, scripted_stream, wrong_port_exchange
 
 pytestmark = pytest.mark.skipif(
     shutil.which("tshark") is None, reason="needs tshark (Debian package tshark)"

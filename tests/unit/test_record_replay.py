@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from record_samples import T0, chain_tree, seed_objects, wrong_port_exchange
 
 from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
@@ -23,6 +22,7 @@ from svcwatch.session.capabilities import Capabilities
 from svcwatch.session.recording import RecordingSession
 from svcwatch.session.replay import REPLAY_ORIGIN, ReplaySession
 from svcwatch.sinks import CollectingSink, EventSink
+from tests.unit.record_samples import T0, chain_tree, seed_objects, wrong_port_exchange
 
 WAIT = 10.0  # a guard against hangs, never an assertion about speed
 

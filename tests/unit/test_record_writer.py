@@ -18,13 +18,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from record_samples import T0, packet, scripted_stream
 
-from svcwatch.model.events import Notice, PacketEvent
+from svcwatch.model.events import Event, Notice, PacketEvent
 from svcwatch.record.format import packet_line
 from svcwatch.record.reader import load_recording
 from svcwatch.record.writer import Recorder
 from svcwatch.record.writer_process import PACKET_FIELDS, packet_lines
+from tests.unit.record_samples import T0, packet, scripted_stream
 
 ROOT = Path(__file__).resolve().parents[2]
 GUARD = 60.0  # seconds: a guard against hangs, never an assertion about speed
@@ -121,7 +121,7 @@ def run_session(path: Path) -> tuple[subprocess.Popen[str], int]:
     return proc, writer_pid
 
 
-def _readable(path: Path) -> list:
+def _readable(path: Path) -> list[Event]:
     try:
         return load_recording(path).events
     except Exception:  # the header is not flushed yet  # noqa: BLE001
@@ -143,7 +143,7 @@ def test_ctrl_c_in_the_terminal_closes_the_recording_cleanly(tmp_path: Path) -> 
     wait_gone(writer_pid)
     rec = load_recording(path)
     assert rec.complete and rec.warning() is None
-    assert [e.message for e in rec.events] == [f"event {i}" for i in range(len(rec.events))]
+    assert [e.text() for e in rec.events] == [f"event {i}" for i in range(len(rec.events))]
 
 
 def test_a_killed_session_leaves_no_writer_process_and_a_replayable_file(tmp_path: Path) -> None:
@@ -154,7 +154,7 @@ def test_a_killed_session_leaves_no_writer_process_and_a_replayable_file(tmp_pat
     wait_gone(writer_pid)
     rec = load_recording(path)
     assert len(rec.events) >= 100 and not rec.complete
-    assert [e.message for e in rec.events] == [f"event {i}" for i in range(len(rec.events))]
+    assert [e.text() for e in rec.events] == [f"event {i}" for i in range(len(rec.events))]
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")

@@ -13,13 +13,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
 import pytest
 
 FULL = Path("/dev/full")
 
 
-def svcwatch(*args: str, cwd: Path, stdout: int | None = None) -> subprocess.CompletedProcess[str]:
+def svcwatch(
+    *args: str, cwd: Path, stdout: int | IO[str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SVCWATCH_STATE_DIR": str(cwd / "state"), "TERM": "dumb"}
     return subprocess.run(
         [sys.executable, "-m", "svcwatch", *args],
@@ -138,3 +141,30 @@ def test_a_fifo_or_device_given_as_a_recording_is_one_line_not_a_hang(
     path, _ = odd_inputs[kind]
     done = svcwatch(*command, str(path), cwd=tmp_path)
     assert_one_line_error(done, 2, str(path), "not a recording file")
+
+
+def test_every_float_flag_of_every_command_uses_the_finite_type() -> None:
+    """A new float flag declared with a plain FloatRange would let `nan` through again."""
+    import click
+
+    from svcwatch.cli import cli
+    from svcwatch.cli.options import FiniteFloat
+
+    def commands(command: click.Command, ctx: click.Context) -> list[click.Command]:
+        found = [command]
+        if isinstance(command, click.Group):
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                assert sub is not None
+                found += commands(sub, click.Context(sub, parent=ctx, info_name=name))
+        return found
+
+    root = click.Context(cli, info_name="svcwatch")
+    floats = [
+        (command.name, param.name)
+        for command in commands(cli, root)
+        for param in command.params
+        if isinstance(param.type, click.types.FloatParamType)
+        and not isinstance(param.type, FiniteFloat)
+    ]
+    assert floats == []

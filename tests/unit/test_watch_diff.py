@@ -13,7 +13,8 @@ BODIES = Path(__file__).resolve().parents[1] / "data" / "bodies"
 
 
 def socat() -> dict[str, Any]:
-    return json.loads((BODIES / "endpointslice-socat.json").read_text())
+    loaded: dict[str, Any] = json.loads((BODIES / "endpointslice-socat.json").read_text())
+    return loaded
 
 
 def test_identical_bodies_and_server_bookkeeping_are_no_diff() -> None:

@@ -16,7 +16,8 @@ BODIES = Path(__file__).resolve().parents[1] / "data" / "bodies"
 
 
 def body(name: str) -> dict[str, Any]:
-    return json.loads((BODIES / f"{name}.json").read_text())
+    loaded: dict[str, Any] = json.loads((BODIES / f"{name}.json").read_text())
+    return loaded
 
 
 def test_first_sight_is_added_and_an_identical_replay_is_nothing() -> None:

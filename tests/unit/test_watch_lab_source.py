@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from svcwatch.model.endpointslice import EndpointPort
+from svcwatch.model.endpointslice import EndpointPort, EndpointSlice
 from svcwatch.model.manifest import parse_documents
 from svcwatch.store import ObjectStore
 from svcwatch.watch.events import WatchEvent
@@ -60,7 +60,7 @@ class Seen:
 def store(tmp_path: Path) -> ObjectStore:
     store = ObjectStore(tmp_path / "lab")
     objects = parse_documents(MANIFESTS.read_text(), str(MANIFESTS))
-    store.write_slice(next(o for o in objects if type(o).__name__ == "EndpointSlice"))
+    store.write_slice(next(o for o in objects if isinstance(o, EndpointSlice)))
     store.write_service(SERVICE_YAML)
     return store
 

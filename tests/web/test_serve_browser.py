@@ -170,6 +170,10 @@ def test_dashboard_flags_pass_through_to_each_tab(tmp_path: Path) -> None:
     assert serve_argv("--demo", "--theme", "svcwatch-light") == [
         "replay", "--demo", "--theme", "svcwatch-light",
     ]  # fmt: skip
+    # Each tab's dashboard builds (or reuses) the lab in the mode asked for.
+    assert serve_argv("--proxy-mode", "nftables", "--name", "talk") == [
+        "--name", "talk", "--proxy-mode", "nftables",
+    ]  # fmt: skip
 
 
 def test_flags_a_replay_cannot_use_are_one_line_errors(tmp_path: Path) -> None:

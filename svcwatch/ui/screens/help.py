@@ -19,7 +19,7 @@ PANES_HELP = (
     "endpoint shows the new connections the capture saw go there ('seen').\n"
     "EndpointSlice: what the slice claims next to the truth: which pod has the IP, whether "
     "anything listens, and how many connections landed there.\n"
-    "packets: every frame on eth0 -> cni0 -> veth in the seed post's words, one colour per "
+    "packets: every frame on eth0 -> cni0 -> veth in the blog post's words, one colour per "
     "interface; probes: what a client sees.\n"
     "The line under the header is the diagnosis: what the evidence says is wrong, in one sentence."
 )

@@ -1,7 +1,7 @@
-"""PacketPane: the live per-interface stream in the seed's words, one colour per interface.
+"""PacketPane: the live per-interface stream in the blog post's words, one colour per interface.
 
 Textual's RichLog renders each line synchronously and tops out near 1.8k lines/s here
-(feasibility.md), so `StreamView` is a ScrollView that renders only the visible rows from a
+(docs/design.md), so `StreamView` is a ScrollView that renders only the visible rows from a
 bounded ring. Each batch draws at most `MAX_LINES_PER_BATCH` lines; beyond that (a flood) the pane
 writes one "N packets not drawn" line instead of freezing. Pausing keeps a bounded backlog.
 Every packet received (drawn or not) is also kept, raw bytes included, in a bounded ring of
