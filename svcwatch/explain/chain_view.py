@@ -11,6 +11,7 @@ real rules and says "no counters" instead of a column of zeros.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from svcwatch.kubeproxy.mode import (
     balancer_chains,
@@ -30,6 +31,7 @@ __all__ = [
     "is_nft",
     "landed_counts",
     "match_summary",
+    "service_paths",
     "share_key",
     "shares",
 ]
@@ -59,6 +61,37 @@ def landed_counts(tree: ChainTree | None) -> dict[str, int] | None:
             if rule.dnat_to:
                 counts[rule.dnat_to] = counts.get(rule.dnat_to, 0) + rule.packets
     return counts
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePath:
+    """One way a new connection goes: balancer branch -> endpoint chain -> DNAT address."""
+
+    balancer: str  # KUBE-SVC-… (or KUBE-SVL-…, nft service-…)
+    endpoint: str  # KUBE-SEP-… (nft endpoint-…); "" when the branch DNATs itself (nft map)
+    dnat_to: str
+    packets: int  # the branch's counter: connections that took it
+    share: float | None  # its effective share of new connections
+
+
+def service_paths(tree: ChainTree) -> list[ServicePath]:
+    """The Service's KUBE-SVC -> KUBE-SEP -> DNAT paths with counters: the evidence the chain
+    pane shows first when it cannot show every rule (80x24)."""
+    out: list[ServicePath] = []
+    share_by_key = shares(tree)
+    for balancer in sorted(balancer_chains(tree)):
+        for rule in tree.chains[balancer]:
+            key = share_key(rule)
+            if not key:
+                continue
+            dnat = rule.dnat_to or next(
+                (r.dnat_to for r in tree.chains.get(rule.target or "", []) if r.dnat_to), None
+            )
+            if dnat is None:
+                continue
+            endpoint = "" if rule.dnat_to else str(rule.target)
+            out.append(ServicePath(balancer, endpoint, dnat, rule.packets, share_by_key.get(key)))
+    return out
 
 
 def match_summary(tree: ChainTree, rule: Rule) -> str:

@@ -102,6 +102,16 @@ _REPLAY_ACTIONS = [
 ]
 
 DASHBOARD_ACTIONS: list[ActionSpec] = [
+    # ? and q first: the footer shows bindings in this order and cuts the end on a small screen.
+    ActionSpec("help", "question_mark", "?", "help", "Help", "Show this help screen."),
+    ActionSpec(
+        "quit",
+        "q,ctrl+c",  # ctrl+c quits too, as in k9s (Textual's own default is ctrl+q)
+        "q",
+        "quit_dashboard",
+        "Quit",
+        "Quit (ctrl+c too); the lab is torn down unless svcwatch was started with --keep.",
+    ),
     *_scenario_actions(),
     ActionSpec(
         "edit-slice",
@@ -197,6 +207,23 @@ DASHBOARD_ACTIONS: list[ActionSpec] = [
         priority=True,
     ),
     ActionSpec(
+        "zoom-pane",
+        "z",
+        "z",
+        "zoom_pane",
+        "Zoom",
+        "Zoom the focused pane to the whole screen, and back (for an 80x24 projector).",
+    ),
+    ActionSpec(
+        "focus-next-pane",
+        "tab",
+        "Tab",
+        "focus_next",
+        "Next pane",
+        "Move the focus to the next pane (shift+Tab: the previous one); z zooms it.",
+        show=False,
+    ),
+    ActionSpec(
         "next-node",
         "n",
         "n",
@@ -205,15 +232,6 @@ DASHBOARD_ACTIONS: list[ActionSpec] = [
         "On a cluster with several watched nodes: show the next node's kube-proxy rules in the "
         "chain pane (its title names the node).",
         show=False,
-    ),
-    ActionSpec("help", "question_mark", "?", "help", "Help", "Show this help screen."),
-    ActionSpec(
-        "quit",
-        "q,ctrl+c",  # ctrl+c quits too, as in k9s (Textual's own default is ctrl+q)
-        "q",
-        "quit_dashboard",
-        "Quit",
-        "Quit (ctrl+c too); the lab is torn down unless svcwatch was started with --keep.",
     ),
 ]
 

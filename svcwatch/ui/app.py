@@ -320,14 +320,21 @@ class SvcwatchApp(App[None]):
                 self._read_endpoints()
         self._record_view()
 
+    @staticmethod
+    def _label(name: str) -> str:
+        scenario = SCENARIOS.get(name)
+        return f"scenario: {scenario.title} ({scenario.key})" if scenario else f"scenario: {name}"
+
     def _record_view(self) -> None:
-        if self.display_log.recording and self.main.is_mounted:
+        """Live views are recorded once the session started (the header names a scenario)."""
+        if self.display_log.recording and self.main.is_mounted and self.session_ready:
             self.display_log.view(view_digest(self.main, self.scenario_label))
 
     def on_session_started(self, message: messages.SessionStarted) -> None:
         self.session_ready = True
         self.title = f"svcwatch · {message.title}"
         if self.pushes_state:  # a replay shows what the live dashboard showed when it started
+            self.scenario_label = self.scenario_label or self._label(message.scenario or "happy")
             self.refresh_status()
             return
         self.main.evidence.service = message.service.key
@@ -370,9 +377,7 @@ class SvcwatchApp(App[None]):
 
     def set_scenario(self, name: str) -> None:
         self.scenario = name
-        scenario = SCENARIOS.get(name)
-        label = f"{scenario.title} ({scenario.key})" if scenario else name
-        self.scenario_label = f"scenario: {label}"
+        self.scenario_label = self._label(name)
         self.display_log.scenario(name)
         self.refresh_status()
         self.talk.show_scenario(name)
@@ -508,6 +513,9 @@ class SvcwatchApp(App[None]):
     def action_clear_stream(self) -> None:
         self.main.clear_stream()
         self.display_log.cleared()
+
+    def action_zoom_pane(self) -> None:
+        self.main.toggle_zoom()
 
     def action_next_theme(self) -> None:
         names = self.theme_names or [self.theme]

@@ -47,7 +47,9 @@ def view_digest(main: MainScreen, scenario_label: str) -> dict[str, str]:
     return {
         "scenario": scenario_label,
         "diagnosis": main.diagnosis.text,
-        "chain": "" if tree is None else chain.render_tree(tree).plain.replace(HIGHLIGHT_MARK, ""),
+        "chain": ""
+        if tree is None
+        else chain.render_tree(tree, fit=False).plain.replace(HIGHLIGHT_MARK, ""),
         "sync": str(chain.border_subtitle or ""),
         "slice": f"{slice_pane.border_title}\n{out.getvalue().rstrip()}",
         "probes": f"{ok}/{total}",

@@ -51,3 +51,16 @@ class TestThemes:
     @pytest.mark.parametrize("theme", ["svcwatch-dark", "svcwatch-light", "svcwatch-projector"])
     def test_theme(self, snap_compare: Any, theme: str) -> None:
         assert snap_compare(make_app(theme_name=theme), run_before=after("4"), terminal_size=SIZE)
+
+
+class TestSmallScreen:
+    """80x24 (a projector's usual size) in the projector theme: the evidence of each scenario
+    stays on screen (the chain's KUBE-SVC -> KUBE-SEP -> DNAT paths, flags of packet lines)."""
+
+    @pytest.mark.parametrize(
+        "key", ["1", "2", "3", "4"], ids=["happy", "wrong-port", "wrong-ip", "mixed"]
+    )
+    def test_scenario_80x24_projector(self, snap_compare: Any, key: str) -> None:
+        keys = () if key == "1" else (key,)
+        app = make_app(theme_name="svcwatch-projector")
+        assert snap_compare(app, run_before=after(*keys), terminal_size=(80, 24))

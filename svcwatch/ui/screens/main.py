@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import Container, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Static
 
 from svcwatch.explain.diagnosis import Diagnosis, Evidence, diagnose, with_stale_watch
 from svcwatch.kubeproxy.rules import ChainTree
@@ -21,6 +21,7 @@ from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.events import Event, ProbeEvent, SyncTiming
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.ui.widgets.chain_pane import ChainPane
+from svcwatch.ui.widgets.header_bar import HeaderBar
 from svcwatch.ui.widgets.packet_pane import PacketPane
 from svcwatch.ui.widgets.probe_pane import ProbePane
 from svcwatch.ui.widgets.slice_pane import SlicePane
@@ -41,7 +42,7 @@ class MainScreen(Screen[None]):
         self.stale_for: float | None = None  # seconds the cluster watch has been broken
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False, icon="◆")
+        yield HeaderBar(id="header")
         yield Static("Starting…", id="diagnosis", classes="-waiting")
         with Container(id="panes"):
             yield ChainPane(self.clock, id="chain-pane")
@@ -110,6 +111,25 @@ class MainScreen(Screen[None]):
         self.chain_pane.start_over()
         self.slice_pane.start_over()
         self.refresh_diagnosis()
+
+    def toggle_zoom(self) -> None:
+        """`z`: the focused pane (the stream when none is) fills the screen; `z` again restores."""
+        panes = (self.chain_pane, self.slice_pane, self.probe_pane, self.packet_pane)
+        if self.has_class("-zoomed"):
+            self.remove_class("-zoomed")
+            for pane in panes:
+                pane.remove_class("-zoomed-pane")
+            self.query_one("#side").remove_class("-zoomed-pane")
+            return
+        focused = self.focused
+        pane = next(
+            (p for p in panes if focused is p or p in (focused.ancestors if focused else [])),
+            self.packet_pane,
+        )
+        pane.add_class("-zoomed-pane")
+        if pane in (self.slice_pane, self.probe_pane):
+            self.query_one("#side").add_class("-zoomed-pane")
+        self.add_class("-zoomed")
 
     @property
     def chain_pane(self) -> ChainPane:

@@ -123,11 +123,15 @@ class ChainPane(VerticalScroll):
         if self.chain_tree is not None and self.is_mounted:
             self.query_one("#chain-body", Static).update(self.render_tree(self.chain_tree))
 
-    def render_tree(self, tree: ChainTree) -> Text:
+    def render_tree(self, tree: ChainTree, fit: bool = True) -> Text:
+        """The pane's text; `fit`: the paths first when the pane is too short for every rule."""
         out = Text(no_wrap=True, overflow="ellipsis")
         if not tree.entry and not tree.chains and not tree.filter_rules:
             out.append(f"no rules for {tree.service} in the kernel", self._style("chain--dim"))
             return out
+        rule_lines = len(tree.all_rules()) + len(tree.chains) + 2
+        if fit and self.is_mounted and 0 < self.size.height < rule_lines:
+            self._paths_first(out, tree)  # too short for every rule: the evidence first
         entry_chains = sorted({r.chain for r in tree.entry})
         self._section(out, " / ".join(entry_chains) or "entry", tree.entry, {})
         shares = chain_view.shares(tree)
@@ -146,6 +150,25 @@ class ChainPane(VerticalScroll):
             )
         out.rstrip()
         return out
+
+    def _paths_first(self, out: Text, tree: ChainTree) -> None:
+        """One line per path a connection takes, with its counter, then the full tree below."""
+        counted = chain_view.has_counters(tree)
+        for path in chain_view.service_paths(tree):
+            line = Text(" ")
+            count = path.packets if counted else self.captured.get(path.dnat_to, 0)
+            line.append(
+                f"{count:>5} {'pkts' if counted else 'seen'} ", self._style("chain--counter")
+            )
+            if path.share is not None:
+                line.append(f"{path.share * 100:3.0f}% ", self._style("chain--jump"))
+            hops = [_short_chain(path.balancer)]
+            if path.endpoint:
+                hops.append(_short_chain(path.endpoint))
+            line.append(" → ".join(hops) + " → ", self._style("chain--name"))
+            line.append(f"DNAT {path.dnat_to}", self._style("chain--jump"))
+            out.append_text(line)
+            out.append("\n")
 
     def _section(self, out: Text, title: str, rules: list[Rule], shares: dict[str, float]) -> None:
         out.append(title + "\n", self._style("chain--name"))
@@ -190,3 +213,11 @@ class ChainPane(VerticalScroll):
 
     def _style(self, role: str) -> Style:
         return self.get_component_rich_style(role, partial=True)
+
+    def on_resize(self) -> None:
+        self.redraw()  # how much fits decides whether the paths come first
+
+
+def _short_chain(name: str) -> str:
+    """KUBE-SVC-6GHM6NOKDRAB634Q -> KUBE-SVC-6GHM…: the kind and enough hash to tell apart."""
+    return name if len(name) <= 15 else name[:13] + "…"

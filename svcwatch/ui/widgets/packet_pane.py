@@ -38,6 +38,7 @@ from svcwatch.ui.widgets.stream_lines import (
     StreamFilter,
     StreamLine,
     elapsed_label,
+    fit_pieces,
     insert_in_order,
 )
 
@@ -64,6 +65,7 @@ class StreamView(ScrollView, can_focus=True):
         "stream--time",
         "stream--tag",
         "stream--kind",
+        "stream--packet-kind",
         "stream--ok",
         "stream--fail",
         "stream--skipped",
@@ -74,25 +76,22 @@ class StreamView(ScrollView, can_focus=True):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.lines: deque[StreamLine] = deque(maxlen=RING_SIZE)
-        self._width = 0
-        self._strips: LRUCache[int, Strip] = LRUCache(1024)
+        self._strips: LRUCache[tuple[int, int], Strip] = LRUCache(1024)
         self.follow = True  # stick to the newest line until the user scrolls up
 
     def set_lines(self, lines: list[StreamLine]) -> None:
         """Replace every line (a filter changed, `c`): the view shows the newest again."""
         self.follow = True
         self.lines = deque(lines, maxlen=RING_SIZE)
-        self._width = max((cell_len(line.plain) for line in self.lines), default=0)
         self._strips.clear()
         self._resize_and_follow()
 
     def add_lines(self, lines: list[StreamLine]) -> None:
         insert_in_order(self.lines, lines)
-        self._width = max(self._width, *(cell_len(line.plain) for line in lines))
         self._resize_and_follow()
 
     def _resize_and_follow(self) -> None:
-        self.virtual_size = Size(self._width, len(self.lines))
+        self.virtual_size = Size(0, len(self.lines))  # lines are fitted to the width
         if self.follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
         self.refresh()
@@ -136,24 +135,24 @@ class StreamView(ScrollView, can_focus=True):
         self._strips.clear()
 
     def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
+        scroll_y = self.scroll_offset.y
         index = scroll_y + y
         base = self.rich_style
-        width = self.size.width
+        width = self.scrollable_content_region.width  # without the scrollbar's column
         if index >= len(self.lines):
             return Strip.blank(width, base)
         line = self.lines[index]
-        strip = self._strips.get(line.serial)
+        strip = self._strips.get((line.serial, width))
         if strip is None:
             text = Text(no_wrap=True)
-            for piece, role in line.pieces:
+            for piece, role in fit_pieces(line.pieces, width):
                 text.append(
                     piece, self.get_component_rich_style(role, partial=True) if role else Style()
                 )
             text.stylize_before(base)
             strip = Strip(text.render(self.app.console), cell_len(text.plain))
-            self._strips[line.serial] = strip
-        return strip.crop_extend(scroll_x, scroll_x + width, base).apply_offsets(scroll_x, index)
+            self._strips[(line.serial, width)] = strip
+        return strip.crop_extend(0, width, base).apply_offsets(0, index)
 
 
 class PacketPane(Vertical):
@@ -244,10 +243,11 @@ class PacketPane(Vertical):
 
     def _line(self, event: Event) -> StreamLine:
         self._serial += 1
+        packet = isinstance(event, PacketEvent)
         pieces: list[tuple[str, str]] = [
             (elapsed_label(event.ts - self.t0) + " ", "stream--time"),
             (f"{'[' + event.source + ']':<11} ", "stream--tag"),
-            (f"{event.kind:<12} ", "stream--kind"),
+            (f"{event.kind:<12} ", "stream--packet-kind" if packet else "stream--kind"),
         ]
         if isinstance(event, PacketEvent):
             pieces.extend(self._packet_pieces(event))

@@ -41,7 +41,7 @@ def outcome_line(probe: ProbeEvent) -> str:
     )
 
 
-class ProbePane(Vertical):
+class ProbePane(Vertical, can_focus=True):
     """Outcomes (newest last), sparkline of latency, gauge of recent success."""
 
     COMPONENT_CLASSES = {"probe--ok", "probe--fail"}

@@ -30,7 +30,7 @@ def _conditions(endpoint: Endpoint) -> str:
     return ", ".join(words)
 
 
-class SlicePane(Static):
+class SlicePane(Static, can_focus=True):
     """A table: address, port, conditions, pod, listening, landed share."""
 
     COMPONENT_CLASSES = {"slice--ok", "slice--bad", "slice--warn", "slice--dim"}

@@ -39,6 +39,25 @@ class StreamLine:
         return "".join(text for text, _ in self.pieces)
 
 
+def fit_pieces(pieces: tuple[tuple[str, str], ...], width: int) -> tuple[tuple[str, str], ...]:
+    """A line's pieces in `width` cells, keeping its evidence: the source tag goes first (the
+    kind says the same), then a packet's kind (its flags or words say it), then the middle of the
+    text, never its end (flags, the error) nor its start (interface, addresses)."""
+    kept = pieces
+    for droppable in ("", "stream--tag", "stream--packet-kind"):
+        kept = tuple(piece for piece in kept if piece[1] != droppable or not droppable)
+        total = sum(len(text) for text, _ in kept)
+        if width <= 0 or total <= width:
+            return kept
+    longest = max(range(len(kept)), key=lambda i: len(kept[i][0]))
+    text, role = kept[longest]
+    room = max(len(text) - (total - width), 1)
+    head = max(room * 2 // 3, 1)
+    tail = max(room - head - 1, 0)
+    short = text[:head] + "…" + (text[-tail:] if tail else "")
+    return (*kept[:longest], (short, role), *kept[longest + 1 :])
+
+
 def elapsed_label(seconds: float) -> str:
     """The time column, always 9 cells: "  +2.965s", "+123.456s", then "+16:40.12", "+2h05m"."""
     if seconds < 999.9995:
