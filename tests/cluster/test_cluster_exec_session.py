@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from svcwatch.model.errors import SetupError
 from svcwatch.model.events import CaptureStarted, Notice, RulesSynced, SliceChanged
 from svcwatch.session.cluster import ClusterSession
 from svcwatch.session.settings import ClusterSettings, ProbeFlags
@@ -50,7 +51,9 @@ def thread_crashes() -> Iterator[list[str]]:
     threading.excepthook = previous
 
 
-def exec_session(cluster: MockCluster, node: str, echo_port: int) -> ClusterSession:
+def exec_session(
+    cluster: MockCluster, node: str, echo_port: int, agent_namespace: str | None = None
+) -> ClusterSession:
     """The session as `svcwatch --cluster` makes it (ExecTransport), the commands run in `node`."""
     assert cluster.exec_api is not None
     cluster.exec_api.runner = lambda _ns, _pod, argv: ["ip", "netns", "exec", node, *argv]
@@ -58,6 +61,7 @@ def exec_session(cluster: MockCluster, node: str, echo_port: int) -> ClusterSess
         ClusterSettings(
             kubeconfig=str(cluster.kubeconfig),
             probes=ProbeFlags(probe_target=f"127.0.0.1:{echo_port}", interval=0.2),
+            agent_namespace=agent_namespace,
         )
     )
 
@@ -214,3 +218,33 @@ def test_in_cluster_uses_the_pods_service_account(
         assert troubles(sink) == []
         tokens = {str(r.headers.get("Authorization", "")).lower() for r in mock.requests()}
         assert "bearer a-service-account-token" in tokens  # what the ServiceAccount says
+
+
+def test_pod_security_refusal_and_agents_in_another_namespace(
+    cluster: MockCluster, node_ns: str, echo_port: int
+) -> None:
+    """The demo's namespace enforces "baseline": the session says why the agent cannot run and
+    what to do; with --agent-namespace the agents run there and are deleted there."""
+    original = seed_demo(cluster)
+    assert cluster.exec_api is not None
+    cluster.exec_api.pod_security = {"default": "baseline"}
+    refused = exec_session(cluster, node_ns, echo_port)
+    try:
+        with pytest.raises(SetupError, match=r'enforces the "baseline" level .* --agent-namespace'):
+            refused.start(CollectingSink())
+    finally:
+        refused.stop()
+    kubelet = AgentKubelet(cluster, namespace="svcwatch-agents")
+    session = exec_session(cluster, node_ns, echo_port, agent_namespace="svcwatch-agents")
+    sink = CollectingSink()
+    try:
+        session.start(sink)
+        wait_for(lambda: any(isinstance(e, RulesSynced) for e in sink.snapshot()), "the rules")
+        assert cluster.stored("pods", "svcwatch-agents", AGENT) is not None
+    finally:
+        session.stop()
+        kubelet.stop()
+    assert troubles(sink) == []
+    assert cluster.stored("pods", "svcwatch-agents", AGENT) is None
+    assert cluster.stored("endpointslices", "default", "socat") == original
+    assert {r.namespace for r in cluster.exec_api.execs} == {"svcwatch-agents"}
