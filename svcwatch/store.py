@@ -9,6 +9,7 @@ too because the watcher re-parses and keeps the last good state when the new tex
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import tempfile
@@ -39,9 +40,10 @@ def state_writes(where: Path) -> Iterator[None]:
         yield
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
+        hint = "free some space, or " if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
         raise SetupError(
             f"cannot write svcwatch's state under {where}: {reason} "
-            "(free some space, or point SVCWATCH_STATE_DIR at a writable directory)"
+            f"({hint}point SVCWATCH_STATE_DIR at a writable directory)"
         ) from exc
 
 

@@ -20,7 +20,7 @@ import struct
 from collections.abc import Iterator, Mapping
 from typing import BinaryIO
 
-from svcwatch.capture.decode import (
+from svcwatch.model.decode import (
     LINKTYPE_ETHERNET,
     LINKTYPE_LINUX_SLL,
     LINKTYPE_LINUX_SLL2,

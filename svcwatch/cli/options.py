@@ -39,12 +39,6 @@ def _apply(decorators: list[Callable[[F], F]]) -> Callable[[F], F]:
     return wrap
 
 
-def scenario_names() -> list[str]:
-    from svcwatch.model.scenario import SCENARIOS
-
-    return list(SCENARIOS)
-
-
 # The lab's flags one by one, for `svcwatch lab ...` subcommands that take only some of them.
 lab_name_option = click.option(
     "--name",

@@ -2,17 +2,17 @@
 
 Backends call `emit` from their own threads (the capture thread at thousands of packets a second),
 so `emit` only appends to a queue. A feeder thread hands the queue's contents over to a writer
-process (svcwatch/record/writer_process.py) in batches: packets as plain tuples of their fields,
-everything else already encoded. The JSON encoding of packets (~5 us each), gzip and file I/O run
-there, on another core and off this process's GIL, where they no longer slow the capture down.
-The writer process flushes at most 0.5 s after data arrived and ends when its stdin closes, so a
-crash (even SIGKILL) loses at most about a second and leaves no process behind.
+process (svcwatch/record/writer_process.py) in batches: a capture's batch (`CapturedFrames`) as its
+frames in one blob, which the writer decodes again (model/frames.py); other packets as plain tuples
+of their fields; everything else already encoded. The JSON encoding of packets (~5 us each), gzip
+and file I/O run there, on another core and off this process's GIL, where they no longer slow the
+capture down. The writer process flushes at most 0.5 s after data arrived and ends when its stdin
+closes, so a crash (even SIGKILL) loses at most about a second and leaves no process behind.
 """
 
 from __future__ import annotations
 
 import json
-import operator
 import os
 import queue
 import signal
@@ -30,9 +30,10 @@ from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError
 from svcwatch.model.events import Event, PacketEvent
+from svcwatch.model.frames import CapturedFrames, pack_frames
 from svcwatch.model.service import Service
 from svcwatch.record import format as fmt
-from svcwatch.record.writer_process import FLUSH_INTERVAL, PACKET_FIELDS, Part, frame
+from svcwatch.record.writer_process import FLUSH_INTERVAL, Part, frame, packet_fields
 
 __all__ = ["FLUSH_INTERVAL", "Recorder"]
 
@@ -40,7 +41,6 @@ PIPE_SIZE = 1 << 20
 MESSAGE_PACKETS = 1024  # packets per message to the writer process (see _messages)
 _CLOSE = object()  # queue sentinel: write what is left, then stop
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode  # compact, reused
-_packet_fields = operator.attrgetter(*PACKET_FIELDS)  # a PacketEvent as a tuple, in C
 
 
 def _open_file(path: Path) -> int:
@@ -95,7 +95,7 @@ def _messages(parts: list[Part], most: int = MESSAGE_PACKETS) -> list[list[Part]
     messages: list[list[Part]] = [[]]
     count = 0
     for part in parts:
-        if isinstance(part, str):
+        if not isinstance(part, list):  # text, or packed frames: no object per packet to pickle
             messages[-1].append(part)
             continue
         for start in range(0, len(part), most):
@@ -151,7 +151,9 @@ class Recorder:
         self._queue.put(event)
 
     def emit_many(self, events: Sequence[Event]) -> None:
-        if events:
+        if isinstance(events, CapturedFrames):
+            self._queue.put(events)  # the capture's own batch, never touched again
+        elif events:
             self._queue.put(list(events))  # one queue operation per capture batch
 
     # --- what the session records besides events --------------------------------------------
@@ -225,8 +227,11 @@ class Recorder:
         """The batch as the writer process takes it: packet runs as tuples, the rest as text."""
         parts: list[Part] = []
         for item in batch:
-            if isinstance(item, list) and set(map(type, item)) == {PacketEvent}:
-                parts.append(list(map(_packet_fields, item)))  # a capture batch: all in C
+            if isinstance(item, CapturedFrames):
+                parts.append(pack_frames(item))  # a few C-level passes, no code per packet
+                self.events_written += len(item)
+            elif isinstance(item, list) and set(map(type, item)) == {PacketEvent}:
+                parts.append(list(map(packet_fields, item)))  # a capture batch: all in C
                 self.events_written += len(item)
             elif isinstance(item, list):
                 for event in item:
@@ -242,9 +247,9 @@ class Recorder:
         if type(event) is not PacketEvent:
             parts.append(_dumps(fmt.event_record(event)) + "\n")
         elif parts and isinstance(parts[-1], list):
-            parts[-1].append(_packet_fields(event))
+            parts[-1].append(packet_fields(event))
         else:
-            parts.append([_packet_fields(event)])
+            parts.append([packet_fields(event)])
 
     def _send(self, parts: list[Part]) -> None:
         pipe = self._writer.stdin

@@ -10,9 +10,11 @@ already-open file FD (gzip-compressed when PATH ends in `.gz`) and flushes at mo
 `FLUSH_INTERVAL` after data arrived, so a crash loses at most about a second.
 
 Messages on stdin are length-prefixed pickles (`frame`), each a list of parts: a `str` (lines as
-they go to the file) or a list of packet tuples. EOF on stdin ends the process: the parent closed
-it, or died (even by SIGKILL), so the writer never outlives the session. On exit it prints one JSON
-line to stdout: its CPU seconds and the error that stopped the recording, if any.
+they go to the file), a list of packet tuples, or a capture's batch as `PackedFrames` (its frames in
+one blob: this process decodes them again, so the capture's process pays only for a copy). EOF on
+stdin ends the process: the parent closed it, or died (even by SIGKILL), so the writer never
+outlives the session. On exit it prints one JSON line to stdout: its CPU seconds and the error that
+stopped the recording, if any.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import dataclasses
 import gzip
 import io
 import json
+import operator
 import os
 import pickle
 import select
@@ -35,6 +38,7 @@ from itertools import chain, repeat
 from typing import Any, cast
 
 from svcwatch.model.events import PacketEvent
+from svcwatch.model.frames import PackedFrames, unpack_frames
 
 FLUSH_INTERVAL = 0.5  # seconds data may wait in this process before it reaches the OS
 # Below the capture's priority: in a burst the capture and the traffic it watches get the CPU
@@ -44,7 +48,8 @@ GZIP_LEVEL = 1  # packet floods: 1/3 less CPU than level 3 for <1% more bytes (~
 PACKET_FIELDS = tuple(f.name for f in dataclasses.fields(PacketEvent))
 _LENGTH = struct.Struct("<I")  # a message's length, before its pickle
 
-Part = str | list[tuple[Any, ...]]
+Part = str | list[tuple[Any, ...]] | PackedFrames
+packet_fields = operator.attrgetter(*PACKET_FIELDS)  # a PacketEvent as a tuple, in C
 
 
 def frame(parts: list[Part]) -> list[bytes]:
@@ -120,9 +125,17 @@ def packet_lines(rows: list[tuple[Any, ...]]) -> str:
     return "".join(chain.from_iterable(zip(*pieces, strict=False)))  # repeat() is endless
 
 
+def _lines(part: Part) -> str:
+    if isinstance(part, str):
+        return part
+    if isinstance(part, PackedFrames):
+        return packet_lines(list(map(packet_fields, unpack_frames(part))))
+    return packet_lines(part)
+
+
 def encode(parts: list[Part]) -> bytes:
     """The parts of one message as the lines of the recording, UTF-8."""
-    return "".join(part if isinstance(part, str) else packet_lines(part) for part in parts).encode()
+    return "".join(map(_lines, parts)).encode()
 
 
 def _read_exactly(fd: int, size: int) -> bytes | None:

@@ -393,9 +393,6 @@ class LabSession(StreamingSession):
     def endpoint_facts(self) -> list[EndpointFacts]:
         return self._lab().endpoint_facts()
 
-    def capture_stats(self) -> dict[str, int]:
-        return self._capture.stats() if self._capture is not None else {}
-
 
 def _command_name() -> str:
     """How this process was started, for other svcwatch commands to name it (`svcwatch run`)."""

@@ -291,8 +291,3 @@ def key_for(action: str) -> str | None:
 def bindings() -> list[BindingType]:
     """The app's key bindings, in registry order."""
     return [spec.binding() for spec in DASHBOARD_ACTIONS]
-
-
-def scenario_for_key(key: str) -> str | None:
-    """The scenario bound to `key`, if any."""
-    return next((s.name for s in SCENARIOS.values() if s.key == key), None)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from svcwatch.capture.decode import (
+from svcwatch.model.decode import (
     LINKTYPE_LINUX_SLL,
     LINKTYPE_LINUX_SLL2,
     decode_frame,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from svcwatch.explain.diagnosis import Evidence, diagnose
 from svcwatch.kubeproxy.rules import ChainTree, Rule
 from svcwatch.model.endpointslice import EndpointPort, EndpointSlice
-from svcwatch.model.events import PacketEvent, ProbeEvent, SliceChanged
+from svcwatch.model.events import Notice, PacketEvent, ProbeEvent, SliceChanged
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.scenario import endpoint
 
@@ -202,3 +202,15 @@ def test_affinity_warns_that_one_client_tests_one_endpoint() -> None:
     single = evidence(slice_of("10.42.0.142"), probe(True), facts=[REAL])
     single.chain = sticky_chain()
     assert "affinity" not in diagnose(single).text  # one endpoint: nothing goes untested
+
+
+def test_a_broken_lab_is_blamed_not_the_pod_and_a_repair_starts_a_fresh_window() -> None:
+    refused = probe(False, "connect: connection refused", "ECONNREFUSED")
+    broken = Notice(2.0, "drift", "lab demo is broken: node namespace svcwatch-demo-node is gone")
+    seen = evidence(slice_of("10.42.0.142"), refused, broken, refused)
+    said = diagnose(seen)
+    assert said.level == "fail" and said.text.startswith("lab demo is broken: node namespace")
+    assert "the lab is at fault, not the Service" in said.text and POD not in said.text
+    seen.observe(Notice(3.0, "repaired", "lab demo was broken (cni0 is missing); recreated cni0"))
+    assert seen.lab_fault is None and not seen.probes  # the outage's probes are not the pod's
+    assert diagnose(seen).text == "Waiting for the first probe of this scenario…"

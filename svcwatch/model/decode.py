@@ -1,5 +1,7 @@
 """The capture's hot path: one frame's header bytes -> one PacketEvent, with `struct` only.
 
+Pure (bytes in, an event out), so it lives in model/: the live capture decodes each frame here, and
+the recorder's writer process decodes the same frames again from a `frames.CapturedFrames` batch.
 Every frame the node sees passes through here, up to tens of thousands per second, so this module
 reads fixed offsets with precompiled `struct.Struct`s and table lookups and never touches scapy
 (whose full dissection costs ~350 us a packet; see docs/design.md). It understands exactly
