@@ -180,7 +180,11 @@ class LabSession(StreamingSession):
         name = self.node.spec.name
 
         def take_control() -> bool:
+            """The syncing svcwatch quit: sync now, in case it left a change unsynced."""
             self.controller = claim_controller(name, self.state_root)
+            if self.controller:
+                with self._syncing:
+                    self._sync_and_refilter(None)
             return self.controller
 
         self._monitor = LabMonitor(
