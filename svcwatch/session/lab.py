@@ -45,7 +45,7 @@ from svcwatch.session.common import (
 )
 from svcwatch.session.settings import LabSettings
 from svcwatch.sinks import EventSink
-from svcwatch.store import written_at
+from svcwatch.store import scenario_of, written_at
 from svcwatch.watch.sync import SyncTracker
 
 if TYPE_CHECKING:
@@ -249,7 +249,7 @@ class LabSession(StreamingSession):
 
         body = event.new or event.body
         slice_ = slice_from_body(body, "lab")
-        scenario = slice_.annotations.get("svcwatch.dev/scenario")
+        scenario = scenario_of(slice_)
         self._emit(slice_changed(event, scenario, body))
         if event.type == "DELETED":
             self._notice(

@@ -112,7 +112,8 @@ DASHBOARD_ACTIONS: list[ActionSpec] = [
         "q",
         "quit_dashboard",
         "Quit",
-        "Quit (ctrl+c too); the lab is torn down unless svcwatch was started with --keep.",
+        "Quit (ctrl+c too); a lab this svcwatch built is torn down, unless --keep or another"
+        " svcwatch uses it.",
     ),
     *_scenario_actions(),
     ActionSpec(

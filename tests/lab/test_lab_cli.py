@@ -63,6 +63,8 @@ def test_cli_session(cli_lab: str, state_root: Path, tmp_path: Path) -> None:
         state_root, "lab", "exec", "node", "--name", cli_lab, "--", "iptables-save", "-t", "nat"
     )
     assert "--to-destination 10.42.0.142:12345" in saved.stdout
+    applied = json.loads(run(state_root, "lab", "status", "--json", "--name", cli_lab).stdout)
+    assert applied["scenario"] == "custom"  # the user's slice, not the wrong-port it replaced
     # A client inside the client namespace, as `telnet 127.0.0.1 31234` was in the blog post.
     client = (
         "import socket; s = socket.create_connection(('192.168.97.3', 31234), 3); "
