@@ -78,6 +78,25 @@ def test_cli_session(cli_lab: str, state_root: Path, tmp_path: Path) -> None:
     assert failed.returncode == 7
 
 
+def test_a_lab_up_lab_rebuilt_by_run_for_other_pods_stays_up(
+    lab_name: str, state_root: Path
+) -> None:
+    """`lab up --pods 1`, then `svcwatch run` with the default --pods rebuilds it: the lab is
+    still the one `lab up` made, so it stays until `lab down` instead of going with the run."""
+    try:
+        assert run(state_root, "lab", "up", "--name", lab_name, "--pods", "1").returncode == 0
+        ran = run(state_root, "run", "--name", lab_name, "-d", "1")
+        assert ran.returncode == 0, ran.stderr
+        assert "rebuilding lab" in ran.stdout
+        assert ran.stdout.splitlines()[-1].endswith(
+            f"lab {lab_name} kept: it was kept by `lab up` (`svcwatch lab down --name {lab_name}` removes it)"
+        )
+        assert f"svcwatch-{lab_name}-node" in lab_namespaces(lab_name)
+    finally:
+        run(state_root, "lab", "down", "--name", lab_name)
+    assert lab_namespaces(lab_name) == []
+
+
 @pytest.mark.parametrize(
     ("case", "ip", "port", "needle"),
     [
