@@ -89,7 +89,8 @@ def test_a_lab_up_lab_rebuilt_by_run_for_other_pods_stays_up(
         assert ran.returncode == 0, ran.stderr
         assert "rebuilding lab" in ran.stdout
         assert ran.stdout.splitlines()[-1].endswith(
-            f"lab {lab_name} kept: it was kept by `lab up` (`svcwatch lab down --name {lab_name}` removes it)"
+            f"lab {lab_name} kept: it was kept by `lab up` "
+            f"(`svcwatch lab down --name {lab_name}` removes it)"
         )
         assert f"svcwatch-{lab_name}-node" in lab_namespaces(lab_name)
     finally:
