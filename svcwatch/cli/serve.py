@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
+import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 from click.core import ParameterSource
 
 from svcwatch.cli import options
-from svcwatch.model.errors import InputError
+from svcwatch.model.errors import InputError, SetupError
 
 OWN_PARAMS = ("host", "port", "demo", "replay_file")
 REPLAY_FLAGS = ("theme",)  # what `svcwatch replay` accepts besides the recording
@@ -92,7 +94,24 @@ def served_argv(ctx: click.Context, demo: bool, replay_file: str | None) -> list
     extra = [f for f in flags if f.startswith("-") and f not in allowed]
     if extra:
         raise InputError(f"{extra[0]} does not apply to a replay (it takes only --theme)")
+    if replay_file:
+        from svcwatch.record.reader import load_recording
+
+        load_recording(Path(replay_file))  # not a recording: one line now, not an empty page
     return ["replay", *(["--demo"] if demo else [replay_file or ""]), *flags]
+
+
+def require_free_port(host: str, port: int) -> None:
+    """A port in use is one line before the "Serving…" banner, not an error after it."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SetupError(
+                f"cannot serve on {host}:{port}: {exc.strerror or exc} "
+                f"(another server there? try --port {port + 1 if port < 65535 else 8000})"
+            ) from None
 
 
 @click.command(
@@ -128,6 +147,7 @@ def serve(ctx: click.Context, /, host: str, port: int, demo: bool, **_: Any) -> 
         click.echo(
             exposure_warning(host, port, bool(demo or ctx.params.get("replay_file"))), err=True
         )
+    require_free_port(host, port)
     from textual_serve.server import Server  # aiohttp and friends: only when serving
 
     Server(command, host=host, port=port, title="svcwatch").serve()

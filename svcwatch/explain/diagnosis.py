@@ -172,13 +172,25 @@ def _affinity_note(evidence: Evidence) -> str:
 
 
 def _healthy(evidence: Evidence, ok: list[ProbeEvent]) -> Diagnosis:
+    """All recent probes echoed. An endpoint already known to be bad (no pod has its IP, nothing
+    listens) is not named as a path they took: its probes may still be waiting on ARP."""
+    ready = _ready_addresses(evidence)
+    found = {address: endpoint_problem(evidence, address) for address in ready}
+    problems = [problem for problem in found.values() if problem is not None]
     targets = []
-    for address in _ready_addresses(evidence):
+    for address in (a for a in ready if found[a] is None):
         fact = _fact(evidence, address)
         pod = f" (pod {fact.pod})" if fact and fact.pod else ""
         targets.append(f"{address}:{_port(evidence)}{pod}")
     via = f" via {', '.join(targets)}" if targets else ""
     connect = median(p.connect_ms or 0.0 for p in ok)
+    if problems:
+        noun = "endpoints is" if len(problems) == 1 else "endpoints are"
+        return Diagnosis(
+            f"{len(ok)} of {len(ok)} recent probes echoed{via} so far, but "
+            f"{len(problems)} of {len(ready)} {noun} bad: {problems[0][0]}; {problems[0][1]}",
+            "partial",
+        )
     return Diagnosis(
         f"Healthy: {len(ok)} of {len(ok)} recent probes echoed{via}; "
         f"median connect {connect:.0f} ms{_affinity_note(evidence)}",

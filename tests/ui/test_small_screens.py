@@ -97,3 +97,15 @@ async def test_z_zooms_the_focused_pane_and_tab_moves_the_focus() -> None:
         await pilot.press("z")
         await pilot.pause()
         assert app.main.chain_pane.region.height and app.main.packet_pane.region.height
+
+
+async def test_the_probe_pane_shows_the_newest_outcome_at_80x24() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        for key in ("2", "3"):  # a refusal, then a timeout: the newest must be the one shown
+            await pilot.press(key)
+            await settle(app, pilot)
+        rows = screen_text(app).splitlines()
+        top = next(i for i, row in enumerate(rows) if "probes" in row and "─" in row)
+        assert "timeout" in rows[top + 1] and "refused" not in rows[top + 1]

@@ -60,6 +60,21 @@ def test_healthy_names_the_endpoint_and_pod() -> None:
     assert d.level == "ok"
 
 
+def test_echoes_before_the_bad_endpoints_timeouts_are_not_healthy() -> None:
+    """Good + bad IP: the good endpoint's echoes come back before the bad one's probes time out;
+    the line must not call the Service healthy, nor say probes echoed via the IP no pod has."""
+    no_pod = EndpointFacts("10.42.0.143", 12345, None, None)
+    d = diagnose(
+        evidence(slice_of("10.42.0.142", "10.42.0.143"), probe(True), facts=[REAL, no_pod])
+    )
+    assert d.text == (
+        f"1 of 1 recent probes echoed via 10.42.0.142:12345 (pod {POD}) so far, but 1 of 2 "
+        "endpoints is bad: ARP who-has 10.42.0.143 would go unanswered on cni0: no pod has "
+        "that IP; clients time out"
+    )
+    assert d.level == "partial"
+
+
 def test_wrong_port_rst_is_connection_refused() -> None:
     rst = PacketEvent(
         1.0, "tcp-packet", "veth0", "in", "10.42.0.142", "10.42.0.1", 12346, 7000, "ACK,RST"
