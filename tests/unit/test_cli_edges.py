@@ -103,7 +103,9 @@ def test_a_missing_kubeconfig_fails_before_the_dashboard_starts() -> None:
     one_line_error(done, 2, "no kubeconfig at /nonexistent")
 
 
-@pytest.mark.parametrize("command", [["replay", "--demo"], ["--name", "qatheme"]])
+@pytest.mark.parametrize(
+    "command", [["replay", "--demo"], ["--name", "qatheme"], ["serve", "--demo", "--port", "18479"]]
+)
 def test_a_mistyped_theme_is_one_line_before_anything_starts(
     command: list[str], tmp_path: Path
 ) -> None:
