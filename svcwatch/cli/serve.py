@@ -129,7 +129,13 @@ loopback unless --host says otherwise (then it warns: a lab dashboard drives a r
 """
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on.",
+)
 @click.option("--demo", is_flag=True, help="Serve a replay of the bundled demo recording.")
 @click.option(
     "--replay",

@@ -115,3 +115,13 @@ def test_a_mistyped_theme_is_one_line_before_anything_starts(
     done = svcwatch(*command, "--theme", "projecter", env=env)
     one_line_error(done, 2, "unknown theme 'projecter'", "svcwatch-projector")
     assert not (tmp_path / "labs" / "qatheme").exists()
+
+
+@pytest.mark.parametrize("command", ["down", "status", "scenario", "apply", "exec", "list"])
+def test_lab_help_says_what_name_means_there(command: str) -> None:
+    """`lab down -h` must not say --name picks a lab "to build or reuse"; it names the env var."""
+    done = svcwatch("lab", command, "-h")
+    assert done.returncode == 0
+    assert "build" not in done.stdout.split("Options:")[1]
+    if command != "list":
+        assert "SVCWATCH_LAB" in done.stdout
