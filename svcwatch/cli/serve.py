@@ -77,6 +77,9 @@ def typed_flags(ctx: click.Context) -> list[str]:
 def served_argv(ctx: click.Context, demo: bool, replay_file: str | None) -> list[str]:
     """The `svcwatch ...` arguments each browser tab runs; InputError for flags that don't fit."""
     flags = typed_flags(ctx)
+    from svcwatch.cli.dashboard import require_known_theme
+
+    require_known_theme(ctx.params.get("theme"))  # a typo fails here, not in every browser tab
     if not (demo or replay_file):
         script = ctx.params.get("script")
         if script:
