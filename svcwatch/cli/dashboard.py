@@ -17,7 +17,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from svcwatch.cli.signals import StopRequested, TerminalWatch, process_shutdown
-from svcwatch.model.errors import SetupError
+from svcwatch.model.errors import InputError, SetupError
 from svcwatch.session.base import Session
 from svcwatch.session.guard import StartStopGuard
 
@@ -36,6 +36,7 @@ def run_dashboard(
 
     # A bad talk script is a one-line error (exit 2) before the lab is built or Textual starts.
     script = load_script(script_path) if script_path else None
+    require_known_theme(theme)
     preflight_cluster(settings)
     session = make_session(settings)
     require_terminal()
@@ -67,6 +68,20 @@ def require_terminal(
             "the dashboard needs a terminal (stdin and stdout are not one): "
             f"for a text stream use {stream_hint}, for a browser {browser_hint}"
         )
+
+
+def require_known_theme(theme: str | None) -> None:
+    """A mistyped --theme is one line and exit 2 before a lab is built, not a toast on a
+    dashboard already running in the default theme."""
+    if theme is None:
+        return
+    from textual.theme import BUILTIN_THEMES
+
+    from svcwatch.ui.themes import default_theme_dirs, load_themes
+
+    ours = list(dict.fromkeys(t.name for t in load_themes(default_theme_dirs()).themes))
+    if theme not in ours and theme not in BUILTIN_THEMES:
+        raise InputError(f"--theme: unknown theme {theme!r} (known: {', '.join(ours)})")
 
 
 def run_session_dashboard(

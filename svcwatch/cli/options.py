@@ -46,7 +46,8 @@ lab_name_option = click.option(
     default=DEFAULT_LAB_NAME,
     show_default=True,
     envvar="SVCWATCH_LAB",
-    help="Which lab to build or reuse; labs with different names coexist.",
+    help="Which lab (namespaces svcwatch-NAME-*); labs with different names coexist.",
+    show_envvar=True,
 )
 manifests_option = click.option(
     "-f",

@@ -123,8 +123,13 @@ def replay(
     talk = _load_script(script)
     session = ReplaySession(path, speed=speed)
     if output is None:
-        from svcwatch.cli.dashboard import require_terminal, run_session_dashboard
+        from svcwatch.cli.dashboard import (
+            require_known_theme,
+            require_terminal,
+            run_session_dashboard,
+        )
 
+        require_known_theme(theme)
         source = "--demo" if demo else shlex.quote(str(path))
         serve = "--demo" if demo else f"--replay {source}"
         require_terminal(f"`svcwatch replay --plain {source}`", f"`svcwatch serve {serve}`")

@@ -77,6 +77,9 @@ def typed_flags(ctx: click.Context) -> list[str]:
 def served_argv(ctx: click.Context, demo: bool, replay_file: str | None) -> list[str]:
     """The `svcwatch ...` arguments each browser tab runs; InputError for flags that don't fit."""
     flags = typed_flags(ctx)
+    from svcwatch.cli.dashboard import require_known_theme
+
+    require_known_theme(ctx.params.get("theme"))  # a typo fails here, not in every browser tab
     if not (demo or replay_file):
         script = ctx.params.get("script")
         if script:
@@ -126,7 +129,13 @@ loopback unless --host says otherwise (then it warns: a lab dashboard drives a r
 """
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on.",
+)
 @click.option("--demo", is_flag=True, help="Serve a replay of the bundled demo recording.")
 @click.option(
     "--replay",

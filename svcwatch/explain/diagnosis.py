@@ -172,16 +172,18 @@ def _affinity_note(evidence: Evidence) -> str:
 
 
 def _healthy(evidence: Evidence, ok: list[ProbeEvent]) -> Diagnosis:
-    """All recent probes echoed. An endpoint already known to be bad (no pod has its IP, nothing
-    listens) is not named as a path they took: its probes may still be waiting on ARP."""
+    """All recent probes echoed. Only an endpoint a pod is known to serve is named as a path they
+    took: one already known to be bad (no pod has its IP, nothing listens) may still have its
+    probes waiting on ARP, and one with no facts yet (the slice just changed) is unverified."""
     ready = _ready_addresses(evidence)
     found = {address: endpoint_problem(evidence, address) for address in ready}
     problems = [problem for problem in found.values() if problem is not None]
     targets = []
     for address in (a for a in ready if found[a] is None):
         fact = _fact(evidence, address)
-        pod = f" (pod {fact.pod})" if fact and fact.pod else ""
-        targets.append(f"{address}:{_port(evidence)}{pod}")
+        if fact is None or not fact.pod:
+            continue
+        targets.append(f"{address}:{_port(evidence)} (pod {fact.pod})")
     via = f" via {', '.join(targets)}" if targets else ""
     connect = median(p.connect_ms or 0.0 for p in ok)
     if problems:

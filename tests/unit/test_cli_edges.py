@@ -101,3 +101,27 @@ def test_plain_and_json_together_are_rejected(command: tuple[str, ...]) -> None:
 def test_a_missing_kubeconfig_fails_before_the_dashboard_starts() -> None:
     done = svcwatch("--cluster", "--kubeconfig", "/nonexistent")
     one_line_error(done, 2, "no kubeconfig at /nonexistent")
+
+
+@pytest.mark.parametrize(
+    "command", [["replay", "--demo"], ["--name", "qatheme"], ["serve", "--demo", "--port", "18479"]]
+)
+def test_a_mistyped_theme_is_one_line_before_anything_starts(
+    command: list[str], tmp_path: Path
+) -> None:
+    """`--theme projecter` names the themes there are, instead of a toast on a dashboard (and,
+    for the lab, before a lab is built)."""
+    env = {**os.environ, "SVCWATCH_STATE_DIR": str(tmp_path), "SVCWATCH_CONFIG_DIR": str(tmp_path)}
+    done = svcwatch(*command, "--theme", "projecter", env=env)
+    one_line_error(done, 2, "unknown theme 'projecter'", "svcwatch-projector")
+    assert not (tmp_path / "labs" / "qatheme").exists()
+
+
+@pytest.mark.parametrize("command", ["down", "status", "scenario", "apply", "exec", "list"])
+def test_lab_help_says_what_name_means_there(command: str) -> None:
+    """`lab down -h` must not say --name picks a lab "to build or reuse"; it names the env var."""
+    done = svcwatch("lab", command, "-h")
+    assert done.returncode == 0
+    assert "build" not in done.stdout.split("Options:")[1]
+    if command != "list":
+        assert "SVCWATCH_LAB" in done.stdout

@@ -60,6 +60,16 @@ def test_healthy_names_the_endpoint_and_pod() -> None:
     assert d.level == "ok"
 
 
+def test_echoes_name_only_endpoints_a_pod_is_known_to_serve() -> None:
+    """Just after a switch to the mixed scenario the facts cover only the real pod: the new,
+    unverified address is not claimed as a path the echoes took."""
+    ev = evidence(slice_of("10.42.0.143", "10.42.0.142"), probe(True), probe(True), facts=[REAL])
+    assert diagnose(ev).text == (
+        f"Healthy: 2 of 2 recent probes echoed via 10.42.0.142:12345 (pod {POD}); "
+        "median connect 0 ms"
+    )
+
+
 def test_echoes_before_the_bad_endpoints_timeouts_are_not_healthy() -> None:
     """Good + bad IP: the good endpoint's echoes come back before the bad one's probes time out;
     the line must not call the Service healthy, nor say probes echoed via the IP no pod has."""
