@@ -37,6 +37,7 @@ from svcwatch.lab.node import LabNode
 from svcwatch.lab.sources import load_manifests
 from svcwatch.lab.topology import LabSpec
 from svcwatch.model.events import Event
+from tests.helpers.namespaces import run_in
 
 # A paced UDP sender, run inside the client namespace as its own process (so its CPU is not ours).
 SENDER = r"""
@@ -215,8 +216,8 @@ def prepare_dnat(spec: LabSpec) -> None:
         "--to-destination",
         f"{spec.echo_ip}:{spec.echo_port}",
     ]
-    netns.run_in(spec.node_ns, rule, check=True)
-    netns.run_in(
+    run_in(spec.node_ns, rule, check=True)
+    run_in(
         spec.echo_pod().netns,
         ["iptables", "-w", "-A", "INPUT", "-p", "udp", "-j", "DROP"],
         check=True,

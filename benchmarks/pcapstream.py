@@ -33,8 +33,8 @@ from typing import Any, BinaryIO, cast
 
 from svcwatch.capture.pcapstream import iter_pcap_events
 from svcwatch.cluster.podexec import ERROR, STDOUT, ExecStream
-from svcwatch.cluster.transport import LocalTransport
 from svcwatch.model.decode import LINKTYPE_LINUX_SLL2, decode_frame
+from tests.helpers.local_transport import LocalTransport
 
 IFNAMES = {2: "eth0", 3: "cni0", 4: "veth1"}
 GLOBAL_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 256, LINKTYPE_LINUX_SLL2)

@@ -24,14 +24,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from svcwatch import netns
 from svcwatch.cluster.agent import NodeAgent
-from svcwatch.cluster.transport import LocalTransport
 from svcwatch.kubeproxy.node_rules import render_node
 from svcwatch.kubeproxy.restore import parse_save, service_tree, to_restore_text
 from svcwatch.model.endpointslice import Endpoint, EndpointConditions, EndpointPort, EndpointSlice
 from svcwatch.model.service import Service, ServicePort
 from svcwatch.session.cluster_nodes import chain_tree
+from tests.helpers.local_transport import LocalTransport
+from tests.helpers.namespaces import run_in
 
 READY = EndpointConditions(True, True, False)
 
@@ -66,7 +66,7 @@ def node(services: int, tool: str) -> Iterator[str]:
     text = to_restore_text(render_node([service(i) for i in range(services)]))
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
-        netns.run_in(name, [f"{tool}-restore"], input=text.encode(), check=True)
+        run_in(name, [f"{tool}-restore"], input=text.encode(), check=True)
         rules, size = text.count("\n-A "), len(text)
         del text  # a smaller process forks faster: LocalTransport forks for every read
         print(
@@ -109,10 +109,8 @@ def whole_dump(name: str, tool: str) -> float:
     svc, _ = service(0)
 
     def read() -> object:
-        nat = netns.run_in(name, [f"{tool}-save", "-c", "-t", "nat"], capture_output=True).stdout
-        filt = netns.run_in(
-            name, [f"{tool}-save", "-c", "-t", "filter"], capture_output=True
-        ).stdout
+        nat = run_in(name, [f"{tool}-save", "-c", "-t", "nat"], capture_output=True).stdout
+        filt = run_in(name, [f"{tool}-save", "-c", "-t", "filter"], capture_output=True).stdout
         return service_tree(parse_save(nat.decode() + filt.decode()), svc)
 
     return median_ms(read, 3)

@@ -97,8 +97,3 @@ def preexec_into(name: str) -> Callable[[], None]:
 def popen_in(name: str, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
     """Start `argv` inside namespace `name` (like `ip netns exec`, without the shell-out)."""
     return subprocess.Popen(list(argv), preexec_fn=preexec_into(name), **kwargs)  # noqa: PLW1509
-
-
-def run_in(name: str, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
-    """Run `argv` inside namespace `name` and wait for it."""
-    return subprocess.run(list(argv), preexec_fn=preexec_into(name), **kwargs)  # noqa: PLW1509

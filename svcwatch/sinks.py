@@ -7,7 +7,6 @@ never import the UI; the dashboard's bridge, `run --plain/--json` and the record
 from __future__ import annotations
 
 import queue
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
@@ -64,26 +63,6 @@ class QueueSink:
             except queue.Empty:
                 break
         return out
-
-
-class CollectingSink:
-    """Keeps every event in order; for tests and short scripted runs."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self._lock = threading.Lock()
-
-    def emit(self, event: Event) -> None:
-        with self._lock:
-            self.events.append(event)
-
-    def emit_many(self, events: Sequence[Event]) -> None:
-        with self._lock:
-            self.events.extend(events)
-
-    def snapshot(self) -> list[Event]:
-        with self._lock:
-            return list(self.events)
 
 
 class FanoutSink:

@@ -9,6 +9,7 @@ too because the watcher re-parses and keeps the last good state when the new tex
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import tempfile
@@ -26,6 +27,7 @@ from svcwatch.model.manifest import dump_slice, parse_documents, parse_service
 from svcwatch.model.service import Service
 
 SCENARIO_ANNOTATION = "svcwatch.dev/scenario"
+CUSTOM_SCENARIO = "custom"  # a slice the user wrote (`lab apply`, `e`): no scenario of svcwatch's
 WRITTEN_AT_ANNOTATION = "svcwatch.dev/written-at"
 SLICE_FILE = "endpointslice.yaml"
 SERVICE_FILE = "service.yaml"
@@ -39,9 +41,10 @@ def state_writes(where: Path) -> Iterator[None]:
         yield
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
+        hint = "free some space, or " if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
         raise SetupError(
             f"cannot write svcwatch's state under {where}: {reason} "
-            "(free some space, or point SVCWATCH_STATE_DIR at a writable directory)"
+            f"({hint}point SVCWATCH_STATE_DIR at a writable directory)"
         ) from exc
 
 
@@ -123,8 +126,10 @@ class ObjectStore:
             raise InputError("not found (is the lab up?)", source=str(path)) from None
 
 
-def scenario_of(slice_: EndpointSlice) -> str | None:
-    return slice_.annotations.get(SCENARIO_ANNOTATION)
+def scenario_of(slice_: EndpointSlice) -> str:
+    """The scenario that wrote the stored slice, or "custom" for one the user applied or edited,
+    so no header goes on naming the scenario the user's own slice replaced."""
+    return slice_.annotations.get(SCENARIO_ANNOTATION, CUSTOM_SCENARIO)
 
 
 def written_at(slice_: EndpointSlice) -> float | None:

@@ -188,6 +188,9 @@ def _main(argv: list[str] | None) -> None:
     except click.ClickException as exc:
         say(f"svcwatch: error: {one_line(exc.format_message())}")
         sys.exit(exc.exit_code or 1)
+    except BrokenPipeError:  # the reader left (`| head -3`): end quietly, as Unix tools do
+        silence_stdout()
+        sys.exit(0)
     except Exception as exc:  # a bug: still one line, the traceback on request
         signum = stop_signal_behind(exc)
         if signum is not None:  # e.g. click's newline after a signal, onto a closed terminal

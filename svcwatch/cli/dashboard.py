@@ -17,7 +17,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from svcwatch.cli.signals import StopRequested, TerminalWatch, process_shutdown
-from svcwatch.model.errors import SetupError
+from svcwatch.model.errors import InputError, SetupError
 from svcwatch.session.base import Session
 from svcwatch.session.guard import StartStopGuard
 
@@ -36,13 +36,29 @@ def run_dashboard(
 
     # A bad talk script is a one-line error (exit 2) before the lab is built or Textual starts.
     script = load_script(script_path) if script_path else None
+    require_known_theme(theme)
+    preflight_cluster(settings)
     session = make_session(settings)
     require_terminal()
     keep = isinstance(settings.backend, LabSettings) and settings.backend.keep
     run_session_dashboard(session, theme=theme, keep=keep, captions=captions, script=script)
 
 
-def require_terminal() -> None:
+def preflight_cluster(settings: SessionSettings) -> None:
+    """A missing kubeconfig or context is one line before the dashboard opens, as `run` says it
+    at once (the session itself only connects once the dashboard has started it)."""
+    from svcwatch.session.settings import ClusterSettings
+
+    backend = settings.backend
+    if isinstance(backend, ClusterSettings) and not backend.in_cluster:
+        from svcwatch.cluster.kubeconfig import resolve
+
+        resolve(backend.kubeconfig, backend.context)
+
+
+def require_terminal(
+    stream_hint: str = "`svcwatch run --plain`", browser_hint: str = "`svcwatch serve`"
+) -> None:
     """The dashboard draws on a terminal (or a browser under `svcwatch serve`); without one, say
     so and point at the stream, instead of building a lab nobody can see or quit."""
     if os.environ.get("TEXTUAL_DRIVER"):  # textual-serve's web driver: a browser is the screen
@@ -50,8 +66,22 @@ def require_terminal() -> None:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise SetupError(
             "the dashboard needs a terminal (stdin and stdout are not one): "
-            "for a text stream use `svcwatch run --plain`, for a browser `svcwatch serve`"
+            f"for a text stream use {stream_hint}, for a browser {browser_hint}"
         )
+
+
+def require_known_theme(theme: str | None) -> None:
+    """A mistyped --theme is one line and exit 2 before a lab is built, not a toast on a
+    dashboard already running in the default theme."""
+    if theme is None:
+        return
+    from textual.theme import BUILTIN_THEMES
+
+    from svcwatch.ui.themes import default_theme_dirs, load_themes
+
+    ours = list(dict.fromkeys(t.name for t in load_themes(default_theme_dirs()).themes))
+    if theme not in ours and theme not in BUILTIN_THEMES:
+        raise InputError(f"--theme: unknown theme {theme!r} (known: {', '.join(ours)})")
 
 
 def run_session_dashboard(

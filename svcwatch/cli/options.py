@@ -39,12 +39,6 @@ def _apply(decorators: list[Callable[[F], F]]) -> Callable[[F], F]:
     return wrap
 
 
-def scenario_names() -> list[str]:
-    from svcwatch.model.scenario import SCENARIOS
-
-    return list(SCENARIOS)
-
-
 # The lab's flags one by one, for `svcwatch lab ...` subcommands that take only some of them.
 lab_name_option = click.option(
     "--name",
@@ -52,7 +46,8 @@ lab_name_option = click.option(
     default=DEFAULT_LAB_NAME,
     show_default=True,
     envvar="SVCWATCH_LAB",
-    help="Which lab to build or reuse; labs with different names coexist.",
+    help="Which lab (namespaces svcwatch-NAME-*); labs with different names coexist.",
+    show_envvar=True,
 )
 manifests_option = click.option(
     "-f",

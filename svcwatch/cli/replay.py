@@ -6,7 +6,10 @@ where in one line on stderr; a file that cannot be replayed at all is a one-line
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,14 +85,13 @@ recorded pace scaled by --speed (`--speed max`: no waiting).
 )
 @click.option(
     "--plain",
-    "output",
-    flag_value="plain",
+    is_flag=True,
     help="Print the stream in the blog post's format instead of the dashboard.",
 )
 @click.option(
     "--json",
-    "output",
-    flag_value="json",
+    "as_json",
+    is_flag=True,
     help="Print one JSON object per event instead of the dashboard.",
 )
 @click.option("--theme", default=None, help="Dashboard theme (as for `svcwatch`).")
@@ -104,13 +106,15 @@ def replay(
     recording: str | None,
     demo: bool,
     speed: float,
-    output: str | None,
+    plain: bool,
+    as_json: bool,
     theme: str | None,
     captions: bool,
     script: str | None,
 ) -> None:
     from svcwatch.session.replay import ReplaySession
 
+    output = one_output_format(plain=plain, as_json=as_json)
     path = _recording_path(recording, demo)
     if output is None and math.isinf(speed):
         raise InputError("--speed max is for --plain/--json; the dashboard needs a finite speed")
@@ -119,15 +123,29 @@ def replay(
     talk = _load_script(script)
     session = ReplaySession(path, speed=speed)
     if output is None:
-        from svcwatch.cli.dashboard import require_terminal, run_session_dashboard
+        from svcwatch.cli.dashboard import (
+            require_known_theme,
+            require_terminal,
+            run_session_dashboard,
+        )
 
-        require_terminal()
+        require_known_theme(theme)
+        source = "--demo" if demo else shlex.quote(str(path))
+        serve = "--demo" if demo else f"--replay {source}"
+        require_terminal(f"`svcwatch replay --plain {source}`", f"`svcwatch serve {serve}`")
         run_session_dashboard(session, theme=theme, captions=captions, script=talk)
     else:
         _print_stream(session, as_json=output == "json")
     warning = session.recording.warning()
     if warning:
         click.echo(f"svcwatch: warning: {warning}", err=True)
+
+
+def one_output_format(*, plain: bool, as_json: bool) -> str | None:
+    """ "plain", "json" or None (the dashboard); both at once is a one-line error."""
+    if plain and as_json:
+        raise click.UsageError("--plain and --json are mutually exclusive: pick one")
+    return "json" if as_json else "plain" if plain else None
 
 
 def _load_script(script: str | None) -> TalkScript | None:
@@ -155,6 +173,10 @@ def _print_stream(session: ReplaySession, as_json: bool) -> None:
             events = queue.drain(timeout=0.1)
             printer.add([e for e in events if getattr(e, "origin", None) != REPLAY_ORIGIN])
             printer.release(None if done else session.now())
+    except BrokenPipeError:  # the reader left (`| head -3`): end quietly, exit 0, as Unix tools
+        from svcwatch.cli import silence_stdout
+
+        silence_stdout()
     finally:
         session.stop()
 
@@ -185,7 +207,7 @@ shows them as the dashboard did.
     "--output",
     type=click.Path(dir_okay=False),
     default=None,
-    help="The pcapng file to write (default: the recording's name with .pcapng).",
+    help="The pcapng file to write (default: the recording's name with .pcapng; - for stdout).",
 )
 def export(recording: str | None, demo: bool, output: str | None) -> None:
     from svcwatch.record.pcap import PcapngSink
@@ -193,16 +215,20 @@ def export(recording: str | None, demo: bool, output: str | None) -> None:
 
     path = _recording_path(recording, demo)
     loaded = load_recording(path)
-    target = Path(output) if output else _default_output(path)
+    to_stdout = output == "-"  # as every Unix tool: `-o -` is standard output (| tshark -r -)
+    target = Path("/dev/stdout") if to_stdout else Path(output or _default_output(path))
     sink = PcapngSink(target)
     sink.emit_many(loaded.events)
     sink.close()
+    if sink.error is not None and to_stdout and sink.error.endswith(os.strerror(errno.EPIPE)):
+        return  # the reader left (`| tshark -r - -c 5`): quietly, as Unix tools do
     if sink.error is not None:
-        if target.is_file():  # a half-written export is no export: never leave one behind
+        if target.is_file() and not to_stdout:  # a half-written export is no export
             target.unlink()
         raise OutputError(sink.error)
     names = ", ".join(dict.fromkeys(sink.interface_names)) or "none"
-    click.echo(f"wrote {sink.packets} packets to {target} (interfaces: {names})")
+    where = "standard output" if to_stdout else str(target)
+    click.echo(f"wrote {sink.packets} packets to {where} (interfaces: {names})", err=to_stdout)
     warning = loaded.warning()
     if warning:
         click.echo(f"svcwatch: warning: {warning}", err=True)

@@ -130,18 +130,9 @@ def stream(
     "this run built it, no other svcwatch still uses it, and neither `lab up` nor --keep "
     "kept it."
 )
+@click.option("--plain", is_flag=True, help="Lines in the blog post's format (the default).")
 @click.option(
-    "--plain",
-    "as_json",
-    flag_value=False,
-    help="Lines in the blog post's format (the default).",
-)
-@click.option(
-    "--json",
-    "as_json",
-    flag_value=True,
-    default=False,
-    help="JSON Lines, one event per line, explicit fields.",
+    "--json", "as_json", is_flag=True, help="JSON Lines, one event per line, explicit fields."
 )
 @click.option(
     "-d",
@@ -165,8 +156,11 @@ def stream(
     default=None,
     help="Also write every captured packet to this pcapng file.",
 )
-def run(as_json: bool, duration: float | None, **kwargs: Any) -> None:
+def run(plain: bool, as_json: bool, duration: float | None, **kwargs: Any) -> None:
+    from svcwatch.cli.replay import one_output_format
     from svcwatch.session.factory import make_session  # backends are heavy: import on use
+
+    one_output_format(plain=plain, as_json=as_json)
     from svcwatch.session.settings import SessionSettings
 
     t0 = time.time()
@@ -179,4 +173,6 @@ def run(as_json: bool, duration: float | None, **kwargs: Any) -> None:
     try:
         stream(session, StreamPrinter(sys.stdout, as_json=as_json, t0=t0), duration, stop)
     except BrokenPipeError:  # `svcwatch run | head`: the reader left, the lab is already down
-        sys.stderr.close()
+        from svcwatch.cli import silence_stdout
+
+        silence_stdout()  # exit 0, quietly, as Unix tools do on a closed pipe

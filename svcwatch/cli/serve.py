@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
+import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 from click.core import ParameterSource
 
 from svcwatch.cli import options
-from svcwatch.model.errors import InputError
+from svcwatch.model.errors import InputError, SetupError
 
 OWN_PARAMS = ("host", "port", "demo", "replay_file")
 REPLAY_FLAGS = ("theme",)  # what `svcwatch replay` accepts besides the recording
@@ -75,6 +77,9 @@ def typed_flags(ctx: click.Context) -> list[str]:
 def served_argv(ctx: click.Context, demo: bool, replay_file: str | None) -> list[str]:
     """The `svcwatch ...` arguments each browser tab runs; InputError for flags that don't fit."""
     flags = typed_flags(ctx)
+    from svcwatch.cli.dashboard import require_known_theme
+
+    require_known_theme(ctx.params.get("theme"))  # a typo fails here, not in every browser tab
     if not (demo or replay_file):
         script = ctx.params.get("script")
         if script:
@@ -92,7 +97,24 @@ def served_argv(ctx: click.Context, demo: bool, replay_file: str | None) -> list
     extra = [f for f in flags if f.startswith("-") and f not in allowed]
     if extra:
         raise InputError(f"{extra[0]} does not apply to a replay (it takes only --theme)")
+    if replay_file:
+        from svcwatch.record.reader import load_recording
+
+        load_recording(Path(replay_file))  # not a recording: one line now, not an empty page
     return ["replay", *(["--demo"] if demo else [replay_file or ""]), *flags]
+
+
+def require_free_port(host: str, port: int) -> None:
+    """A port in use is one line before the "Serving…" banner, not an error after it."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SetupError(
+                f"cannot serve on {host}:{port}: {exc.strerror or exc} "
+                f"(another server there? try --port {port + 1 if port < 65535 else 8000})"
+            ) from None
 
 
 @click.command(
@@ -107,7 +129,13 @@ loopback unless --host says otherwise (then it warns: a lab dashboard drives a r
 """
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on.",
+)
 @click.option("--demo", is_flag=True, help="Serve a replay of the bundled demo recording.")
 @click.option(
     "--replay",
@@ -128,6 +156,7 @@ def serve(ctx: click.Context, /, host: str, port: int, demo: bool, **_: Any) -> 
         click.echo(
             exposure_warning(host, port, bool(demo or ctx.params.get("replay_file"))), err=True
         )
+    require_free_port(host, port)
     from textual_serve.server import Server  # aiohttp and friends: only when serving
 
     Server(command, host=host, port=port, title="svcwatch").serve()

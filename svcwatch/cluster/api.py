@@ -79,7 +79,9 @@ class ClusterApi:
         self.context = context
         self._local = threading.local()
         self._local.apis = self._apis_on(api_client)  # the creating thread keeps this client
-        self._clients: list[tuple[threading.Thread, Any]] = []  # other threads' clients
+        self._clients: list[tuple[threading.Thread, Any]] = [
+            (threading.current_thread(), api_client)
+        ]
         self._clients_lock = threading.Lock()
 
     @staticmethod
@@ -113,7 +115,8 @@ class ClusterApi:
         self._clients = keep
 
     def close(self) -> None:
-        """Close the connections of the clients other threads made (they are done with it)."""
+        """Close every thread's client's pooled connections (call when all are done with it; a
+        later call opens new ones)."""
         with self._clients_lock:
             self._close_clients(ended_only=False)
 

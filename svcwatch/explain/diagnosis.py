@@ -172,13 +172,27 @@ def _affinity_note(evidence: Evidence) -> str:
 
 
 def _healthy(evidence: Evidence, ok: list[ProbeEvent]) -> Diagnosis:
+    """All recent probes echoed. Only an endpoint a pod is known to serve is named as a path they
+    took: one already known to be bad (no pod has its IP, nothing listens) may still have its
+    probes waiting on ARP, and one with no facts yet (the slice just changed) is unverified."""
+    ready = _ready_addresses(evidence)
+    found = {address: endpoint_problem(evidence, address) for address in ready}
+    problems = [problem for problem in found.values() if problem is not None]
     targets = []
-    for address in _ready_addresses(evidence):
+    for address in (a for a in ready if found[a] is None):
         fact = _fact(evidence, address)
-        pod = f" (pod {fact.pod})" if fact and fact.pod else ""
-        targets.append(f"{address}:{_port(evidence)}{pod}")
+        if fact is None or not fact.pod:
+            continue
+        targets.append(f"{address}:{_port(evidence)} (pod {fact.pod})")
     via = f" via {', '.join(targets)}" if targets else ""
     connect = median(p.connect_ms or 0.0 for p in ok)
+    if problems:
+        noun = "endpoints is" if len(problems) == 1 else "endpoints are"
+        return Diagnosis(
+            f"{len(ok)} of {len(ok)} recent probes echoed{via} so far, but "
+            f"{len(problems)} of {len(ready)} {noun} bad: {problems[0][0]}; {problems[0][1]}",
+            "partial",
+        )
     return Diagnosis(
         f"Healthy: {len(ok)} of {len(ok)} recent probes echoed{via}; "
         f"median connect {connect:.0f} ms{_affinity_note(evidence)}",

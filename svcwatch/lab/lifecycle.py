@@ -159,6 +159,8 @@ def _rebuild(
         made_by=user or "lab up",
     )
     record.kept_by = "lab up" if user is None else ("--keep" if keep else "")
+    if old is not None and old.kept_by and not record.kept_by:
+        record.kept_by = old.kept_by  # rebuilt for other --pods: `lab up`'s lab stays till `down`
     node = _build(record, state_root, say)
     try:
         node.write_objects(manifests, keep_slice=keep_objects)

@@ -218,12 +218,16 @@ def kill_process(ref: ProcessRef, timeout: float = 2.0) -> bool:
 
 
 def listening_ports(name: str) -> set[int]:
-    """TCP ports in LISTEN state inside namespace `name` (its /proc/net/tcp, read from inside)."""
-    with netns.entered(name):
-        try:
+    """TCP ports in LISTEN state inside namespace `name` (its /proc/net/tcp, read from inside).
+
+    A namespace that is gone (a pod a rollout just removed, read from a record a moment old)
+    listens on nothing: callers ask "is the pod serving?", and the answer is no.
+    """
+    try:
+        with netns.entered(name):
             lines = Path("/proc/thread-self/net/tcp").read_text().splitlines()[1:]
-        except FileNotFoundError:
-            return set()
+    except FileNotFoundError:
+        return set()
     ports = set()
     for line in lines:
         fields = line.split()

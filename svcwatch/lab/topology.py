@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from svcwatch.model.endpointslice import EndpointSlice
@@ -204,9 +204,6 @@ class LabSpec:
     def from_dict(cls, data: dict[str, Any]) -> LabSpec:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
-
-    def with_pods(self, idle_pods: int) -> LabSpec:
-        return replace(self, idle_pods=idle_pods)
 
 
 def netns_pattern(lab: str) -> re.Pattern[str]:

@@ -93,10 +93,6 @@ class Service:
         needs = self.type == "LoadBalancer" and self.external_policy_local
         return self.health_check_node_port if needs else None
 
-    def port_named(self, name: str) -> ServicePort | None:
-        """The Service port with this name ("" for the unnamed one), if any."""
-        return next((p for p in self.ports if p.name == name), None)
-
     def to_manifest(self) -> dict[str, Any]:
         """The Service as a v1 manifest; `parse_service` reads it back to an equal Service."""
         meta: dict[str, Any] = {"name": self.name, "namespace": self.namespace}

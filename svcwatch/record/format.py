@@ -37,7 +37,6 @@ from svcwatch.model.service import Service
 
 FORMAT_NAME = "svcwatch-recording"
 FORMAT_VERSION = 2
-SUFFIX = ".svcrec"
 
 # Fields `to_dict` adds that `from_dict` derives again: left out to keep recordings small.
 _DERIVED_EVENT_FIELDS = ("text", "source")

@@ -63,12 +63,6 @@ class ReplayClock:
         with self.changed:
             self._rebase(rec)
 
-    def advance_to(self, rec: float) -> None:
-        """Move forward to `rec` if behind it (infinite speed and steps hop event to event)."""
-        with self.changed:
-            if rec > self._now_locked():
-                self._rebase(rec)
-
     def set_speed(self, speed: float) -> None:
         with self.changed:
             now = self._now_locked()

@@ -45,7 +45,7 @@ from svcwatch.session.common import (
 )
 from svcwatch.session.settings import LabSettings
 from svcwatch.sinks import EventSink
-from svcwatch.store import written_at
+from svcwatch.store import scenario_of, written_at
 from svcwatch.watch.sync import SyncTracker
 
 if TYPE_CHECKING:
@@ -180,7 +180,11 @@ class LabSession(StreamingSession):
         name = self.node.spec.name
 
         def take_control() -> bool:
+            """The syncing svcwatch quit: sync now, in case it left a change unsynced."""
             self.controller = claim_controller(name, self.state_root)
+            if self.controller:
+                with self._syncing:
+                    self._sync_and_refilter(None)
             return self.controller
 
         self._monitor = LabMonitor(
@@ -245,7 +249,7 @@ class LabSession(StreamingSession):
 
         body = event.new or event.body
         slice_ = slice_from_body(body, "lab")
-        scenario = slice_.annotations.get("svcwatch.dev/scenario")
+        scenario = scenario_of(slice_)
         self._emit(slice_changed(event, scenario, body))
         if event.type == "DELETED":
             self._notice(
@@ -392,9 +396,6 @@ class LabSession(StreamingSession):
 
     def endpoint_facts(self) -> list[EndpointFacts]:
         return self._lab().endpoint_facts()
-
-    def capture_stats(self) -> dict[str, int]:
-        return self._capture.stats() if self._capture is not None else {}
 
 
 def _command_name() -> str:

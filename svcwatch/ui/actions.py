@@ -10,11 +10,13 @@ key pauses just the stream pane on a live session (Textual tries a key's binding
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from textual.binding import Binding, BindingType
 
 from svcwatch.model.scenario import SCENARIOS
+from svcwatch.session.capabilities import Capabilities
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +112,8 @@ DASHBOARD_ACTIONS: list[ActionSpec] = [
         "q",
         "quit_dashboard",
         "Quit",
-        "Quit (ctrl+c too); the lab is torn down unless svcwatch was started with --keep.",
+        "Quit (ctrl+c too); a lab this svcwatch built is torn down, unless --keep or another"
+        " svcwatch uses it.",
     ),
     *_scenario_actions(),
     ActionSpec(
@@ -166,7 +169,6 @@ DASHBOARD_ACTIONS: list[ActionSpec] = [
         "Switch kube-proxy between iptables and nftables mode on the running lab (rules swapped "
         "atomically), to show the same break both ways (lab only).",
         show=False,
-        only="live",
     ),
     ActionSpec(
         "next-theme",
@@ -236,6 +238,39 @@ DASHBOARD_ACTIONS: list[ActionSpec] = [
 ]
 
 
+# What a session must be able to do for an action to be offered (footer, help, palette).
+_NEEDS: dict[str, Callable[[Capabilities], bool]] = {
+    "edit_slice": lambda caps: caps.slice_editing is not None,
+    "prestop_replay": lambda caps: caps.rollout_replay is not None,
+    "switch_proxy_mode": lambda caps: caps.proxy_modes is not None,
+    "next_node": lambda caps: caps.node_switching is not None,
+}
+
+
+def offered(
+    spec: ActionSpec, caps: Capabilities, scenarios: Sequence[str], *, scripted: bool
+) -> bool:
+    """Whether this session offers `spec`: a replay offers its recorded scenarios and its clock,
+    not `e`, `p` or `m`; arrows only with a talk script (what a key that is not offered does
+    instead is say why, in one line, and change nothing)."""
+    name = spec.action.partition("(")[0]
+    if name == "scenario":
+        return spec.id.removeprefix("scenario-") in scenarios
+    if name in ("next_scene", "previous_scene"):
+        return scripted
+    if spec.only:
+        return applies_to(name, replay=caps.replay is not None)
+    need = _NEEDS.get(name)
+    return need is None or need(caps)
+
+
+def help_for(spec: ActionSpec, caps: Capabilities) -> str:
+    """The action's help sentence as it is true for this session."""
+    if spec.id == "quit" and caps.exit_report is None:  # no lab to tear down or keep
+        return "Quit (ctrl+c too)."
+    return spec.help
+
+
 def applies_to(action: str, *, replay: bool) -> bool:
     """Whether the registry's `action` (its method name, without parameters) applies to a replay
     (`replay`) or a live session; actions not in the registry always do."""
@@ -257,8 +292,3 @@ def key_for(action: str) -> str | None:
 def bindings() -> list[BindingType]:
     """The app's key bindings, in registry order."""
     return [spec.binding() for spec in DASHBOARD_ACTIONS]
-
-
-def scenario_for_key(key: str) -> str | None:
-    """The scenario bound to `key`, if any."""
-    return next((s.name for s in SCENARIOS.values() if s.key == key), None)

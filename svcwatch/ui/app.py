@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -106,6 +107,16 @@ class SvcwatchApp(App[None]):
             after_rollout=self._read_endpoints,
             stopping=lambda: self.stopping,
         )
+        switching = self.capabilities.scenarios
+        self.scenarios_offered = list(switching.scenarios_offered()) if switching else []
+        self.offered_ids = {
+            spec.id
+            for spec in actions.DASHBOARD_ACTIONS
+            if actions.offered(
+                spec, self.capabilities, self.scenarios_offered, scripted=script is not None
+            )
+        }
+        self._hide_what_is_not_offered()
         self.display_log = DisplayLog(self.capabilities.display_recording)
         # A replay pushes what the live dashboard displayed; pulling too would show other moments.
         self.pushes_state = self.capabilities.replayed_display
@@ -354,7 +365,17 @@ class SvcwatchApp(App[None]):
             self.set_scenario(message.scenario)
         self._record_view()
 
+    def _no_scenario(self, name: str) -> str:
+        """Why scenario `name` cannot be shown here, in one line."""
+        if self.capabilities.scenarios is None:
+            return f"{name}: this session cannot switch scenarios ({self._read_only()})"
+        what = "this recording has" if self.capabilities.replay is not None else "here:"
+        return f"no {name} scenario: {what} {', '.join(self.scenarios_offered)}"
+
     def on_scenario_requested(self, message: messages.ScenarioRequested) -> None:
+        if message.name not in self.scenarios_offered:  # a talk script's scene, say
+            self.notify(self._no_scenario(message.name), severity="warning", timeout=4)
+            return
         if not self.pushes_state:  # a replay's header changes when the jump lands, if it does
             self.set_scenario(message.name)
         self._switch_scenario(message.name)
@@ -425,6 +446,9 @@ class SvcwatchApp(App[None]):
         active one), so no key toggles there.
         """
         if self.stopping:
+            return
+        if name not in self.scenarios_offered:
+            self.notify(self._no_scenario(name), severity="warning", timeout=4)
             return
         toggles = self.capabilities.replay is None and name == self.scenario
         target = "happy" if toggles and name != "happy" else name
@@ -525,7 +549,7 @@ class SvcwatchApp(App[None]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.user_keymap))
+            self.push_screen(HelpScreen(self.user_keymap, self.offered_actions()))
 
     async def action_quit(self) -> None:
         """ctrl+q (Textual's own quit) also stops the session first."""
@@ -546,12 +570,28 @@ class SvcwatchApp(App[None]):
         self._stop_session()
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        for spec in actions.DASHBOARD_ACTIONS:
+        for spec, text in self.offered_actions():
             yield SystemCommand(
                 spec.description,
-                f"key {self.user_keymap.display(spec.id, spec.display_key)} · {spec.help}",
+                f"key {self.user_keymap.display(spec.id, spec.display_key)} · {text}",
                 partial(self.call_later, self.run_action, spec.action),
             )
         yield from (
             c for c in super().get_system_commands(screen) if c.title not in ("Quit", "Theme")
         )
+
+    def offered_actions(self) -> list[tuple[actions.ActionSpec, str]]:
+        """What this session offers, each with its help as true here (footer, help, palette)."""
+        return [
+            (spec, actions.help_for(spec, self.capabilities))
+            for spec in actions.DASHBOARD_ACTIONS
+            if spec.id in self.offered_ids
+        ]
+
+    def _hide_what_is_not_offered(self) -> None:
+        """Off the footer: a key that is not offered still answers, saying why (one line)."""
+        for key, bound in self._bindings.key_to_bindings.items():
+            self._bindings.key_to_bindings[key] = [
+                replace(b, show=False) if b.id and b.id not in self.offered_ids else b
+                for b in bound
+            ]

@@ -267,6 +267,7 @@ def kubelet_for_agents(
         for pod in api.list("Pod", namespace, {"app.kubernetes.io/managed-by": "svcwatch"}):
             if not (pod.get("status") or {}).get("containerStatuses"):
                 run_agent_container(api, pod["metadata"]["name"], namespace)
+    api.close()
 
 
 def start_agent_pod(api: ClusterApi, node: str, image: str, namespace: str = "default") -> str:
@@ -286,3 +287,22 @@ def wait_for(check: Callable[[], object], what: str, seconds: float = 20) -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"never saw {what}")
         time.sleep(0.02)
+
+
+class AgentKubelet:
+    """`kubelet_for_agents` on a thread from now until stop(), which joins it, so it never calls
+    a server that has stopped."""
+
+    def __init__(self, cluster: MockCluster, namespace: str = "default") -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=kubelet_for_agents,
+            args=(cluster, self._stop, namespace),
+            name="kubelet",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from svcwatch import netns
 from tests.cluster import kmock_cluster
 from tests.cluster.kmock_cluster import MockCluster, make_pod
+from tests.helpers.namespaces import run_in
 
 RESTORE = Path(__file__).resolve().parents[1] / "data" / "iptables" / "k3s-node.restore"
 
@@ -28,7 +28,7 @@ def node_ns() -> Iterator[str]:
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        netns.run_in(
+        run_in(
             name, ["iptables-restore", "--counters", str(RESTORE)], check=True, capture_output=True
         )
         yield name

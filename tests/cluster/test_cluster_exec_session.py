@@ -14,20 +14,21 @@ from typing import Any
 
 import pytest
 
+from svcwatch.model.errors import SetupError
 from svcwatch.model.events import CaptureStarted, Notice, RulesSynced, SliceChanged
 from svcwatch.session.cluster import ClusterSession
 from svcwatch.session.settings import ClusterSettings, ProbeFlags
-from svcwatch.sinks import CollectingSink
 from tests.cluster import kmock_cluster
 from tests.cluster.exec_server import make_tls
 from tests.cluster.kmock_cluster import (
+    AgentKubelet,
     MockCluster,
-    kubelet_for_agents,
     running_cluster,
     set_pod_status,
     wait_for,
 )
 from tests.cluster.session_helpers import echo_port, node_ns, seed_demo
+from tests.helpers.sinks import CollectingSink
 
 pytestmark = [pytest.mark.cluster, pytest.mark.lab]
 cluster = kmock_cluster.cluster  # the per-test kmock server fixture
@@ -50,7 +51,9 @@ def thread_crashes() -> Iterator[list[str]]:
     threading.excepthook = previous
 
 
-def exec_session(cluster: MockCluster, node: str, echo_port: int) -> ClusterSession:
+def exec_session(
+    cluster: MockCluster, node: str, echo_port: int, agent_namespace: str | None = None
+) -> ClusterSession:
     """The session as `svcwatch --cluster` makes it (ExecTransport), the commands run in `node`."""
     assert cluster.exec_api is not None
     cluster.exec_api.runner = lambda _ns, _pod, argv: ["ip", "netns", "exec", node, *argv]
@@ -58,6 +61,7 @@ def exec_session(cluster: MockCluster, node: str, echo_port: int) -> ClusterSess
         ClusterSettings(
             kubeconfig=str(cluster.kubeconfig),
             probes=ProbeFlags(probe_target=f"127.0.0.1:{echo_port}", interval=0.2),
+            agent_namespace=agent_namespace,
         )
     )
 
@@ -79,8 +83,7 @@ def test_thirty_switches_over_slow_exec_upgrades(
     original = seed_demo(cluster)
     assert cluster.exec_api is not None
     cluster.exec_api.upgrade_delay = (0.05, 0.1)
-    stop_kubelet = threading.Event()
-    threading.Thread(target=kubelet_for_agents, args=(cluster, stop_kubelet), daemon=True).start()
+    kubelet = AgentKubelet(cluster)
     session = exec_session(cluster, node_ns, echo_port)
     sink = CollectingSink()
     shuffle = random.Random(12)
@@ -93,7 +96,7 @@ def test_thirty_switches_over_slow_exec_upgrades(
         session.request_scenario("happy")
     finally:
         session.stop()
-        stop_kubelet.set()
+        kubelet.stop()
 
     assert troubles(sink) == []
     assert thread_crashes == []
@@ -109,8 +112,7 @@ def test_a_dropped_capture_is_a_notice_and_comes_back(
     cluster: MockCluster, node_ns: str, echo_port: int, thread_crashes: list[str]
 ) -> None:
     seed_demo(cluster)
-    stop_kubelet = threading.Event()
-    threading.Thread(target=kubelet_for_agents, args=(cluster, stop_kubelet), daemon=True).start()
+    kubelet = AgentKubelet(cluster)
     session = exec_session(cluster, node_ns, echo_port)
     sink = CollectingSink()
     api = cluster.exec_api
@@ -130,7 +132,7 @@ def test_a_dropped_capture_is_a_notice_and_comes_back(
         wait_for(lambda: captures() == 3, "the capture re-filtered")
     finally:
         session.stop()
-        stop_kubelet.set()
+        kubelet.stop()
     said = troubles(sink)
     assert len(said) == 1, said
     assert said[0].startswith("warning: capture on k3s-node dropped (exec stream on node k3s-node")
@@ -148,8 +150,7 @@ def test_an_agent_that_expires_is_made_anew(
     """After its 4 hours the agent pod fails (DeadlineExceeded) and its exec streams end: the
     session replaces the pod and its capture comes back."""
     seed_demo(cluster)
-    stop_kubelet = threading.Event()
-    threading.Thread(target=kubelet_for_agents, args=(cluster, stop_kubelet), daemon=True).start()
+    kubelet = AgentKubelet(cluster)
     session = exec_session(cluster, node_ns, echo_port)
     sink = CollectingSink()
     exec_api, kube = cluster.exec_api, cluster.api()
@@ -166,7 +167,7 @@ def test_an_agent_that_expires_is_made_anew(
         wait_for(lambda: said("capture on k3s-node restarted"), "the capture back", seconds=30)
     finally:
         session.stop()
-        stop_kubelet.set()
+        kubelet.stop()
     assert said(f"replacing node agent {AGENT} on k3s-node (Failed: DeadlineExceeded)")
     assert kube.read_or_none("Pod", "default", AGENT) is None  # deleted on stop
     created = cluster.requests("POST", "/namespaces/default/pods")
@@ -198,8 +199,7 @@ def test_in_cluster_uses_the_pods_service_account(
                 probes=ProbeFlags(probe_target=f"127.0.0.1:{echo_port}", interval=0.2),
             )
         )
-        stop_kubelet = threading.Event()
-        threading.Thread(target=kubelet_for_agents, args=(mock, stop_kubelet), daemon=True).start()
+        kubelet = AgentKubelet(mock)
         sink = CollectingSink()
         try:
             session.start(sink)
@@ -213,8 +213,38 @@ def test_in_cluster_uses_the_pods_service_account(
             )
         finally:
             session.stop()
-            stop_kubelet.set()
+            kubelet.stop()
         assert session.title.startswith("cluster in-cluster ")
         assert troubles(sink) == []
         tokens = {str(r.headers.get("Authorization", "")).lower() for r in mock.requests()}
         assert "bearer a-service-account-token" in tokens  # what the ServiceAccount says
+
+
+def test_pod_security_refusal_and_agents_in_another_namespace(
+    cluster: MockCluster, node_ns: str, echo_port: int
+) -> None:
+    """The demo's namespace enforces "baseline": the session says why the agent cannot run and
+    what to do; with --agent-namespace the agents run there and are deleted there."""
+    original = seed_demo(cluster)
+    assert cluster.exec_api is not None
+    cluster.exec_api.pod_security = {"default": "baseline"}
+    refused = exec_session(cluster, node_ns, echo_port)
+    try:
+        with pytest.raises(SetupError, match=r'enforces the "baseline" level .* --agent-namespace'):
+            refused.start(CollectingSink())
+    finally:
+        refused.stop()
+    kubelet = AgentKubelet(cluster, namespace="svcwatch-agents")
+    session = exec_session(cluster, node_ns, echo_port, agent_namespace="svcwatch-agents")
+    sink = CollectingSink()
+    try:
+        session.start(sink)
+        wait_for(lambda: any(isinstance(e, RulesSynced) for e in sink.snapshot()), "the rules")
+        assert cluster.stored("pods", "svcwatch-agents", AGENT) is not None
+    finally:
+        session.stop()
+        kubelet.stop()
+    assert troubles(sink) == []
+    assert cluster.stored("pods", "svcwatch-agents", AGENT) is None
+    assert cluster.stored("endpointslices", "default", "socat") == original
+    assert {r.namespace for r in cluster.exec_api.execs} == {"svcwatch-agents"}

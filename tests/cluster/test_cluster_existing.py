@@ -18,7 +18,6 @@ import pytest
 from svcwatch import netns
 from svcwatch.cli import main
 from svcwatch.cluster.faults import slice_from_body
-from svcwatch.cluster.transport import LocalTransport
 from svcwatch.kubeproxy.chains import svc_chain
 from svcwatch.kubeproxy.node_rules import render_node
 from svcwatch.kubeproxy.restore import to_restore_text
@@ -26,7 +25,6 @@ from svcwatch.model.errors import InputError, SetupError
 from svcwatch.model.events import ProbeEvent, RulesSynced, SliceChanged
 from svcwatch.session.cluster_existing import ExistingServiceSession
 from svcwatch.session.settings import ClusterSettings
-from svcwatch.sinks import CollectingSink
 from svcwatch.watch.convert import service_from_body
 from tests.cluster import kmock_cluster
 from tests.cluster.kmock_cluster import (
@@ -36,6 +34,9 @@ from tests.cluster.kmock_cluster import (
     make_slice,
     wait_for,
 )
+from tests.helpers.local_transport import LocalTransport
+from tests.helpers.namespaces import run_in
+from tests.helpers.sinks import CollectingSink
 
 pytestmark = [pytest.mark.cluster, pytest.mark.lab]
 cluster = kmock_cluster.cluster  # the per-test kmock server fixture
@@ -96,7 +97,7 @@ def node_ns(cluster: MockCluster) -> Iterator[str]:
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         text = to_restore_text(rules)
-        netns.run_in(name, ["iptables-restore"], input=text.encode(), check=True)
+        run_in(name, ["iptables-restore"], input=text.encode(), check=True)
         # The endpoints' addresses live on the node too, with an echo server on the targetPort,
         # so a probe of the ClusterIP crosses the real DNAT rules and gets its echo.
         ip = ["ip", "-n", name]

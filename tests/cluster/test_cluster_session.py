@@ -4,18 +4,16 @@ through LocalTransport instead of the exec API. Needs root for the namespace."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
-from svcwatch.cluster.transport import LocalTransport
 from svcwatch.model.events import CaptureStarted, ProbeEvent, RulesSynced, SliceChanged
 from svcwatch.session.cluster import ClusterSession
 from svcwatch.session.settings import ClusterSettings, ProbeFlags
-from svcwatch.sinks import CollectingSink
 from tests.cluster import kmock_cluster
-from tests.cluster.kmock_cluster import MockCluster, kubelet_for_agents, wait_for
+from tests.cluster.kmock_cluster import AgentKubelet, MockCluster, wait_for
 from tests.cluster.session_helpers import echo_port, node_ns, seed_demo
+from tests.helpers.local_transport import LocalTransport
+from tests.helpers.sinks import CollectingSink
 
 pytestmark = [pytest.mark.cluster, pytest.mark.lab]
 cluster = kmock_cluster.cluster  # the per-test kmock server fixture
@@ -26,8 +24,7 @@ def test_session_watches_breaks_and_restores(
     cluster: MockCluster, node_ns: str, echo_port: int
 ) -> None:
     original = seed_demo(cluster)
-    stop_kubelet = threading.Event()
-    threading.Thread(target=kubelet_for_agents, args=(cluster, stop_kubelet), daemon=True).start()
+    kubelet = AgentKubelet(cluster)
     session = ClusterSession(
         ClusterSettings(
             kubeconfig=str(cluster.kubeconfig),
@@ -57,7 +54,7 @@ def test_session_watches_breaks_and_restores(
         assert session.current_scenario() == "wrong-port"
     finally:
         session.stop()
-        stop_kubelet.set()
+        kubelet.stop()
 
     events = sink.snapshot()
     synced = next(e for e in events if isinstance(e, RulesSynced))

@@ -17,7 +17,7 @@ import pytest
 
 from svcwatch.model.errors import SetupError
 from svcwatch.model.events import ProbeEvent
-from svcwatch.sinks import CollectingSink
+from tests.helpers.sinks import CollectingSink
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 

@@ -25,12 +25,13 @@ from svcwatch.capture.bpf import filter_for
 from svcwatch.capture.pcapstream import iter_pcap_events
 from svcwatch.capture.sniffer import NodeCapture
 from svcwatch.cluster.agent import NodeAgent
-from svcwatch.cluster.transport import LocalTransport
 from svcwatch.kubeproxy.restore import parse_save, service_tree
 from svcwatch.model.endpointslice import Endpoint, EndpointPort, EndpointSlice
 from svcwatch.model.events import PacketEvent
 from svcwatch.model.service import Service, ServicePort
-from svcwatch.sinks import CollectingSink
+from tests.helpers.local_transport import LocalTransport
+from tests.helpers.namespaces import run_in
+from tests.helpers.sinks import CollectingSink
 
 pytestmark = pytest.mark.lab
 
@@ -94,7 +95,7 @@ def fake_node() -> Iterator[FakeNode]:
         ):
             ip("-n", name, "link", "set", link, "up")
         restore = DATA / "k3s-node.restore"
-        netns.run_in(
+        run_in(
             node.node,
             ["iptables-restore", "--counters", str(restore)],
             check=True,

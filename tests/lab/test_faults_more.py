@@ -22,7 +22,7 @@ from svcwatch import netns
 from svcwatch.model.events import PacketEvent, ProbeEvent, RulesSynced, to_dict
 from svcwatch.session.lab import LabSession
 from svcwatch.session.settings import LabSettings, ProbeFlags
-from svcwatch.sinks import CollectingSink
+from tests.helpers.sinks import CollectingSink
 from tests.lab import stream_helpers
 from tests.lab.stream_helpers import (
     CLIENT,

@@ -63,6 +63,8 @@ def test_cli_session(cli_lab: str, state_root: Path, tmp_path: Path) -> None:
         state_root, "lab", "exec", "node", "--name", cli_lab, "--", "iptables-save", "-t", "nat"
     )
     assert "--to-destination 10.42.0.142:12345" in saved.stdout
+    applied = json.loads(run(state_root, "lab", "status", "--json", "--name", cli_lab).stdout)
+    assert applied["scenario"] == "custom"  # the user's slice, not the wrong-port it replaced
     # A client inside the client namespace, as `telnet 127.0.0.1 31234` was in the blog post.
     client = (
         "import socket; s = socket.create_connection(('192.168.97.3', 31234), 3); "
@@ -74,6 +76,26 @@ def test_cli_session(cli_lab: str, state_root: Path, tmp_path: Path) -> None:
     assert echoed.returncode == 0 and echoed.stdout == "hello\n"
     failed = run(state_root, "lab", "exec", "client", "--name", cli_lab, "--", "sh", "-c", "exit 7")
     assert failed.returncode == 7
+
+
+def test_a_lab_up_lab_rebuilt_by_run_for_other_pods_stays_up(
+    lab_name: str, state_root: Path
+) -> None:
+    """`lab up --pods 1`, then `svcwatch run` with the default --pods rebuilds it: the lab is
+    still the one `lab up` made, so it stays until `lab down` instead of going with the run."""
+    try:
+        assert run(state_root, "lab", "up", "--name", lab_name, "--pods", "1").returncode == 0
+        ran = run(state_root, "run", "--name", lab_name, "-d", "1")
+        assert ran.returncode == 0, ran.stderr
+        assert "rebuilding lab" in ran.stdout
+        assert ran.stdout.splitlines()[-1].endswith(
+            f"lab {lab_name} kept: it was kept by `lab up` "
+            f"(`svcwatch lab down --name {lab_name}` removes it)"
+        )
+        assert f"svcwatch-{lab_name}-node" in lab_namespaces(lab_name)
+    finally:
+        run(state_root, "lab", "down", "--name", lab_name)
+    assert lab_namespaces(lab_name) == []
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,8 @@ svcwatch says and checks that the Service answers again.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,3 +183,33 @@ def test_status_reports_a_pod_without_its_address_and_up_gives_it_back(
     assert f"reconnected pod {echo.name}" in up.stdout
     assert status(state_root, lab.spec.name).returncode == 0
     assert echo_roundtrip(lab.spec) == b"hello\n"
+
+
+def test_running_session_restarts_a_killed_echo_process(lab_name: str, state_root: Path) -> None:
+    session = Stream(state_root, lab_name)
+    try:
+        session.wait_for("echo-ok")
+        echo = lab_processes(lab_name)
+        assert len(echo) == 1
+        os.kill(echo[0], signal.SIGKILL)
+        at = session.wait_for("restarted the echo process of pod socat-")
+        assert "nothing listens on 10.42.0.142:12345" in session.text()
+        session.wait_for("echo-ok", after=at)
+    finally:
+        assert session.interrupt() == 0
+
+
+def test_read_only_state_dir_is_one_line(tmp_path: Path, lab_name: str) -> None:
+    where = tmp_path / "ro"
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(where)], check=True)
+    try:
+        done = svcwatch(where, "run", "--name", lab_name, *PODS, "-d", "1")
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"svcwatch: error: cannot write svcwatch's state under {where}: Read-only file system "
+        "(point SVCWATCH_STATE_DIR at a writable directory)"
+    ]
+    assert lab_namespaces(lab_name) == []

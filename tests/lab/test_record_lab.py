@@ -28,7 +28,7 @@ from svcwatch import netns
 from svcwatch.model.events import PacketEvent, to_dict
 from svcwatch.record.reader import load_recording
 from svcwatch.session.replay import REPLAY_ORIGIN, ReplaySession
-from svcwatch.sinks import CollectingSink
+from tests.helpers.sinks import CollectingSink
 from tests.helpers.tshark import tshark
 
 pytestmark = pytest.mark.lab

@@ -17,9 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from svcwatch import netns
 from svcwatch.cluster.agent import NodeAgent
-from svcwatch.cluster.transport import LocalTransport
 from svcwatch.kubeproxy.chains import ext_chain, svc_chain
 from svcwatch.kubeproxy.node_rules import render_node
 from svcwatch.kubeproxy.render import ProxyConfig
@@ -27,6 +25,8 @@ from svcwatch.kubeproxy.restore import parse_save, service_tree, to_restore_text
 from svcwatch.model.endpointslice import Endpoint, EndpointConditions, EndpointPort, EndpointSlice
 from svcwatch.model.service import Service, ServicePort
 from svcwatch.session.cluster_nodes import chain_tree
+from tests.helpers.local_transport import LocalTransport
+from tests.helpers.namespaces import run_in
 
 pytestmark = pytest.mark.lab
 
@@ -120,7 +120,7 @@ def node_ns(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         text = with_counters(to_restore_text(render_node([*watched(), *filler(40)], CONFIG)))
-        netns.run_in(
+        run_in(
             name,
             [f"{tool}-restore", "--counters"],
             input=text.encode(),
@@ -133,7 +133,7 @@ def node_ns(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
 
 
 def full_tree(name: str, tool: str, service: Service) -> object:
-    dump = netns.run_in(name, [f"{tool}-save", "-c"], capture_output=True, check=True).stdout
+    dump = run_in(name, [f"{tool}-save", "-c"], capture_output=True, check=True).stdout
     return service_tree(parse_save(dump.decode()), service)
 
 
@@ -189,7 +189,7 @@ def test_nftables_mode_costs_one_exec_a_read() -> None:
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         transaction = NFT_DATA / "kube-proxy.transaction"
-        netns.run_in(name, ["nft", "-f", str(transaction)], check=True, capture_output=True)
+        run_in(name, ["nft", "-f", str(transaction)], check=True, capture_output=True)
         transport = CountingTransport(name)
         agent = NodeAgent(NODE, transport)
         socat = Service(

@@ -87,6 +87,7 @@ def test_lab_apply_from_another_process_flows_slice_rules_filter_in_order(
     assert tuple(e["kind"] for e in to_wrong_port) == CHANGE_KINDS
     slice_event, rules, capture = to_wrong_port
     assert any("12346" in line for line in slice_event["diff"])
+    assert slice_event["scenario"] == "custom"  # the user's own slice, no longer "happy"
     assert "KUBE-SEP-XVRNL33HWWUQHJC7" in rules["added"]  # the blog post's wrong-port chain
     assert "((net 10.42.0.0/24) and port 12346)" in capture["bpf"]
     # --sync-delay holds the rules back after the slice is seen, as kube-proxy's minSyncPeriod does.

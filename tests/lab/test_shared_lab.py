@@ -285,3 +285,26 @@ def test_concurrent_runs_on_one_lab_leave_nothing_behind(lab_name: str, state_ro
         assert "echo-ok" in out
     assert any(f"lab {lab_name} torn down" in out for out, _ in outputs)
     assert lab_namespaces(lab_name) == [] and lab_processes(lab_name) == []
+
+
+def test_a_change_left_unsynced_by_a_killed_session_is_synced_by_the_next(
+    lab_name: str, state_root: Path
+) -> None:
+    first = Stream(state_root, lab_name, "--sync-delay", "30")  # it will never get to sync
+    first.wait_for("echo-ok")
+    second = Stream(state_root, lab_name)
+    try:
+        seen = second.wait_for("echo-ok")
+        switched = svcwatch(state_root, "lab", "scenario", "wrong-port", "--name", lab_name)
+        assert f"svcwatch (pid {first.proc.pid}) controls this lab" in switched.stdout
+        second.wait_for("scenario=wrong-port", after=seen)
+        first.proc.kill()  # killed inside its --sync-delay: the rules still say port 12345
+        first.proc.wait(timeout=30)
+        at = second.wait_for("this svcwatch now syncs the lab's rules", after=seen)
+        second.wait_for("connection refused", after=at)  # wrong-port's rules are in the kernel
+        assert "iptables  default/socat synced" in second.text()[seen:]  # a sync, no "repair"
+        assert "was broken" not in second.text()
+    finally:
+        assert second.interrupt() == 0
+    assert f"lab {lab_name} torn down" in second.text()
+    assert lab_namespaces(lab_name) == []

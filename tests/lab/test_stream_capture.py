@@ -17,7 +17,7 @@ from svcwatch import netns
 from svcwatch.capture.sniffer import NodeCapture
 from svcwatch.model.events import CaptureStarted, Event, PacketEvent, ProbeEvent
 from svcwatch.probe.tcp import probe_once
-from svcwatch.sinks import CollectingSink
+from tests.helpers.sinks import CollectingSink
 
 pytestmark = pytest.mark.lab
 

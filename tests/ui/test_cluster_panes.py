@@ -167,4 +167,4 @@ async def test_m_on_a_cluster_says_the_mode_switch_needs_the_lab() -> None:
             "switching kube-proxy's mode needs the lab"
         ]
         assert chain_text(app) == before
-        assert any(c.title == "Proxy mode" for c in app.get_system_commands(app.screen))
+        assert not any(c.title == "Proxy mode" for c in app.get_system_commands(app.screen))

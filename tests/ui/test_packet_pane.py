@@ -88,6 +88,8 @@ async def test_clearing_a_filter_brings_back_the_lines_it_hid() -> None:
         assert pane.filter_text == "" and "filter:" not in str(pane.border_subtitle)
         assert any("i/o timeout" in line for line in pane.drawn_text)
         assert any(" SYN" in line and "10.42.0.143" in line for line in pane.drawn_text)
+        await pilot.press("slash", *"arp", "enter", "escape")  # Esc from the stream itself
+        assert pane.filter_text == "" and any("i/o timeout" in line for line in pane.drawn_text)
 
 
 async def test_the_filter_understands_host_port_interfaces_and_flags() -> None:

@@ -89,8 +89,9 @@ async def test_scenario_key_on_a_replay_jumps_instead_of_toggling(tmp_path: Path
         assert any("jumped to wrong-port" in line for line in app.main.packet_pane.drawn_text)
 
 
-async def test_help_lists_the_replay_keys() -> None:
-    app = make_app()
+async def test_help_lists_the_replay_keys(tmp_path: Path) -> None:
+    replay = await paused_replay(tmp_path)
+    app = make_app(replay, clock=replay.now, t0=replay.recording.start_ts)  # type: ignore[arg-type]
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await pilot.press("question_mark")

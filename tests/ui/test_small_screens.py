@@ -4,6 +4,7 @@ keys, and z / Tab to zoom and move between panes (issue 11 item 4)."""
 from __future__ import annotations
 
 import pytest
+from textual.widget import Widget
 from textual.widgets import Static
 
 from svcwatch.record import DEMO_RECORDING
@@ -21,7 +22,7 @@ def screen_text(app: SvcwatchApp) -> str:
 async def test_the_header_always_shows_the_scenario_and_the_replay_state(width: int) -> None:
     replay = ReplaySession(DEMO_RECORDING, speed=1.0)
     replay.pause()
-    app = make_app(replay, clock=replay.now, t0=replay.recording.start_ts)  # type: ignore[arg-type]
+    app = make_app(replay, clock=replay.now, t0=replay.recording.start_ts)
     async with app.run_test(size=(width, 24)) as pilot:
         await settle(app, pilot)
         header = screen_text(app).splitlines()[0]
@@ -78,7 +79,7 @@ async def test_z_zooms_the_focused_pane_and_tab_moves_the_focus() -> None:
         assert app.focused is app.main.packet_pane.view
         await pilot.press("tab")
         assert app.focused is not app.main.packet_pane.view
-        focused = app.focused
+        focused: Widget | None = app.focused
         await pilot.press("z")
         await pilot.pause()
         zoomed = [
@@ -96,3 +97,15 @@ async def test_z_zooms_the_focused_pane_and_tab_moves_the_focus() -> None:
         await pilot.press("z")
         await pilot.pause()
         assert app.main.chain_pane.region.height and app.main.packet_pane.region.height
+
+
+async def test_the_probe_pane_shows_the_newest_outcome_at_80x24() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        for key in ("2", "3"):  # a refusal, then a timeout: the newest must be the one shown
+            await pilot.press(key)
+            await settle(app, pilot)
+        rows = screen_text(app).splitlines()
+        top = next(i for i, row in enumerate(rows) if "probes" in row and "─" in row)
+        assert "timeout" in rows[top + 1] and "refused" not in rows[top + 1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from svcwatch.explain.diagnosis import Evidence, diagnose
 from svcwatch.kubeproxy.rules import ChainTree, Rule
 from svcwatch.model.endpointslice import EndpointPort, EndpointSlice
-from svcwatch.model.events import PacketEvent, ProbeEvent, SliceChanged
+from svcwatch.model.events import Notice, PacketEvent, ProbeEvent, SliceChanged
 from svcwatch.model.facts import EndpointFacts
 from svcwatch.model.scenario import endpoint
 
@@ -58,6 +58,31 @@ def test_healthy_names_the_endpoint_and_pod() -> None:
         "median connect 0 ms"
     )
     assert d.level == "ok"
+
+
+def test_echoes_name_only_endpoints_a_pod_is_known_to_serve() -> None:
+    """Just after a switch to the mixed scenario the facts cover only the real pod: the new,
+    unverified address is not claimed as a path the echoes took."""
+    ev = evidence(slice_of("10.42.0.143", "10.42.0.142"), probe(True), probe(True), facts=[REAL])
+    assert diagnose(ev).text == (
+        f"Healthy: 2 of 2 recent probes echoed via 10.42.0.142:12345 (pod {POD}); "
+        "median connect 0 ms"
+    )
+
+
+def test_echoes_before_the_bad_endpoints_timeouts_are_not_healthy() -> None:
+    """Good + bad IP: the good endpoint's echoes come back before the bad one's probes time out;
+    the line must not call the Service healthy, nor say probes echoed via the IP no pod has."""
+    no_pod = EndpointFacts("10.42.0.143", 12345, None, None)
+    d = diagnose(
+        evidence(slice_of("10.42.0.142", "10.42.0.143"), probe(True), facts=[REAL, no_pod])
+    )
+    assert d.text == (
+        f"1 of 1 recent probes echoed via 10.42.0.142:12345 (pod {POD}) so far, but 1 of 2 "
+        "endpoints is bad: ARP who-has 10.42.0.143 would go unanswered on cni0: no pod has "
+        "that IP; clients time out"
+    )
+    assert d.level == "partial"
 
 
 def test_wrong_port_rst_is_connection_refused() -> None:
@@ -202,3 +227,15 @@ def test_affinity_warns_that_one_client_tests_one_endpoint() -> None:
     single = evidence(slice_of("10.42.0.142"), probe(True), facts=[REAL])
     single.chain = sticky_chain()
     assert "affinity" not in diagnose(single).text  # one endpoint: nothing goes untested
+
+
+def test_a_broken_lab_is_blamed_not_the_pod_and_a_repair_starts_a_fresh_window() -> None:
+    refused = probe(False, "connect: connection refused", "ECONNREFUSED")
+    broken = Notice(2.0, "drift", "lab demo is broken: node namespace svcwatch-demo-node is gone")
+    seen = evidence(slice_of("10.42.0.142"), refused, broken, refused)
+    said = diagnose(seen)
+    assert said.level == "fail" and said.text.startswith("lab demo is broken: node namespace")
+    assert "the lab is at fault, not the Service" in said.text and POD not in said.text
+    seen.observe(Notice(3.0, "repaired", "lab demo was broken (cni0 is missing); recreated cni0"))
+    assert seen.lab_fault is None and not seen.probes  # the outage's probes are not the pod's
+    assert diagnose(seen).text == "Waiting for the first probe of this scenario…"

@@ -24,7 +24,7 @@ from svcwatch.kubeproxy.rules import RuleSet
 from svcwatch.model.endpointslice import Endpoint, EndpointPort, EndpointSlice
 from svcwatch.model.scenario import ScenarioContext, apply_scenario
 from svcwatch.model.service import Service, ServicePort
-from svcwatch.netns import run_in
+from tests.helpers.namespaces import run_in
 from tests.unit.test_kubeproxy_render import (  # same objects as the golden files
     seed_objects,
     web_service,

@@ -13,7 +13,7 @@ import pytest
 
 from svcwatch.model.events import ProbeEvent
 from svcwatch.probe.tcp import ProbeLoop, probe_once
-from svcwatch.sinks import CollectingSink
+from tests.helpers.sinks import CollectingSink
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

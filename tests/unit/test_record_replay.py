@@ -21,7 +21,8 @@ from svcwatch.record.replay import ReplayClock
 from svcwatch.session.capabilities import Capabilities
 from svcwatch.session.recording import RecordingSession
 from svcwatch.session.replay import REPLAY_ORIGIN, ReplaySession
-from svcwatch.sinks import CollectingSink, EventSink
+from svcwatch.sinks import EventSink
+from tests.helpers.sinks import CollectingSink
 from tests.unit.record_samples import T0, chain_tree, seed_objects, wrong_port_exchange
 
 WAIT = 10.0  # a guard against hangs, never an assertion about speed

@@ -11,10 +11,10 @@ from svcwatch.cluster.rules_read import (
     parse_detected,
     read_argv,
 )
-from svcwatch.cluster.transport import LocalTransport
 from svcwatch.kubeproxy.restore import parse_save
 from svcwatch.model.errors import SetupError
 from svcwatch.model.service import Service, ServicePort
+from tests.helpers.local_transport import LocalTransport
 
 WEB = Service(
     "shop", "web", (ServicePort(80, node_port=30080),), type="NodePort", cluster_ip="10.43.0.11"

@@ -10,7 +10,7 @@ import time
 
 from svcwatch.model.events import DiagnosisChanged, SliceChanged, plain_line, to_dict
 from svcwatch.session.diagnosing import DiagnosingSession
-from svcwatch.sinks import CollectingSink
+from tests.helpers.sinks import CollectingSink
 from tests.ui.fakes import POD, POD_IP, T0, FakeSession
 
 

@@ -197,3 +197,47 @@ def test_a_non_loopback_address_is_served_with_a_warning(tmp_path: Path) -> None
     first = (tmp_path / "serve.log").read_text().splitlines()[0]
     assert first.startswith(f"svcwatch: warning: serving on 0.0.0.0:{port}, not loopback: ")
     assert "drives this machine's svcwatch" in first and "ssh -L" in first
+
+
+CELL_COLOURS = """
+const term = window.__svcwatchTerminal, buffer = term.buffer.active, counts = {bg: {}, fg: {}};
+for (let y = 0; y < term.rows; y++) {
+  const line = buffer.getLine(buffer.viewportY + y);
+  for (let x = 0; x < term.cols; x++) {
+    const cell = line.getCell(x);
+    if (!cell.isBgDefault()) counts.bg[cell.getBgColor()] = (counts.bg[cell.getBgColor()] || 0) + 1;
+    if (cell.getChars().trim() && !cell.isFgDefault())
+      counts.fg[cell.getFgColor()] = (counts.fg[cell.getFgColor()] || 0) + 1;
+  }
+}
+return counts;
+"""
+
+
+def light_share(counts: dict[str, int]) -> float:
+    """The share of cells whose colour (xterm's 0xRRGGBB) is light."""
+
+    def light(rgb: int) -> bool:
+        r, g, b = rgb >> 16, (rgb >> 8) & 0xFF, rgb & 0xFF
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b > 160
+
+    total = sum(counts.values()) or 1
+    return sum(n for colour, n in counts.items() if light(int(colour))) / total
+
+
+@needs_chromium
+def test_t_to_the_light_theme_gives_the_browser_a_light_background(
+    server: str, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(server)
+    wait_until(lambda: "replay of" in (browser.execute_script(SCREEN_TEXT) or ""), "the dashboard")
+    assert light_share(browser.execute_script(CELL_COLOURS)["bg"]) < 0.1  # svcwatch-dark
+    browser.find_element(By.CSS_SELECTOR, ".xterm-helper-textarea").send_keys("t")
+    wait_until(
+        lambda: light_share(browser.execute_script(CELL_COLOURS)["bg"]) > 0.95,
+        "a light background on (nearly) every cell after t",
+    )
+    text = browser.execute_script(CELL_COLOURS)["fg"]
+    assert light_share(text) < 0.2  # and the text on it is dark enough to read

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -9,7 +11,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from svcwatch.ui.actions import DASHBOARD_ACTIONS
+from svcwatch.ui.actions import DASHBOARD_ACTIONS, ActionSpec
 from svcwatch.ui.keymap import UserKeymap
 
 PANES_HELP = (
@@ -25,14 +27,18 @@ PANES_HELP = (
 )
 
 
-def keys_table(keymap: UserKeymap | None = None) -> Table:
+def keys_table(
+    keymap: UserKeymap | None = None, specs: Sequence[tuple[ActionSpec, str]] | None = None
+) -> Table:
+    """The keys of `specs` ((action, its help here); default: every action)."""
     table = Table(box=None, expand=True, show_header=True, pad_edge=False)
     table.add_column("key", no_wrap=True, style="bold")
     table.add_column("action", no_wrap=True)
     table.add_column("what it does")
-    for spec in DASHBOARD_ACTIONS:
+    rows = specs if specs is not None else [(spec, spec.help) for spec in DASHBOARD_ACTIONS]
+    for spec, text in rows:
         key = keymap.display(spec.id, spec.display_key) if keymap else spec.display_key
-        table.add_row(key, spec.description, spec.help)
+        table.add_row(key, spec.description, text)
     table.add_row("ctrl+p", "Palette", "Search every action above by name.")
     return table
 
@@ -46,13 +52,18 @@ class HelpScreen(ModalScreen[None]):
         Binding("q", "dismiss", "Close", show=False),
     ]
 
-    def __init__(self, keymap: UserKeymap | None = None) -> None:
+    def __init__(
+        self,
+        keymap: UserKeymap | None = None,
+        specs: Sequence[tuple[ActionSpec, str]] | None = None,
+    ) -> None:
         super().__init__()
         self.keymap = keymap
+        self.specs = specs  # what this session offers (None: every action)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
-            yield Static(keys_table(self.keymap), id="help-keys")
+            yield Static(keys_table(self.keymap, self.specs), id="help-keys")
             yield Static(PANES_HELP, id="help-panes")
             yield Static("? or escape closes this help", id="help-close")
 

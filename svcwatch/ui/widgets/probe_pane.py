@@ -78,12 +78,16 @@ class ProbePane(Vertical, can_focus=True):
         window = list(self.recent)[-RATE_WINDOW:]
         return sum(1 for p in window if p.ok), len(window)
 
+    def on_resize(self) -> None:
+        self.redraw()  # how many outcome rows fit decides which (the newest) are drawn
+
     def redraw(self) -> None:
         if not self.is_mounted:
             return
         self.border_title = f"probes → {self.target}" if self.target else "probes"
         outcomes = Text(no_wrap=True, overflow="ellipsis")
-        for probe in list(self.recent)[-SHOWN_OUTCOMES:]:
+        rows = self.query_one("#probe-outcomes", Static).size.height or SHOWN_OUTCOMES
+        for probe in list(self.recent)[-min(rows, SHOWN_OUTCOMES) :]:  # the newest always show
             role = "probe--ok" if probe.ok else "probe--fail"
             outcomes.append(
                 outcome_line(probe) + "\n", self.get_component_rich_style(role, partial=True)
