@@ -1,4 +1,8 @@
-"""Shared test setup: root-only lab tests, opt-in e2e, warnings as errors."""
+"""Shared test setup: root-only lab tests, opt-in e2e, warnings as errors.
+
+Warnings are errors through `filterwarnings = ["error", ...]` in pyproject.toml's pytest section,
+where each narrow ignore of a third-party warning says why svcwatch cannot fix it.
+"""
 
 from __future__ import annotations
 

@@ -91,7 +91,7 @@ async def test_scenario_key_on_a_replay_jumps_instead_of_toggling(tmp_path: Path
 
 async def test_help_lists_the_replay_keys(tmp_path: Path) -> None:
     replay = await paused_replay(tmp_path)
-    app = make_app(replay, clock=replay.now, t0=replay.recording.start_ts)  # type: ignore[arg-type]
+    app = make_app(replay, clock=replay.now, t0=replay.recording.start_ts)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await pilot.press("question_mark")

@@ -16,7 +16,7 @@ from tests.ui.fakes import FakeSession
 def paused_demo() -> SvcwatchApp:
     replay = ReplaySession(DEMO_RECORDING, speed=1.0)
     replay.pause()
-    return make_app(replay, clock=replay.now, t0=replay.recording.start_ts)  # type: ignore[arg-type]
+    return make_app(replay, clock=replay.now, t0=replay.recording.start_ts)
 
 
 def screen_text(app: SvcwatchApp) -> str:

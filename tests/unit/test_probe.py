@@ -18,15 +18,31 @@ from tests.helpers.sinks import CollectingSink
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
+HANDLERS: list[asyncio.Task[None]] = []  # the servers' connection handlers, awaited at the end
+
+
 async def serve(handler: Handler) -> tuple[asyncio.Server, int]:
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        HANDLERS.append(task)
+        try:
+            await handler(reader, writer)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(tracked, "127.0.0.1", 0)
     return server, server.sockets[0].getsockname()[1]
 
 
 async def probe_against(handler: Handler, timeout: float = 1.0) -> ProbeEvent:
+    """One probe against `handler`; every connection it served is closed before the loop ends."""
     server, port = await serve(handler)
     async with server:
-        return await probe_once(("127.0.0.1", port), netns=None, timeout=timeout, payload=b"hello")
+        event = await probe_once(("127.0.0.1", port), netns=None, timeout=timeout, payload=b"hello")
+    handlers, HANDLERS[:] = list(HANDLERS), []
+    await asyncio.wait_for(asyncio.gather(*handlers, return_exceptions=True), 5)
+    return event
 
 
 async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -60,8 +76,8 @@ async def test_nothing_listening_is_connection_refused() -> None:
 
 async def test_silent_server_is_a_read_timeout_in_gos_words() -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(2)
-        writer.close()
+        await reader.read(100)  # the payload, never echoed
+        await reader.read(100)  # end of stream: the probe gave up and closed
 
     event = await probe_against(silent, timeout=0.2)
     assert (event.phase, event.error) == ("read", "i/o timeout")

@@ -114,6 +114,7 @@ def run_session(path: Path) -> tuple[subprocess.Popen[str], int]:
     )
     assert proc.stdout is not None
     writer_pid = int(proc.stdout.readline())
+    proc.stdout.close()  # the session prints nothing else
     deadline = time.monotonic() + GUARD
     while not path.exists() or len(_readable(path)) < 100:
         assert proc.poll() is None and time.monotonic() < deadline, "the session never recorded"

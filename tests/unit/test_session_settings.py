@@ -12,7 +12,7 @@ from svcwatch.cli.run import run
 from svcwatch.session.settings import ClusterSettings, LabSettings, SessionSettings
 
 # Flags these commands handle themselves; every other one must be a SessionSettings flag.
-OWN_FLAGS = {"cli": {"theme", "captions", "script"}, "run": {"as_json", "duration"}}
+OWN_FLAGS = {"cli": {"theme", "captions", "script"}, "run": {"plain", "as_json", "duration"}}
 
 
 def settings_flags() -> set[str]:
