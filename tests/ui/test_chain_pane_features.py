@@ -6,7 +6,6 @@ from __future__ import annotations
 from textual.widgets import Static
 
 from svcwatch.kubeproxy.rules import ChainTree, Rule
-
 from tests.ui.conftest import make_app, settle
 from tests.ui.fake_variants import StickyLoadBalancerSession
 
