@@ -238,8 +238,7 @@ class ClusterSession(StreamingSession):
         try:
             if event.kind == "EndpointSlice":
                 self._emit(slice_changed(event, self.current_scenario(), event.body))
-                if event.name == self.slice_name and event.type != "DELETED":
-                    self._slice = slice_from_body(dict(event.body))
+                self._take_slice(event)
             elif event.type != "ADDED":
                 from svcwatch.watch.convert import service_from_body
 
@@ -249,6 +248,11 @@ class ClusterSession(StreamingSession):
             self._fleet.want_rules()
         except Exception as exc:  # the watcher thread must survive; the user sees why
             self._notice("error", f"cluster update failed: {one_line(exc)}")
+
+    def _take_slice(self, event: Any) -> None:
+        """Keep what a slice event says about the Service's one slice (the demo's own)."""
+        if event.name == self.slice_name and event.type != "DELETED":
+            self._slice = slice_from_body(dict(event.body))
 
     def capture_filter(self, node_ip: str | None = None) -> str:
         """The BPF text for the Service and slice on a node (pod network: the endpoints' /16)."""

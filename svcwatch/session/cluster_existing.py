@@ -29,7 +29,7 @@ from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError, SetupError
 from svcwatch.session.capabilities import Capabilities
 from svcwatch.session.cluster import ClusterSession
-from svcwatch.session.common import node_port_of, one_line, service_change_text, slice_changed
+from svcwatch.session.common import node_port_of
 from svcwatch.session.settings import ClusterSettings
 from svcwatch.sinks import EventSink
 
@@ -187,27 +187,15 @@ class ExistingServiceSession(ClusterSession):
 
     # --- the watch pipeline ------------------------------------------------------------------
 
-    def _on_watch_event(self, event: Any) -> None:
-        """Any of the Service's slices or the Service changed: merge, show, re-read, re-filter."""
-        try:
-            if event.kind == "EndpointSlice":
-                self._emit(slice_changed(event, self.current_scenario(), event.body))
-                if event.type == "DELETED":
-                    self.slices.pop(event.name, None)
-                else:
-                    self.slices[event.name] = slice_from_body(dict(event.body))
-                self.slices = dict(sorted(self.slices.items()))
-                assert self._service is not None
-                self._slice = merged_view(self._service, self.slices)
-            elif event.type != "ADDED":
-                from svcwatch.watch.convert import service_from_body
-
-                self._service = service_from_body(event.body)
-                self._notice("info", service_change_text(event))
-            self._refilter()
-            self._fleet.want_rules()
-        except Exception as exc:  # the watcher thread must survive; the user sees why
-            self._notice("error", f"cluster update failed: {one_line(exc)}")
+    def _take_slice(self, event: Any) -> None:
+        """Any of the Service's slices changed: keep them all, and show them merged."""
+        if event.type == "DELETED":
+            self.slices.pop(event.name, None)
+        else:
+            self.slices[event.name] = slice_from_body(dict(event.body))
+        self.slices = dict(sorted(self.slices.items()))
+        assert self._service is not None
+        self._slice = merged_view(self._service, self.slices)
 
     # --- what the dashboard asks -------------------------------------------------------------
 
