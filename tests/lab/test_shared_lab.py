@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.tmux import Terminal, tmux_terminal
 from tests.lab.conftest import SVCWATCH, lab_namespaces, lab_processes
-from tests.lab.test_tmux_e2e import Terminal
 
 pytestmark = pytest.mark.lab
 
@@ -39,12 +39,13 @@ class Stream:
     def __init__(self, state: Path, lab: str, *args: str) -> None:
         env = {**os.environ, "SVCWATCH_STATE_DIR": str(state)}
         self.out = state.parent / f"run-{time.monotonic_ns()}.out"
-        self.proc = subprocess.Popen(
-            [SVCWATCH, "run", "--plain", "--name", lab, "--interval", "0.3", *PODS, *args],
-            stdout=self.out.open("w"),
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+        with self.out.open("w") as out:  # the child has its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [SVCWATCH, "run", "--plain", "--name", lab, "--interval", "0.3", *PODS, *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
 
     def text(self) -> str:
         return self.out.read_text()
@@ -164,10 +165,9 @@ def test_lab_down_does_not_kill_concurrent_status_or_up(lab_name: str, state_roo
         time.sleep(0.3)  # they are inside the lab's namespaces, reading links and rules
         assert svcwatch(state_root, "lab", "down", "--name", lab_name).returncode == 0
         for racer in racers:
-            code = racer.wait(timeout=60)
+            err = racer.communicate(timeout=60)[1].decode()  # waits, and closes its pipes
+            code = racer.returncode
             assert code != -signal.SIGKILL, f"lab down killed a concurrent {racer.args!r}"
-            assert racer.stderr is not None
-            err = racer.stderr.read().decode()
             assert "internal error" not in err and "Traceback" not in err, err
         svcwatch(state_root, "lab", "down", "--name", lab_name)  # the `lab up` may have won
 
@@ -187,31 +187,25 @@ def test_lab_down_does_not_kill_a_svcwatch_inside_the_labs_namespace(
         ],
         stdout=subprocess.PIPE,
     )
-    try:
-        assert visitor.stdout is not None and visitor.stdout.readline() == b"in\n"
-        assert svcwatch(state_root, "lab", "down", "--name", lab_name).returncode == 0
-        assert visitor.poll() is None, "lab down killed a svcwatch process"
-    finally:
-        visitor.kill()
-        visitor.wait()
+    with visitor:  # closes its pipe and waits for it
+        try:
+            assert visitor.stdout is not None and visitor.stdout.readline() == b"in\n"
+            assert svcwatch(state_root, "lab", "down", "--name", lab_name).returncode == 0
+            assert visitor.poll() is None, "lab down killed a svcwatch process"
+        finally:
+            visitor.kill()
 
 
 @pytest.fixture
 def dashboard(lab_name: str, state_root: Path) -> Iterator[Terminal]:
     """`svcwatch --name LAB` in a real terminal (tmux), its exit code printed when it ends."""
-    session = f"svcwatch-shared-{lab_name}"
     env = f"env -u COLUMNS -u LINES SVCWATCH_STATE_DIR={state_root} TERM=xterm-256color"
     command = (
         f"{env} {SVCWATCH} --name {lab_name} --pods 1 --interval 0.3; "
         "echo SVCWATCH-EXITED=$?; sleep 600"
     )
-    subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50", command], check=True
-    )
-    try:
-        yield Terminal(session)
-    finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    with tmux_terminal(command) as terminal:
+        yield terminal
 
 
 def test_second_svcwatch_does_not_tear_down_a_live_dashboards_lab(

@@ -13,48 +13,21 @@ import secrets
 import shlex
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.tmux import Terminal, tmux_terminal
+
 pytestmark = pytest.mark.lab
 
 SVCWATCH = Path(sys.executable).with_name("svcwatch")
-DEADLINE = 30.0  # seconds to wait for a screen to show something; a stuck UI fails, not hangs
 
 
 def lab_namespaces(lab: str) -> list[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     return [line.split()[0] for line in out.splitlines() if line.startswith(f"svcwatch-{lab}-")]
-
-
-class Terminal:
-    """A detached tmux session running one command, read with capture-pane."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def screen(self) -> str:
-        result = subprocess.run(
-            ["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True
-        )
-        return result.stdout
-
-    def press(self, key: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, key], check=True)
-
-    def wait_for(self, *words: str) -> str:
-        """The screen once every word is on it; fails with the last screen after DEADLINE."""
-        end = time.monotonic() + DEADLINE
-        screen = ""
-        while time.monotonic() < end:
-            screen = self.screen()
-            if all(word in screen for word in words):
-                return screen
-            time.sleep(0.2)
-        pytest.fail(f"never saw {words!r} on screen; last screen:\n{screen}")
 
 
 @pytest.fixture
@@ -72,7 +45,6 @@ def _dashboard(tmp_path: Path, extra: str = "") -> Iterator[tuple[Terminal, str,
     if not SVCWATCH.exists():
         pytest.skip(f"{SVCWATCH} is not installed")
     lab = "t" + secrets.token_hex(3)[:5]
-    session = f"svcwatch-e2e-{lab}"
     # COLUMNS/LINES inherited from a test runner would override the real tmux window size.
     env = (
         f"env -u COLUMNS -u LINES SVCWATCH_STATE_DIR={shlex.quote(str(tmp_path))} "
@@ -81,20 +53,10 @@ def _dashboard(tmp_path: Path, extra: str = "") -> Iterator[tuple[Terminal, str,
     command = (
         f"{env} {SVCWATCH} --name {lab} --interval 0.5 {extra}; echo SVCWATCH-EXITED=$?; sleep 600"
     )
-    subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50", command], check=True
-    )
-    # A tmux server started elsewhere may size detached windows itself; wide lines must fit.
-    subprocess.run(
-        ["tmux", "set-option", "-t", session, "window-size", "manual"], capture_output=True
-    )
-    subprocess.run(
-        ["tmux", "resize-window", "-t", session, "-x", "200", "-y", "50"], capture_output=True
-    )
     try:
-        yield Terminal(session), lab, tmp_path
+        with tmux_terminal(command) as terminal:
+            yield terminal, lab, tmp_path
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
         if lab_namespaces(lab):  # the test failed before `q`: tear down what it built
             subprocess.run(
                 [str(SVCWATCH), "lab", "down", "--name", lab],

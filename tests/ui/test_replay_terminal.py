@@ -6,40 +6,27 @@ polling until the words appear (a stuck UI fails after a deadline; no timing is 
 
 from __future__ import annotations
 
-import secrets
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.lab.test_tmux_e2e import Terminal
+from tests.helpers.tmux import Terminal, tmux_terminal
 
 SVCWATCH = Path(sys.executable).with_name("svcwatch")
 
 
 @pytest.fixture
 def terminal() -> Iterator[Terminal]:
-    if not SVCWATCH.exists() or shutil.which("tmux") is None:
-        pytest.skip("needs the installed svcwatch script and tmux")
-    name = f"svcwatch-replay-{secrets.token_hex(3)}"
+    if not SVCWATCH.exists():
+        pytest.skip("needs the installed svcwatch script")
     command = (
         f"env -u COLUMNS -u LINES TERM=xterm-256color {SVCWATCH} replay --demo --captions "
         "--speed 2; echo SVCWATCH-EXITED=$?; sleep 600"
     )
-    subprocess.run(
-        ["tmux", "new-session", "-d", "-s", name, "-x", "200", "-y", "50", command], check=True
-    )
-    subprocess.run(["tmux", "set-option", "-t", name, "window-size", "manual"], capture_output=True)
-    subprocess.run(
-        ["tmux", "resize-window", "-t", name, "-x", "200", "-y", "50"], capture_output=True
-    )
-    try:
-        yield Terminal(name)
-    finally:
-        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+    with tmux_terminal(command) as terminal:
+        yield terminal
 
 
 def test_replay_runs_the_dashboard_with_captions_and_its_keys(terminal: Terminal) -> None:
