@@ -16,6 +16,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_LAB_NAME = "default"
 
 
+class Payload(click.ParamType):
+    """Probe payload: at least one byte. An empty one would be "echoed" by any listener that
+    accepts and closes, so every probe would read echo-ok and prove nothing."""
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value)
+        if not text:
+            self.fail("must not be empty: a probe proves the echo by what comes back", param, ctx)
+        return text
+
+
 class FiniteFloat(click.FloatRange):
     """A number in a range that is also finite: `nan` passes every `<`/`>` check (so a range
     alone lets `--interval nan` send probes in a tight loop) and `inf` means "never". Every
@@ -118,6 +131,7 @@ probe_options = _apply(
         ),
         click.option(
             "--payload",
+            type=Payload(),
             default="hello",
             show_default=True,
             help="What each probe sends and expects back.",
