@@ -16,17 +16,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_LAB_NAME = "default"
 
 
-class Payload(click.ParamType):
+def _nonempty_payload(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """Probe payload: at least one byte. An empty one would be "echoed" by any listener that
     accepts and closes, so every probe would read echo-ok and prove nothing."""
-
-    name = "text"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        text = str(value)
-        if not text:
-            self.fail("must not be empty: a probe proves the echo by what comes back", param, ctx)
-        return text
+    if not value:
+        raise click.BadParameter("must not be empty: a probe proves the echo by what comes back")
+    return value
 
 
 class FiniteFloat(click.FloatRange):
@@ -131,7 +126,7 @@ probe_options = _apply(
         ),
         click.option(
             "--payload",
-            type=Payload(),
+            callback=_nonempty_payload,
             default="hello",
             show_default=True,
             help="What each probe sends and expects back.",
