@@ -79,7 +79,7 @@ def require_known_theme(theme: str | None) -> None:
 
     from svcwatch.ui.themes import default_theme_dirs, load_themes
 
-    ours = list(dict.fromkeys(t.name for t in load_themes(default_theme_dirs()).themes))
+    ours = load_themes(default_theme_dirs()).names
     if theme not in ours and theme not in BUILTIN_THEMES:
         raise InputError(f"--theme: unknown theme {theme!r} (known: {', '.join(ours)})")
 

@@ -43,6 +43,7 @@ from svcwatch.session.common import (
     slice_changed,
     stop_in_order,
 )
+from svcwatch.session.lab_rollout import rollout_with_prestop
 from svcwatch.session.settings import LabSettings
 from svcwatch.sinks import EventSink
 from svcwatch.store import scenario_of, written_at
@@ -352,38 +353,8 @@ class LabSession(StreamingSession):
         self._lab().set_scenario(name)
 
     def replay_rollout_with_prestop(self, grace: float = 0.2, timeout: float = 30.0) -> None:
-        """The rollout race done right (what a preStop sleep buys): no connection is lost.
-
-        The new pod starts and enters the slice first; the old pod keeps serving while kube-proxy
-        is still DNATing to it (the --sync-delay), and is retired only once the rules point at the
-        new pod, plus `grace` seconds for connections already DNATed to it to finish.
-        """
-        node = self._lab()
-        old = node.echo_pod
-        self._notice(
-            "scenario",
-            f"rollout with a preStop delay: a new pod first, {old.name} ({old.ip}) keeps "
-            "serving until the rules move",
-        )
-        new = node.rollout(retire_old=False)
-        node.store.write_slice(node.baseline_slice(), scenario="happy")
-        self._wait_for_rules(new.ip, old.ip, timeout)
-        time.sleep(grace)
-        node.retire_pod(old.name)
-        self._notice("info", f"pod {old.name} retired after the rules moved to {new.ip}")
-
-    def _wait_for_rules(self, new_ip: str, old_ip: str, timeout: float) -> None:
-        """Block until the kernel's chain DNATs to `new_ip` and no longer to `old_ip`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            targets = {(r.dnat_to or "").rpartition(":")[0] for r in self.read_chain().all_rules()}
-            if new_ip in targets and old_ip not in targets:
-                return
-            time.sleep(0.05)
-        raise InputError(
-            f"the rules did not move to {new_ip} within {timeout:g}s; "
-            "the old pod is kept (is another svcwatch reconciling this lab?)"
-        )
+        """A rollout that loses no connection, as a preStop sleep makes it (lab_rollout.py)."""
+        rollout_with_prestop(self._lab(), self._notice, grace, timeout)
 
     def apply_slice_text(self, text: str) -> None:
         found = collect(parse_documents(text, "edited slice"))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from svcwatch.model.events import Event
+from svcwatch.model.scenario import SCENARIOS
 from svcwatch.session.base import Session
 from svcwatch.session.capabilities import ReplayControls
 from svcwatch.session.exports import write_pcapng
@@ -26,6 +27,8 @@ from svcwatch.ui import actions
 
 if TYPE_CHECKING:
     from textual.app import App
+
+    from svcwatch.ui.screens.main import MainScreen
 
 PCAP_DIR_ENV = "SVCWATCH_PCAP_DIR"
 
@@ -37,8 +40,16 @@ def pcap_path(now: float | None = None, directory: str | None = None) -> Path:
     return base / f"svcwatch-{stamp}.pcapng"
 
 
+def scenario_label(name: str) -> str:
+    """The header's "scenario: Wrong port (2)", or the bare name of one svcwatch does not know."""
+    scenario = SCENARIOS.get(name)
+    return f"scenario: {scenario.title} ({scenario.key})" if scenario else f"scenario: {name}"
+
+
 def replay_status(replay: ReplayControls) -> str:
-    """ "replay ▶ 2x" or "replay ⏸ paused at 1x"."""
+    """ "replay ▶ 2x", "replay ⏸ paused at 1x", or "replay ■ end" once every event played."""
+    if replay.finished:
+        return "replay ■ end"
     speed = "max speed" if math.isinf(replay.speed) else f"{replay.speed:g}x"
     return f"replay ⏸ paused at {speed}" if replay.paused else f"replay ▶ {speed}"
 
@@ -78,6 +89,14 @@ class SessionControls:
         if stale is not None:
             parts.append(f"⚠ watch stale for {stale:.0f}s")
         return parts
+
+    def show_status(self, main: MainScreen, scenario_label: str) -> None:
+        """The header's sub-title and the diagnosis' stale prefix, from the session's state now."""
+        self.app.sub_title = " · ".join(p for p in [scenario_label, *self.status_parts()] if p)
+        stale = self.stale_for()
+        if main.is_mounted and main.stale_for != stale:
+            main.stale_for = stale
+            main.refresh_diagnosis()
 
     # --- replay: the controls only take the clock's lock (no I/O), safe on the event loop ----
 

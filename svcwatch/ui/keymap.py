@@ -14,10 +14,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from svcwatch.locations import config_dir
 from svcwatch.model.errors import InputError
 from svcwatch.ui.actions import DASHBOARD_ACTIONS
+
+if TYPE_CHECKING:
+    from textual.app import App
 
 KEYMAP_FILE = "keymap.yaml"
 _KEYS = re.compile(r"^[^\s,]+(,[^\s,]+)*$")  # "w", "ctrl+e", "q,ctrl+c"
@@ -51,6 +55,16 @@ def load_keymap(path: Path | None = None) -> UserKeymap:
     except InputError as exc:
         return UserKeymap(warning=f"{exc}; using the default keys")
     return UserKeymap(keys)
+
+
+def apply_keymap(app: App[None], path: Path | None) -> UserKeymap:
+    """The user's keymap.yaml applied to `app`, or one warning and the default keys."""
+    keymap = load_keymap(path)
+    if keymap.warning:
+        app.notify(keymap.warning, title="Keymap not loaded", severity="warning")
+    elif keymap.keys:
+        app.set_keymap(keymap.keys)
+    return keymap
 
 
 def parse_keymap(text: str, source: str) -> dict[str, str]:

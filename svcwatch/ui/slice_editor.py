@@ -10,9 +10,14 @@ as kubectl edit does; saving it unchanged again gives up and shows the error.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError
-from svcwatch.model.manifest import collect, parse_documents
+from svcwatch.model.manifest import collect, dump_slice, parse_documents
+
+if TYPE_CHECKING:
+    from textual.app import App
 
 Editor = Callable[[str], "str | None"]
 ERROR_PREFIX = "# svcwatch: "
@@ -20,6 +25,18 @@ ERROR_PREFIX = "# svcwatch: "
 
 class EditFailed(Exception):
     """The edit could not be made or was given up: the one line to show, nothing applied."""
+
+
+def edited_slice(app: App[None], slice_: EndpointSlice, editor: Editor) -> str | None:
+    """`slice_` edited as YAML; None, with one line on screen, when cancelled or failed."""
+    try:
+        edited = edit_slice_text(dump_slice(slice_), editor)
+    except EditFailed as exc:  # one line; nothing applied; the dashboard goes on
+        app.notify(str(exc), title="Edit not applied", severity="error", timeout=10)
+        return None
+    if edited is None:
+        app.notify("Edit cancelled, no changes made.", title="Edit")
+    return edited
 
 
 def external_editor(text: str) -> str | None:

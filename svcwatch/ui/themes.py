@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
 from svcwatch.locations import package_data_dir, user_themes_dir
+
+if TYPE_CHECKING:
+    from textual.app import App
 
 DEFAULT_THEME = "svcwatch-dark"
 BASE_COLORS = (
@@ -63,6 +66,11 @@ class ThemeLoadResult:
 
     themes: list[Theme] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        """svcwatch's themes (bundled, then user), in cycling order, without duplicates."""
+        return list(dict.fromkeys(t.name for t in self.themes))
 
 
 def _color(value: Any, where: str) -> str:
@@ -126,3 +134,41 @@ def load_themes(directories: list[Path]) -> ThemeLoadResult:
 def default_theme_dirs() -> list[Path]:
     """Bundled themes first, then the user's (a user theme may replace a bundled one by name)."""
     return [package_data_dir("themes"), user_themes_dir()]
+
+
+class ThemeChoice:
+    """The themes an app offers: loaded at mount (failures become warnings), cycled by `t`."""
+
+    def __init__(self, requested: str | None, dirs: list[Path] | None = None) -> None:
+        self.requested = requested
+        self.dirs = dirs if dirs is not None else default_theme_dirs()
+        self.result = ThemeLoadResult()
+
+    @property
+    def names(self) -> list[str]:
+        return self.result.names
+
+    def load(self, app: App[None]) -> None:
+        """Register every theme found, warn about each broken one, and pick the requested one."""
+        self.result = load_themes(self.dirs)
+        for theme in self.result.themes:
+            app.register_theme(theme)
+        for failure in self.result.failures:
+            app.notify(failure, title="Theme not loaded", severity="warning", timeout=8)
+        wanted = self.requested or DEFAULT_THEME
+        if wanted not in app.available_themes:
+            app.notify(
+                f"unknown theme {wanted!r}; known: {', '.join(self.names)}",
+                severity="warning",
+                timeout=8,
+            )
+            wanted = DEFAULT_THEME
+        if wanted in app.available_themes:
+            app.theme = wanted
+
+    def next(self, app: App[None]) -> None:
+        """Switch `app` to the next theme, and say which."""
+        names = self.names or [app.theme]
+        index = names.index(app.theme) if app.theme in names else -1
+        app.theme = names[(index + 1) % len(names)]
+        app.notify(f"theme: {app.theme}", timeout=2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
+from svcwatch.kubeproxy.rules import ChainTree, Rule
 from tests.ui.conftest import make_app, settle
 from tests.ui.fake_variants import StickyLoadBalancerSession
 
@@ -32,3 +33,21 @@ async def test_affinity_and_load_balancer_entry_points_show_with_even_shares() -
         assert "traffic not accepted by KUBE-FW-" in text  # the filter table's firewall DROP
         fall_through = [line for line in lines if "will be dropped by KUBE-PROXY-FIREWALL" in line]
         assert len(fall_through) == 1 and "-> (no jump: falls through)" in fall_through[0]
+
+
+async def test_no_ready_endpoint_shows_the_reject_rules_under_no_empty_heading() -> None:
+    """Not ready / no endpoints: the nat table has nothing for the Service, so the pane starts
+    with the filter table's REJECT, not with an "entry" heading over nothing."""
+    reject = Rule(
+        "KUBE-SERVICES",
+        '-d 10.43.161.224/32 -p tcp -m comment --comment "default/socat has no endpoints" '
+        "-m tcp --dport 12345 -j REJECT",
+        target="REJECT",
+    )
+    app = make_app(StickyLoadBalancerSession())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        tree = ChainTree("default/socat", filter_rules=[reject])
+        lines = app.main.chain_pane.render_tree(tree, fit=False).plain.splitlines()
+        assert lines[0] == "filter table"
+        assert "REJECT" in lines[1] and "entry" not in lines

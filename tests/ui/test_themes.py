@@ -53,7 +53,7 @@ async def test_user_themes_load_and_broken_ones_are_notified(user_themes: Path) 
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         assert app.theme == "my-talk"
-        assert app.theme_names == [*BUNDLED, "my-talk"]
+        assert app.themes.names == [*BUNDLED, "my-talk"]
         warnings = [n for n in app._notifications if n.title == "Theme not loaded"]
         assert len(warnings) == 1 and "broken.yaml" in warnings[0].message
         assert app.main.diagnosis.level == "ok"  # the dashboard still runs

@@ -132,8 +132,8 @@ class ChainPane(VerticalScroll):
         rule_lines = len(tree.all_rules()) + len(tree.chains) + 2
         if fit and self.is_mounted and 0 < self.size.height < rule_lines:
             self._paths_first(out, tree)  # too short for every rule: the evidence first
-        entry_chains = sorted({r.chain for r in tree.entry})
-        self._section(out, " / ".join(entry_chains) or "entry", tree.entry, {})
+        if tree.entry:  # none when no endpoint is ready: only the filter table's REJECT is left
+            self._section(out, " / ".join(sorted({r.chain for r in tree.entry})), tree.entry, {})
         shares = chain_view.shares(tree)
         balancers = chain_view.balancer_chains(tree)
         for chain, rules in tree.chains.items():
