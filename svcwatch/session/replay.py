@@ -80,6 +80,9 @@ class ReplaySession:
         if self._player is not None:
             self._player.stop()
 
+    def cancel_start(self) -> None:
+        """A replay starts at once: nothing to call off."""
+
     def service(self) -> Service:
         return self._objects()[0]
 

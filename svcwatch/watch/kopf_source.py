@@ -117,6 +117,7 @@ class KopfSource:
                     self.health.broken(ENDPOINT_SLICE, time.time())
                     self.health.broken(SERVICE, time.time())
                 self._stop_flag.wait(RESTART_BACKOFF)
+                self.health.relisting()
         finally:
             self.health.detach()
             self.stopped.set()
@@ -165,7 +166,7 @@ class KopfSource:
     def _deliver(self, kind: str, raw_type: str | None, body: Mapping[str, Any]) -> None:
         """kopf's raw event -> WatchEvent (or nothing, for a replay of what we already have)."""
         seen_at = time.time()
-        self.health.alive(kind)
+        self.health.delivered(kind)
         plain = _plain(body)
         if raw_type == DELETED:
             event = self.tracker.forget(kind, plain, seen_at)
