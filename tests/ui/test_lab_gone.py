@@ -41,27 +41,29 @@ async def ticks(app: SvcwatchApp, pilot: Pilot[None], seconds: int) -> None:
         await settle(app, pilot)
 
 
-async def test_a_failing_chain_read_is_toasted_once_not_every_second() -> None:
+async def lab_down(ended: bool) -> tuple[SvcwatchApp, int]:
+    """The lab removed under a running 80x24 dashboard (`ended`: the session noticed and said
+    so), then five seconds of refreshes: the app, and how many chain reads were tried after."""
     session = RemovedLab()
     app = make_app(session)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
         session.removed = True
+        if ended:
+            notice = Notice(session._tick(), "ended", "lab t1 was removed by `svcwatch lab down`")
+            session._emit([notice])
+            await settle(app, pilot)
+            assert "lab t1 was removed" in app.main.diagnosis.text
+        reads = session.chain_reads
         await ticks(app, pilot, 5)
-        assert error_toasts(app) == [GONE]
+    return app, session.chain_reads - reads
+
+
+async def test_a_failing_chain_read_is_toasted_once_not_every_second() -> None:
+    app, reads = await lab_down(ended=False)
+    assert reads == 5 and error_toasts(app) == [GONE]
 
 
 async def test_after_lab_down_the_dashboard_stops_reading_the_lab() -> None:
-    session = RemovedLab()
-    app = make_app(session)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(app, pilot)
-        session.removed = True
-        session._emit(
-            [Notice(session._tick(), "ended", "lab t1 was removed by `svcwatch lab down`")]
-        )
-        await settle(app, pilot)
-        assert "lab t1 was removed" in app.main.diagnosis.text
-        reads = session.chain_reads
-        await ticks(app, pilot, 5)
-        assert session.chain_reads == reads and error_toasts(app) == []
+    app, reads = await lab_down(ended=True)
+    assert reads == 0 and error_toasts(app) == []
