@@ -16,6 +16,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_LAB_NAME = "default"
 
 
+def _nonempty_payload(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Probe payload: at least one byte. An empty one would be "echoed" by any listener that
+    accepts and closes, so every probe would read echo-ok and prove nothing."""
+    if not value:
+        raise click.BadParameter("must not be empty: a probe proves the echo by what comes back")
+    return value
+
+
 class FiniteFloat(click.FloatRange):
     """A number in a range that is also finite: `nan` passes every `<`/`>` check (so a range
     alone lets `--interval nan` send probes in a tight loop) and `inf` means "never". Every
@@ -118,6 +126,7 @@ probe_options = _apply(
         ),
         click.option(
             "--payload",
+            callback=_nonempty_payload,
             default="hello",
             show_default=True,
             help="What each probe sends and expects back.",

@@ -21,8 +21,8 @@ from typing import Any, TextIO
 import click
 
 from svcwatch.cli import options
-from svcwatch.cli.signals import process_shutdown
-from svcwatch.model.errors import OutputError, SetupError
+from svcwatch.cli.signals import StopRequested, process_shutdown
+from svcwatch.model.errors import OutputError, SetupError, WaitCancelled
 from svcwatch.model.events import Event, Notice, plain_line, to_dict
 from svcwatch.session.base import Session
 from svcwatch.session.guard import StartStopGuard
@@ -88,14 +88,21 @@ def stream(
     printer: StreamPrinter,
     duration: float | None,
     stop: threading.Event | None = None,
-) -> None:
+) -> bool:
     """Start `session`, print its events until `duration` passes or `stop` is set (a signal), then
-    stop it."""
+    stop it; whether it started streaming.
+
+    `duration` also bounds the start: a start still waiting after that long (a node agent pod
+    that stays Pending) is called off, torn down, and ends as one SetupError line. A signal
+    during the start calls it off too; the caller then exits 128+N (False returned).
+    """
     sink = QueueSink()
     starter = _Starter(session, sink)
-    deadline: float | None = None
+    limit = duration if duration is not None else float("inf")
+    deadline = time.monotonic() + limit  # of the start; then of the streaming
     stop = stop or threading.Event()
     ended: list[Notice] = []
+    started = False
     try:
         starter.start()
         while not stop.is_set():
@@ -105,23 +112,43 @@ def stream(
             ended = [e for e in batch if isinstance(e, Notice) and e.kind == "ended"]
             if ended:  # the lab went away under the run (`lab down`): nothing left to stream
                 break
-            if deadline is None and not starter.is_alive():
+            if not started and not starter.is_alive():
                 if starter.error is not None:
                     raise starter.error
-                deadline = time.monotonic() + duration if duration is not None else float("inf")
-            if deadline is not None and time.monotonic() >= deadline:
+                started, deadline = True, time.monotonic() + limit
+            if time.monotonic() >= deadline:
                 break
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt:  # an in-process caller's Ctrl-C: as a signal
+        stop.set()
     finally:
-        starter.join()  # never tear down under a build that is still running
-        try:
-            session.stop()
-        finally:
-            printer.add(sink.drain())
-            printer.release()
+        _end(session, starter, sink, printer)
     if ended:
         raise SetupError(ended[0].message)
+    return started or _start_outcome(starter, stop, duration)
+
+
+def _end(session: Session, starter: _Starter, sink: QueueSink, printer: StreamPrinter) -> None:
+    """Call off a start still in progress, wait for it (never tear down under a build that is
+    still running), stop the session, print what is left."""
+    if starter.is_alive():
+        session.cancel_start()
+    starter.join()
+    try:
+        session.stop()
+    finally:
+        printer.add(sink.drain())
+        printer.release()
+
+
+def _start_outcome(starter: _Starter, stop: threading.Event, duration: float | None) -> bool:
+    """After the loop ended during the start: True when it finished anyway, False when a signal
+    called it off; the end of --duration calling it off is one SetupError line."""
+    error = starter.error
+    if error is None or stop.is_set():
+        return error is None
+    if isinstance(error, WaitCancelled):
+        raise SetupError(f"--duration {duration:g}s ended before the run was ready: {error}")
+    raise error
 
 
 @click.command(
@@ -139,7 +166,10 @@ def stream(
     "--duration",
     type=options.FiniteFloat(min=0),
     default=None,
-    help="Stop after this many seconds of streaming (default: until Ctrl-C).",
+    help="Stop after this many seconds of streaming (default: until Ctrl-C). A start still "
+    "waiting after this long (--cluster: a node agent pod that stays Pending) is called off "
+    "and what it created deleted: exit 2 (nothing was observed). Ctrl-C exits 0, or 130 "
+    "when it called off such a wait.",
 )
 @options.lab_options
 @options.probe_options
@@ -168,10 +198,15 @@ def run(plain: bool, as_json: bool, duration: float | None, **kwargs: Any) -> No
     # Ctrl-C, SIGTERM and SIGHUP (SIGINT too when started as a background job, which inherits it
     # ignored) end the stream as --duration does: the lab torn down, exit 0. At any moment: a
     # signal during the build waits for it, then tears down (cli/signals.py, session/guard.py).
+    # A signal during the start (a node agent pod still Pending) calls it off, removes what it
+    # made, and exits 128+N: nothing was streamed.
     stop = threading.Event()
-    process_shutdown().during(session.stop, lambda _signum: stop.set())
+    shutdown = process_shutdown()
+    shutdown.during(session.stop, lambda _signum: stop.set())
     try:
-        stream(session, StreamPrinter(sys.stdout, as_json=as_json, t0=t0), duration, stop)
+        printer = StreamPrinter(sys.stdout, as_json=as_json, t0=t0)
+        if not stream(session, printer, duration, stop) and shutdown.signum is not None:
+            raise StopRequested(shutdown.signum)
     except BrokenPipeError:  # `svcwatch run | head`: the reader left, the lab is already down
         from svcwatch.cli import silence_stdout
 

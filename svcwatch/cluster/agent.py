@@ -17,6 +17,7 @@ import copy
 import hashlib
 import io
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -189,11 +190,14 @@ def start_agent(
     image: str,
     progress: Progress,
     timeout: float = 120.0,
+    cancelled: threading.Event | None = None,
 ) -> str:
     """Make sure the agent pod on `node` runs, and wait until it does; its name.
 
     A leftover agent that runs the same image is reused; one that cannot serve (ended, expired
     after its 4 hours, terminating, failing to pull, another image) is deleted and made anew.
+    Once `cancelled` is set the waits end with WaitCancelled (the caller deletes the pod: it
+    knows its name, `agent_pod_name(node)`, before calling).
     """
     body = render_agent_pod(node, namespace, image)
     name = str(body["metadata"]["name"])
@@ -202,7 +206,7 @@ def start_agent(
     if unusable is not None:
         progress(f"replacing node agent {name} on {node} ({unusable})")
         api.delete("Pod", namespace, name)
-        _wait_gone(api, namespace, name, progress, timeout)
+        _wait_gone(api, namespace, name, progress, timeout, cancelled)
         existing = None
     if existing is None:
         try:
@@ -214,24 +218,44 @@ def start_agent(
         progress(f"reusing node agent {name} on {node}")
 
     def look() -> tuple[str | None, str]:
-        state = _agent_state(api.read("Pod", namespace, name))
+        pod = api.read("Pod", namespace, name)
+        state = _agent_state(pod)
         if state in PULL_FAILURES or state in ENDED:
             raise SetupError(
                 f"node agent {name} on {node} cannot run ({state}, image {image}): "
                 "pass --agent-image with an image that has tcpdump and iptables"
             )
-        return (name if state == "running" else None), state
+        return (name if state == "running" else None), pending_words(pod)
 
     return poll_until(
         look,
         timeout=timeout,
         every=0.5,
         progress=progress,
-        waiting=f"waiting for node agent {name} on {node}",
+        waiting=f"waiting for agent pod {name} on node {node}",
         gave_up=lambda state: SetupError(
             f"node agent {name} on {node} not running after {timeout:.0f}s ({state})"
         ),
+        cancelled=cancelled,
     )
+
+
+def pending_words(pod: dict[str, Any]) -> str:
+    """A pod that does not run yet, in words a user can act on: "Pending: ContainerCreating",
+    "Pending: Unschedulable (0/3 nodes are available ...)", or, when nothing reports on it at
+    all, that no kubelet has taken it up (its node is down, or gone)."""
+    status, state = pod.get("status") or {}, _agent_state(pod)
+    phase = str(status.get("phase") or "Pending")
+    if state != phase:  # a container's own reason, e.g. ContainerCreating
+        return f"{phase}: {state}"
+    if phase != "Pending":
+        return phase
+    for condition in status.get("conditions") or []:
+        if condition.get("status") == "False" and condition.get("reason"):
+            said = " ".join(str(condition.get("message") or "").split())[:120]
+            return f"Pending: {condition['reason']}" + (f" ({said})" if said else "")
+    node = (pod.get("spec") or {}).get("nodeName") or "its node"
+    return f"Pending: not taken up by the kubelet on {node} yet"
 
 
 def _unusable(pod: dict[str, Any], image: str) -> str | None:
@@ -249,7 +273,12 @@ def _unusable(pod: dict[str, Any], image: str) -> str | None:
 
 
 def _wait_gone(
-    api: ClusterApi, namespace: str, name: str, progress: Progress, timeout: float
+    api: ClusterApi,
+    namespace: str,
+    name: str,
+    progress: Progress,
+    timeout: float,
+    cancelled: threading.Event | None,
 ) -> None:
     def look() -> tuple[bool | None, str]:
         return (True if api.read_or_none("Pod", namespace, name) is None else None), "terminating"
@@ -263,6 +292,7 @@ def _wait_gone(
         gave_up=lambda _: SetupError(
             f"the old node agent {name} is still there after {timeout:.0f}s"
         ),
+        cancelled=cancelled,
     )
 
 

@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from svcwatch.cluster.agent import _agent_state
+from svcwatch.cluster.agent import _agent_state, pending_words
 from svcwatch.cluster.api import ClusterApi
 from svcwatch.cluster.transport import Transport
+from svcwatch.cluster.waiting import poll_until
 from svcwatch.model.errors import SetupError
 from svcwatch.model.events import ProbeEvent
 from svcwatch.sinks import EventSink
@@ -103,28 +104,44 @@ class InClusterProbe:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start_pod(self, progress: Callable[[str], None], timeout: float = 120.0) -> str:
-        """Create the probe pod and wait until it runs; the node it landed on."""
+    def start_pod(
+        self,
+        progress: Callable[[str], None],
+        timeout: float = 120.0,
+        cancelled: threading.Event | None = None,
+    ) -> str:
+        """Create the probe pod and wait until it runs (or `cancelled`: WaitCancelled, and
+        `stop` deletes it); the node it landed on."""
         body = render_probe_pod(self.namespace, self.image)
-        self.pod = str(body["metadata"]["name"])
+        name = self.pod = str(body["metadata"]["name"])
         self.api.create("Pod", self.namespace, body)
-        progress(f"started probe pod {self.pod} ({self.image})")
-        deadline = time.monotonic() + timeout
-        while True:
-            pod = self.api.read("Pod", self.namespace, self.pod)
+        progress(f"started probe pod {name} ({self.image})")
+
+        def cannot_run(state: str) -> SetupError:
+            return SetupError(
+                f"probe pod {name} cannot run ({state}, image {self.image}): "
+                "pass --agent-image with an image that has bash, or --probe HOST:PORT"
+            )
+
+        def look() -> tuple[dict[str, Any] | None, str]:
+            pod = self.api.read("Pod", self.namespace, name)
             state = _agent_state(pod)
-            if state == "running":
-                self.pod_ip = str((pod.get("status") or {}).get("podIP") or "?")
-                self.node = str((pod.get("spec") or {}).get("nodeName") or "")
-                return self.node
-            if state in ("ErrImagePull", "ImagePullBackOff", "Failed") or (
-                time.monotonic() > deadline
-            ):
-                raise SetupError(
-                    f"probe pod {self.pod} cannot run ({state}, image {self.image}): "
-                    "pass --agent-image with an image that has bash, or --probe HOST:PORT"
-                )
-            time.sleep(0.5)
+            if state in ("ErrImagePull", "ImagePullBackOff", "Failed"):
+                raise cannot_run(state)
+            return (pod if state == "running" else None), pending_words(pod)
+
+        pod = poll_until(
+            look,
+            timeout=timeout,
+            every=0.5,
+            progress=progress,
+            waiting=f"waiting for probe pod {name}",
+            gave_up=cannot_run,
+            cancelled=cancelled,
+        )
+        self.pod_ip = str((pod.get("status") or {}).get("podIP") or "?")
+        self.node = str((pod.get("spec") or {}).get("nodeName") or "")
+        return self.node
 
     def start_probing(
         self,

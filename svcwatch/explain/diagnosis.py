@@ -46,6 +46,8 @@ class Evidence:
     syn_to: set[str] = field(default_factory=set)  # pod addresses SYNs were DNATed to (on cni0)
     # "ip:port" -> the client (address, port) of each new connection seen going there on cni0
     connections_to: dict[str, set[tuple[str, int]]] = field(default_factory=dict)
+    # the client (address, port) of each new connection seen arriving at the node, before DNAT
+    arriving: set[tuple[str, int]] = field(default_factory=set)
     lab_fault: str | None = None  # the lab's own data plane is broken (a `drift` Notice)
 
     def observe(self, event: Event) -> None:
@@ -75,6 +77,8 @@ class Evidence:
             self.syn_to.add(packet.dst)
             target = f"{packet.dst}:{packet.dport}"
             self.connections_to.setdefault(target, set()).add((packet.src, packet.sport or 0))
+        elif packet.kind == "tcp-packet" and packet.flags == "SYN" and self._before_dnat(packet):
+            self.arriving.add((packet.src, packet.sport or 0))
         elif packet.kind == "arp-request":
             # Prefer naming the bridge: that is where the node asks.
             if packet.dst not in self.arp_asked or packet.iface == "cni0":
@@ -92,12 +96,35 @@ class Evidence:
         self.host_unreachable = 0
         self.syn_to.clear()
         self.connections_to.clear()
+        self.arriving.clear()
+
+    def _before_dnat(self, packet: PacketEvent) -> bool:
+        """A SYN on the node's own link (not the bridge, not a pod's veth) to an address that is
+        no endpoint: a client's new connection to the Service, before kube-proxy's DNAT."""
+        if packet.iface == "cni0" or packet.iface.startswith("veth"):
+            return False
+        endpoints = self.slice.endpoints if self.slice else ()
+        return all(packet.dst != e.address for e in endpoints)
 
     def landed_from_capture(self) -> dict[str, int]:
-        """New connections per endpoint `ip:port`, counted from the capture: distinct SYNs the
-        node sent onto cni0 after DNAT (a retransmitted SYN counts once). What the endpoint
-        chains' counters say in iptables mode, for rules that have none (nftables mode)."""
-        return {target: len(clients) for target, clients in self.connections_to.items()}
+        """New connections per endpoint `ip:port`, counted from the capture, for rules that have
+        no counters (nftables mode): distinct SYNs the node sent onto cni0 after DNAT (a
+        retransmitted SYN counts once). A SYN DNATed to an address nobody answers ARP for never
+        reaches cni0: it waits for the neighbour. So connections that arrived but never reached
+        cni0 are counted for the one endpoint whose ARP who-has on cni0 went unanswered."""
+        landed = {target: len(clients) for target, clients in self.connections_to.items()}
+        unanswered = [
+            address
+            for address, iface in self.arp_asked.items()
+            if iface == "cni0" and address not in self.arp_answered
+        ]
+        port = _port(self)
+        if len(unanswered) == 1 and port is not None and unanswered[0] in _ready_addresses(self):
+            held = len(self.arriving) - sum(landed.values())
+            if held > 0:
+                target = f"{unanswered[0]}:{port}"
+                landed[target] = landed.get(target, 0) + held
+        return landed
 
 
 def _port(evidence: Evidence) -> int | None:

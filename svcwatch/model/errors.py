@@ -26,6 +26,11 @@ class SetupError(RuntimeError):
     """
 
 
+class WaitCancelled(SetupError):
+    """A start-up wait called off (a stop signal, the end of `run --duration`) before what it
+    awaited was ready; the message says what that was and its last state."""
+
+
 class OutputError(RuntimeError):
     """Something svcwatch writes failed (disk full, device gone, writer process killed).
 

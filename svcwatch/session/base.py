@@ -36,6 +36,11 @@ class Session(Protocol):
     def stop(self) -> None:
         """Stop streaming and release everything this session made (the lab unless kept)."""
 
+    def cancel_start(self) -> None:
+        """Call off a `start` in progress on another thread (a stop is coming): its waits for
+        things that may never come (a Pending agent pod) end soon. Never blocks; harmless when
+        nothing starts."""
+
     def service(self) -> Service: ...
 
     def current_slice(self) -> EndpointSlice: ...
@@ -75,6 +80,9 @@ class ForwardingSession:
 
     def stop(self) -> None:
         self.inner.stop()
+
+    def cancel_start(self) -> None:
+        self.inner.cancel_start()
 
     def service(self) -> Service:
         return self.inner.service()

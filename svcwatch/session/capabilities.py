@@ -82,6 +82,11 @@ class ReplayControls(Protocol):
     @property
     def paused(self) -> bool: ...
 
+    @property
+    def finished(self) -> bool:
+        """Every recorded event was played (until a scenario key jumps back)."""
+        ...
+
     def toggle_pause(self) -> None: ...
 
     def step(self) -> None:

@@ -139,6 +139,10 @@ class ClusterSession(StreamingSession):
         warn_if_unreachable(target, self.probing.timeout, self._notice)
         self._probes = self.probing.start(sink, target, netns=None, notice=self._notice)
 
+    def cancel_start(self) -> None:
+        """End the start's waits for agent (and probe) pods: `stop` then deletes them."""
+        self._fleet.begin_stop()
+
     def stop(self) -> None:
         """Stop everything, put the slice back exactly as it was, delete the agent pods."""
         self._fleet.begin_stop()

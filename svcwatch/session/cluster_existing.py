@@ -110,7 +110,12 @@ class ExistingServiceSession(ClusterSession):
             self._notice("warning", f"{self._service.key} is headless: no ClusterIP to probe")
             return None
         self._in_cluster = InClusterProbe(self.api, self.agent_namespace, self.agent_image)
-        return self._in_cluster.start_pod(lambda m: self._notice("info", m)) or None
+        return (
+            self._in_cluster.start_pod(
+                lambda m: self._notice("info", m), cancelled=self._fleet.stopping
+            )
+            or None
+        )
 
     def _probe_in_cluster(self, sink: EventSink) -> None:
         probe, service = self._in_cluster, self._service

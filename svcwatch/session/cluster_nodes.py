@@ -22,7 +22,13 @@ from collections.abc import Callable
 from typing import Any, BinaryIO, cast
 
 from svcwatch.capture.pcapstream import iter_pcap_events
-from svcwatch.cluster.agent import NodeAgent, NodeRules, delete_agents, start_agent
+from svcwatch.cluster.agent import (
+    NodeAgent,
+    NodeRules,
+    agent_pod_name,
+    delete_agents,
+    start_agent,
+)
 from svcwatch.cluster.api import ClusterApi
 from svcwatch.kubeproxy.rules import ChainTree, Rule
 from svcwatch.model.errors import InputError, SetupError
@@ -206,12 +212,13 @@ class AgentFleet:
         transport_factory: Any,
         fallback_ip: str,
     ) -> None:
-        """One agent pod per node, each streaming into `sink` (node-labelled when several)."""
+        """One agent pod per node, each streaming into `sink` (node-labelled when several).
+
+        Each pod is on the list to delete before it is waited for: a stop during the wait
+        (`begin_stop` ends it) must not leave a Pending agent behind."""
         for node in nodes:
-            pod = start_agent(
-                api, namespace, node, image, progress=lambda m: self.notice("info", m)
-            )
-            self.agents.append(pod)
+            self.agents.append(agent_pod_name(node))
+            pod = self._run_agent(api, namespace, node, image)
             # hostNetwork: the agent's hostIP is its node's InternalIP, where NodePorts listen.
             node_ip = (api.read("Pod", namespace, pod).get("status") or {}).get("hostIP")
             agent = NodeAgent(node, transport_factory(api, namespace, pod, node, image))
@@ -230,7 +237,15 @@ class AgentFleet:
         if self._stopping.is_set():
             return
         with self._revive_lock:
-            start_agent(api, namespace, node, image, progress=lambda m: self.notice("info", m))
+            self._run_agent(api, namespace, node, image)
+
+    def _run_agent(self, api: ClusterApi, namespace: str, node: str, image: str) -> str:
+        """`start_agent`, its progress as info notices, its waits ended by `begin_stop`."""
+
+        def progress(message: str) -> None:
+            self.notice("info", message)
+
+        return start_agent(api, namespace, node, image, progress, cancelled=self._stopping)
 
     def refilter(self, bpf_for: Callable[[str], str], service_key: str) -> None:
         """Restart each node's capture whose filter (`bpf_for(node_ip)`) changed; none once
@@ -345,8 +360,13 @@ class AgentFleet:
         self.want_rules()
         return self.shown
 
+    @property
+    def stopping(self) -> threading.Event:
+        """Set once the session stops: every start-up wait (agent, probe pod) gives up."""
+        return self._stopping
+
     def begin_stop(self) -> None:
-        """No capture restarts from here on; the rules thread wakes up to end."""
+        """No capture restarts from here on, start-up waits end; the rules thread wakes to end."""
         self._stopping.set()
         self._rules_wanted.set()
 

@@ -62,6 +62,9 @@ class StreamingSession:
     def _notice(self, kind: str, message: str) -> None:
         self._emit(Notice(time.time(), kind, message, origin=self.kind))
 
+    def cancel_start(self) -> None:
+        """Nothing to call off by default: a lab build is short and finishes (session/guard.py)."""
+
 
 @dataclass(frozen=True)
 class ProbeSettings:

@@ -3,12 +3,14 @@
 The dashboard computes its diagnosis line from the stream plus what it pulls (slice, endpoint
 facts, chain). `svcwatch run` has no diagnosis line, so this wrapper does the same for it: it folds
 every event into an `Evidence`, pulls the session's state once a second (and right after a slice
-change or a rules sync), and emits `DiagnosisChanged` when the sentence differs from the last one.
+change or a rules sync), and emits `DiagnosisChanged` when the sentence differs from the last one
+by more than its running tallies (probe counts, median connect time).
 Inside a RecordingSession the diagnosis is recorded too, so a replay prints what `run` printed.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -19,6 +21,15 @@ from svcwatch.session.base import ForwardingSession, Session
 from svcwatch.sinks import EventSink
 
 PULL_INTERVAL = 1.0  # seconds, as the dashboard re-reads the chain
+
+# The running tallies in a sentence ("3 of 10 recent probes", "median connect 4 ms") move with
+# every probe; a stream line each time would drown what changed. Lines differ by the rest.
+_TALLIES = re.compile(r"\b\d+ of \d+ recent probes|median connect \d+ ms")
+
+
+def _meaning(diagnosis: Diagnosis) -> tuple[str, str]:
+    """What a diagnosis says, without its running tallies: the stream reports a change of this."""
+    return diagnosis.level, _TALLIES.sub("#", diagnosis.text)
 
 
 class DiagnosingSession(ForwardingSession):
@@ -81,7 +92,7 @@ class DiagnosingSession(ForwardingSession):
         # sentence that changed every second would be a line every second.
         with self._lock:
             diagnosis = diagnose(self.evidence)
-            if diagnosis == self._shown:
+            if self._shown is not None and _meaning(diagnosis) == _meaning(self._shown):
                 return
             self._shown = diagnosis
         assert self._sink is not None

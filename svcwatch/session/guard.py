@@ -4,8 +4,10 @@ A stop can be asked for at any moment of a start: a signal 0.3 s into a lab buil
 closing while the dashboard starts, the shutdown watchdog while the dashboard's own stop runs.
 Unguarded, a stop that ran before the build finished found nothing to tear down, and the build
 then completed into a lab nobody would remove. Guarded, a stop waits for a start in progress and
-then tears down what it built; a start after a stop does nothing; a second stop waits for the
-first and returns (re-raising nothing: the first caller reports the outcome).
+then tears down what it built (first calling off the start's waits, `cancel_start`, so a node
+agent pod that stays Pending does not hold the stop for minutes); a start after a stop does
+nothing; a second stop waits for the first and returns (re-raising nothing: the first caller
+reports the outcome).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class StartStopGuard(ForwardingSession):
                 self.inner.start(sink)
 
     def stop(self) -> None:
+        if not self.stopped:  # a start waiting on something that may never come gives up
+            self.inner.cancel_start()
         with self._lifecycle:
             if self.stopped:
                 return

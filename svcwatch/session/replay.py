@@ -80,6 +80,9 @@ class ReplaySession:
         if self._player is not None:
             self._player.stop()
 
+    def cancel_start(self) -> None:
+        """A replay starts at once: nothing to call off."""
+
     def service(self) -> Service:
         return self._objects()[0]
 
@@ -217,11 +220,9 @@ class ReplaySession:
         return next((s for s in reversed(self._played()) if s.what == what), None)
 
     def _announce_end(self) -> None:
-        self._notice(
-            "info",
-            f"replay: end of recording ({len(self.recording.events)} events); "
-            "press a scenario key to jump",
-        )
+        # Short enough to be read whole in an 80-column packets pane.
+        count = len(self.recording.events)
+        self._notice("info", f"replay ended ({count} events); scenario keys jump back")
 
     def _notice(self, kind: str, message: str, ts: float | None = None) -> None:
         # Stamped with recording time so it sorts among the recorded events it comments on.

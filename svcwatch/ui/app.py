@@ -188,6 +188,8 @@ class SvcwatchApp(App[None]):
             self.notify(error.message, title=error.origin, severity="error", timeout=15)
             if self.session_ready:  # a writer that stopped changes the title ("… FAILED")
                 self.title = f"svcwatch · {self.session.title}"
+        if any(isinstance(e, Notice) and e.kind == "ended" for e in events):
+            self.io.session_ended()  # the diagnosis says the lab is gone; stop reading it
         if any(isinstance(e, Notice) and e.kind == "stale" for e in events):
             self.refresh_status()  # the watch broke or came back: say so now
         if self.stopping:
@@ -250,6 +252,8 @@ class SvcwatchApp(App[None]):
         if event.state != WorkerState.ERROR:
             return
         error = event.worker.error
+        if error is None or not self.io.reports(event.worker.group, error):
+            return  # the same failed read again, or a read of a lab already gone
         self.notify(f"{error}", title=event.worker.description, severity="error", timeout=10)
         if event.worker.group == "session" and not self.session_ready:
             self.start_error = str(error)

@@ -47,7 +47,9 @@ def scenario_label(name: str) -> str:
 
 
 def replay_status(replay: ReplayControls) -> str:
-    """ "replay ▶ 2x" or "replay ⏸ paused at 1x"."""
+    """ "replay ▶ 2x", "replay ⏸ paused at 1x", or "replay ■ end" once every event played."""
+    if replay.finished:
+        return "replay ■ end"
     speed = "max speed" if math.isinf(replay.speed) else f"{replay.speed:g}x"
     return f"replay ⏸ paused at {speed}" if replay.paused else f"replay ▶ {speed}"
 

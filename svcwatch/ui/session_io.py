@@ -6,6 +6,10 @@ replaces an older one), the worker posts its answer (`SessionStarted`, `ChainRea
 `EndpointsRead`) or raises, and the app's one `Worker.StateChanged` handler turns a raise into a
 notification. Whether the app pulls state at all is `pushes_state`: a replay pushes what the live
 dashboard displayed, and pulling too would show other moments.
+
+A read that fails the same way again (every second, on the chain's refresh) is reported once, until
+a read succeeds; once the session's source is gone (`lab down` under the dashboard: an `ended`
+notice, which the diagnosis already reads out) the reads stop and say nothing more.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from svcwatch.ui import messages
 
 if TYPE_CHECKING:
     from textual.app import App
+    from textual.message import Message
 
 
 class SessionIO:
@@ -29,6 +34,8 @@ class SessionIO:
         self.app, self.session = app, session
         self.capabilities = session.capabilities()
         self.pushes_state = self.capabilities.replayed_display
+        self.ended = False  # the session's source is gone: nothing left to read
+        self._read_errors: dict[str, str] = {}  # group -> the error last reported for its reads
 
     def read_only(self) -> str:
         """Why this session changes nothing, in a few words."""
@@ -62,25 +69,42 @@ class SessionIO:
             self.read_chain(after_sync=True)
             self.read_endpoints()
 
+    def session_ended(self) -> None:
+        """The session's source is gone (module docstring): stop reading it."""
+        self.ended = True
+
+    def reports(self, group: str, error: BaseException) -> bool:
+        """Whether a failed worker of `group` is worth a notification (module docstring)."""
+        if group not in ("chain", "endpoints"):
+            return True
+        if self.ended or self._read_errors.get(group) == str(error):
+            return False
+        self._read_errors[group] = str(error)
+        return True
+
+    def _read(self, read: Callable[[], Message], group: str, description: str) -> None:
+        def work() -> None:
+            self.app.post_message(read())
+            self._read_errors.pop(group, None)  # a success: the next failure is news again
+
+        if not self.ended:
+            self._run(work, group, description)
+
     def read_chain(self, after_sync: bool = False) -> None:
         """Post the node's kube-proxy chain (`after_sync`: right after the rules changed)."""
-        self._run(
-            lambda: self.app.post_message(
-                messages.ChainRead(self.session.read_chain(), after_sync)
-            ),
+        self._read(
+            lambda: messages.ChainRead(self.session.read_chain(), after_sync),
             "chain",
             "Reading the iptables chain",
         )
 
     def read_endpoints(self) -> None:
         """Post the EndpointSlice, what is known of each endpoint, and the scenario."""
-        self._run(
-            lambda: self.app.post_message(
-                messages.EndpointsRead(
-                    self.session.current_slice(),
-                    self.session.endpoint_facts(),
-                    self.session.current_scenario(),
-                )
+        self._read(
+            lambda: messages.EndpointsRead(
+                self.session.current_slice(),
+                self.session.endpoint_facts(),
+                self.session.current_scenario(),
             ),
             "endpoints",
             "Reading the EndpointSlice",

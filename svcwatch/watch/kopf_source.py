@@ -32,6 +32,8 @@ SLICES = ("discovery.k8s.io", "v1", "endpointslices")
 SERVICES = ("", "v1", "services")
 # Seconds before a fresh kopf replaces one that stopped on an error.
 RESTART_BACKOFF = 1.0
+# Seconds stop() waits for kopf to finish its tasks before leaving its daemon thread behind.
+STOP_TIMEOUT = 10.0
 
 
 class KopfSource:
@@ -95,19 +97,30 @@ class KopfSource:
                     f"cannot watch the cluster: {reason} (check --context/--kubeconfig)"
                 )
 
-    def stop(self) -> None:
-        """Ask kopf to stop and wait for its thread (kopf finishes its tasks first)."""
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Ask kopf to stop and wait for its thread (kopf finishes its tasks first).
+
+        The wait is bounded: a kopf that does not finish (a request retrying against an API server
+        that went away) must not hold the dashboard's quit or the run's exit. The thread is a
+        daemon, so it ends with the process; the user is told in one line.
+        """
         self._stop_flag.set()
         self._run_stop.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                self.on_error(f"cluster watch did not stop within {timeout:.0f}s; left to exit")
             self._thread = None
 
     def _run(self) -> None:
         self.health.attach(threading.get_ident())
         try:
-            while not self._stop_flag.is_set():
+            while True:
+                # Clear, then look: a stop() that lands between the two is seen here, and one
+                # after them sets _run_stop for this run. (The other order could wipe a stop.)
                 self._run_stop.clear()
+                if self._stop_flag.is_set():
+                    break
                 self._run_once()
                 if self._stop_flag.is_set() or not self.ready.is_set():
                     break  # asked to stop, or never came up (start() reports why)
@@ -117,6 +130,7 @@ class KopfSource:
                     self.health.broken(ENDPOINT_SLICE, time.time())
                     self.health.broken(SERVICE, time.time())
                 self._stop_flag.wait(RESTART_BACKOFF)
+                self.health.relisting()
         finally:
             self.health.detach()
             self.stopped.set()
@@ -165,7 +179,7 @@ class KopfSource:
     def _deliver(self, kind: str, raw_type: str | None, body: Mapping[str, Any]) -> None:
         """kopf's raw event -> WatchEvent (or nothing, for a replay of what we already have)."""
         seen_at = time.time()
-        self.health.alive(kind)
+        self.health.delivered(kind)
         plain = _plain(body)
         if raw_type == DELETED:
             event = self.tracker.forget(kind, plain, seen_at)

@@ -4,8 +4,13 @@ kopf reconnects broken watch streams and re-lists after "410 Gone" by itself, bu
 a caller can read about it. It does log every failed request attempt (ERROR, with the URL), every
 retry that succeeded (DEBUG) and every 410 restart (DEBUG) on its watching/fetching loggers; those
 records are the only public trace of the stream's health, so `WatchHealth` reads them (only the
-ones from the kopf thread it was attached to) and keeps `stale_since` per resource. The watcher is
-live again on the next event or successful retry of that resource.
+ones from the kopf thread it was attached to) and keeps `stale_since` per resource.
+
+What makes a resource live again depends on how it broke. kopf hands events to the handlers through
+per-object queues, so a handler may run *after* the stream broke with an event received *before*:
+such an event proves nothing. After a failed request kopf retries that same request and logs the
+retry that succeeds, so only that record revives the resource. After a "410 Gone" or a fresh kopf,
+kopf re-lists, and the next event delivered is the proof.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ class WatchHealth(logging.Handler):
         self.on_watcher_failed = on_watcher_failed
         self.last_problem: str | None = None
         self._broken: dict[str, float] = {}
+        self._awaiting_retry: set[str] = set()  # broken by a failed request: only its retry revives
         self._state_lock = threading.Lock()
         self._thread_id: int | None = None
 
@@ -74,7 +80,7 @@ class WatchHealth(logging.Handler):
         if "Request attempt" in message and "failed" in message:
             self.last_problem = message.split(" -> ", 1)[-1][:200]
             if kind is not None:
-                self.broken(kind, record.created)
+                self.broken(kind, record.created, until_retry_succeeds="will retry" in message)
         elif "Restarting the watch-stream" in message and kind is not None:
             self.broken(kind, record.created)  # 410 Gone: kopf re-lists now
         elif "Request attempt" in message and "succeeded" in message and kind is not None:
@@ -95,11 +101,36 @@ class WatchHealth(logging.Handler):
         if self.on_error is not None:
             self.on_error(f"kopf: {message.splitlines()[0][:200]}")
 
-    def broken(self, kind: str, since: float) -> None:
-        self._update(lambda broken: broken.setdefault(kind, since))
+    def broken(self, kind: str, since: float, *, until_retry_succeeds: bool = False) -> None:
+        """`kind` broke at `since` (kept if it was already broken); with `until_retry_succeeds`,
+        events still queued in kopf do not revive it, only the retried request does."""
+
+        def mark(broken: dict[str, float]) -> None:
+            broken.setdefault(kind, since)
+            if until_retry_succeeds:
+                self._awaiting_retry.add(kind)
+
+        self._update(mark)
 
     def alive(self, kind: str) -> None:
-        self._update(lambda broken: broken.pop(kind, None))
+        """A request for `kind` succeeded (kopf logged the successful retry): it is live."""
+
+        def revive(broken: dict[str, float]) -> None:
+            broken.pop(kind, None)
+            self._awaiting_retry.discard(kind)
+
+        self._update(revive)
+
+    def delivered(self, kind: str) -> None:
+        """kopf delivered an event of `kind`: live, unless it may predate a failed request."""
+        self._update(
+            lambda broken: None if kind in self._awaiting_retry else broken.pop(kind, None)
+        )
+
+    def relisting(self) -> None:
+        """A fresh kopf starts (and lists everything): its events are all newer than any break."""
+        with self._state_lock:
+            self._awaiting_retry.clear()
 
     def _update(self, change: Callable[[dict[str, float]], Any]) -> None:
         with self._state_lock:

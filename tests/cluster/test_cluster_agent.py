@@ -29,7 +29,7 @@ def test_agent_pod_is_pinned_privileged_labelled_and_deleted(cluster: MockCluste
 
     def show(line: str) -> None:
         lines.append(line)
-        if line.startswith("waiting for node agent"):
+        if line.startswith("waiting for agent pod"):
             run_container(cluster, name)
 
     started = start_agent(

@@ -9,6 +9,7 @@ asserts on how long anything took.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shlex
 import subprocess
@@ -114,7 +115,7 @@ def test_nftables_mode_shows_kube_proxys_table_and_m_swaps_to_iptables_and_back(
         "nftables (table ip kube-proxy)", "no counters", "service-ips", "Healthy:", "echo-ok"
     )
     assert "numgen" in screen or "100%" in screen
-    terminal.wait_for("seen -> dnat 10.42.0.142:12345")
+    terminal.wait_for("conns -> dnat 10.42.0.142:12345")
     terminal.press("2")  # the same break in nftables mode
     terminal.wait_for("scenario: Wrong port (2)", "connection refused", "10.42.0.142:12346")
     terminal.press("m")
@@ -125,6 +126,36 @@ def test_nftables_mode_shows_kube_proxys_table_and_m_swaps_to_iptables_and_back(
     terminal.wait_for("connection refused", "pkts -> DNAT 10.42.0.142:12346")
     terminal.press("m")
     terminal.wait_for("nftables (table ip kube-proxy)", "kube-proxy mode iptables -> nftables")
+    terminal.press("q")
+    terminal.wait_for("SVCWATCH-EXITED=0")
+    assert lab_namespaces(lab) == []
+
+
+def test_nftables_good_and_bad_ip_counts_the_connections_sent_to_the_bad_ip(
+    nft_dashboard: tuple[Terminal, str, Path],
+) -> None:
+    """Key 4 in nftables mode: SYNs DNATed to 10.42.0.143 wait on an ARP nobody answers and never
+    reach cni0, yet the chain and slice panes count them for .143 instead of showing 0."""
+    terminal, lab, _state = nft_dashboard
+    terminal.wait_for("nftables (table ip kube-proxy)", "Healthy:", "echo-ok")
+    terminal.press("4")
+    terminal.wait_for("scenario: Good + bad IP (4)", "i/o timeout", "no pod has this IP")
+    subprocess.run(  # where QA saw "0 seen": 80x24, the chain pane showing each path first
+        ["tmux", "resize-window", "-t", terminal.name, "-x", "80", "-y", "24"], check=True
+    )
+    chain = re.compile(r"(\d+) conns\s+\d+%.*DNAT 10\.42\.0\.143:12345")
+    row = re.compile(r"10\.42\.0\.143 .*no pod has this IP.*?(\d+) \(\d+%\)")
+    end = time.monotonic() + DEADLINE
+    counts: list[int] = []
+    while time.monotonic() < end:
+        screen = terminal.screen()
+        found = [chain.search(screen), row.search(screen)]
+        counts = [int(m.group(1)) for m in found if m is not None]
+        if len(counts) == 2 and min(counts) > 0:
+            break
+        time.sleep(0.2)
+    assert len(counts) == 2 and min(counts) > 0, terminal.screen()  # chain pane, slice pane
+    assert "seen" not in terminal.screen()
     terminal.press("q")
     terminal.wait_for("SVCWATCH-EXITED=0")
     assert lab_namespaces(lab) == []

@@ -47,10 +47,10 @@ async def test_nftables_rules_show_as_nftables_with_flat_shares_and_no_counters(
         seen = app.main.evidence.landed_from_capture()
         assert seen.get("10.42.0.142:12345", 0) > 0
         dnat = next(ln for ln in text.splitlines() if "-> dnat 10.42.0.142:12345" in ln)
-        assert dnat.split()[:2] == [str(seen["10.42.0.142:12345"]), "seen"]
-        assert "kube-proxy's table has no counters: 'seen' = SYNs the capture saw on cni0" in text
+        assert dnat.split()[:2] == [str(seen["10.42.0.142:12345"]), "conns"]
+        assert "kube-proxy's table has no counters: 'conns' = new connections the capture" in text
         table = widget_text(app.main.slice_pane)
-        assert " seen" in table.splitlines()[1] and "n/a" not in table
+        assert " conns" in table.splitlines()[1] and "n/a" not in table
 
 
 def test_nftables_1_36_dnat_map_shares_are_keyed_by_address() -> None:

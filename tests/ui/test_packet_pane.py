@@ -139,3 +139,21 @@ def test_the_time_column_keeps_its_width_past_ten_seconds_and_beyond() -> None:
     labels = [elapsed_label(s) for s in (0.5, 2.965, 12.5, 123.456, 999.9, 1000.2, 5999, 7300)]
     assert {len(label) for label in labels} == {9}
     assert labels[:3] == ["  +0.500s", "  +2.965s", " +12.500s"]
+
+
+async def test_resuming_after_a_pause_draws_what_waited_and_reports_nothing_dropped() -> None:
+    session = FakeSession()
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("space")
+        await more_lines(session, app, pilot, 150)  # more than one batch draws in a flood
+        assert "150 waiting" in str(app.main.packet_pane.border_subtitle)
+        await pilot.press("space")
+        await settle(app, pilot)
+        pane = app.main.packet_pane
+        assert "not drawn" not in str(pane.border_subtitle)
+        drawn = pane.drawn_text
+        assert not any("not drawn" in line for line in drawn)
+        assert [line for line in drawn if "line " in line][0].endswith("line 0")
+        assert newest_visible(app) and screen_lines(app)[-1].endswith("line 149")

@@ -118,3 +118,24 @@ async def test_live_space_still_pauses_the_stream_pane() -> None:
         await pilot.press("space")
         assert app.main.packet_pane.paused
         assert "replay" not in app.sub_title
+
+
+async def test_the_end_of_the_demo_says_replay_ended_and_fits_80_columns() -> None:
+    from svcwatch.record import DEMO_RECORDING
+
+    replay = ReplaySession(DEMO_RECORDING, speed=math.inf)
+    app = make_app(replay, clock=replay.now, t0=replay.recording.start_ts)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        assert await asyncio.to_thread(replay.wait_finished, 30.0)
+        await settle(app, pilot)
+        app.refresh_status()
+        assert app.sub_title.endswith("replay ■ end") and "▶" not in app.sub_title
+        view = app.main.packet_pane.view
+        on_screen = [view.render_line(y).text for y in range(view.size.height)]
+        end = [row for row in on_screen if "replay ended" in row]
+        assert end and "scenario keys jump back" in end[0] and "…" not in end[0]
+        await pilot.press("space", "1")  # paused, a scenario key jumps back and stays there
+        await settle(app, pilot)
+        app.refresh_status()
+        assert app.sub_title.endswith("replay ⏸ paused at max speed")

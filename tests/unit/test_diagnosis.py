@@ -239,3 +239,26 @@ def test_a_broken_lab_is_blamed_not_the_pod_and_a_repair_starts_a_fresh_window()
     seen.observe(Notice(3.0, "repaired", "lab demo was broken (cni0 is missing); recreated cni0"))
     assert seen.lab_fault is None and not seen.probes  # the outage's probes are not the pod's
     assert diagnose(seen).text == "Waiting for the first probe of this scenario…"
+
+
+def syn(iface: str, src: str, sport: int, dst: str, dport: int) -> PacketEvent:
+    return PacketEvent(1.0, "tcp-packet", iface, "in", src, dst, sport, dport, flags="SYN")
+
+
+def test_nftables_counts_connections_held_on_an_unanswered_arp_for_that_endpoint() -> None:
+    """No counters in nftables mode: a SYN DNATed to .143 waits on ARP and never reaches cni0, so
+    the connections that arrived but never reached cni0 are .143's (a retransmit counts once)."""
+    arriving = [syn("eth0", "192.168.97.2", port, "192.168.97.3", 31234) for port in (1, 2, 3, 3)]
+    delivered = syn("cni0", "10.42.0.1", 40001, "10.42.0.142", 12345)
+    ev = evidence(slice_of("10.42.0.142", "10.42.0.143"), *arriving, delivered)
+    assert ev.landed_from_capture() == {"10.42.0.142:12345": 1}  # no ARP yet: nobody to blame
+    ev.observe(arp("10.42.0.143"))
+    assert ev.landed_from_capture() == {"10.42.0.142:12345": 1, "10.42.0.143:12345": 2}
+
+
+def test_nftables_happy_path_counts_no_phantom_connections() -> None:
+    arriving = [syn("eth0", "192.168.97.2", port, "192.168.97.3", 31234) for port in (1, 2)]
+    delivered = [syn("cni0", "10.42.0.1", 40000 + p, "10.42.0.142", 12345) for p in (1, 2)]
+    into_pod = syn("veth1a2b", "10.42.0.1", 40001, "10.42.0.142", 12345)
+    ev = evidence(slice_of("10.42.0.142"), *arriving, *delivered, into_pod, arp("10.42.0.99"))
+    assert ev.landed_from_capture() == {"10.42.0.142:12345": 2}

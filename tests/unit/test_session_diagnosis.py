@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import time
 
-from svcwatch.model.events import DiagnosisChanged, SliceChanged, plain_line, to_dict
+from svcwatch.model.events import (
+    DiagnosisChanged,
+    ProbeEvent,
+    SliceChanged,
+    plain_line,
+    to_dict,
+)
 from svcwatch.session.diagnosing import DiagnosingSession
 from tests.helpers.sinks import CollectingSink
 from tests.ui.fakes import POD, POD_IP, T0, FakeSession
@@ -50,3 +56,22 @@ def test_the_stream_says_each_new_diagnosis_once() -> None:
     assert plain_line(refused, T0).split()[1:4] == ["[diagnosis]", "diagnosis", "fail:"]
     assert to_dict(refused)["type"] == "DiagnosisChanged"
     assert inner.stopped.is_set()
+
+
+def test_probe_tallies_alone_do_not_repeat_the_diagnosis() -> None:
+    """Each probe moves "N of N recent probes" and the median: `run` prints the sentence once."""
+    session = DiagnosingSession(FakeSession())
+    sink = CollectingSink()
+    session.start(sink)
+    try:
+        wait_for(sink, f"via {POD_IP}:12345 (pod {POD})")
+        for i in range(6):
+            ok = ProbeEvent(
+                T0 + 10 + i, "echo-ok", "127.0.0.1", 5000 + i, "127.0.0.1", 31234,
+                connect_ms=0.4 + i, echo_ms=3.0,
+            )  # fmt: skip
+            session.observe([ok])
+    finally:
+        session.stop()
+    via = [d.sentence for d in diagnoses(sink) if f"via {POD_IP}" in d.sentence]
+    assert len(via) == 1, via

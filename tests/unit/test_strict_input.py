@@ -67,6 +67,12 @@ def test_nan_and_infinity_are_refused_by_every_numeric_flag(
     assert done.stdout == ""
 
 
+def test_an_empty_probe_payload_is_refused(tmp_path: Path) -> None:
+    """An empty payload "echoes" from anything that accepts and closes: every probe would pass."""
+    done = svcwatch("run", "--payload", "", cwd=tmp_path)
+    assert_one_line_error(done, 2, "--payload", "must not be empty")
+
+
 def test_help_answers_to_dash_h_on_every_command(tmp_path: Path) -> None:
     for command in ([], ["run"], ["lab"], ["lab", "up"], ["replay"], ["export"], ["serve"]):
         done = svcwatch(*command, "-h", cwd=tmp_path)

@@ -145,7 +145,8 @@ class ChainPane(VerticalScroll):
             )
         if not chain_view.has_counters(tree):
             out.append(
-                "kube-proxy's table has no counters: 'seen' = SYNs the capture saw on cni0\n",
+                "kube-proxy's table has no counters: 'conns' = new connections the capture saw "
+                "sent to each endpoint (a SYN onto cni0, or held on an unanswered ARP)\n",
                 self._style("chain--dim"),
             )
         out.rstrip()
@@ -158,7 +159,7 @@ class ChainPane(VerticalScroll):
             line = Text(" ")
             count = path.packets if counted else self.captured.get(path.dnat_to, 0)
             line.append(
-                f"{count:>5} {'pkts' if counted else 'seen'} ", self._style("chain--counter")
+                f"{count:>5} {'pkts' if counted else 'conns'} ", self._style("chain--counter")
             )
             if path.share is not None:
                 line.append(f"{path.share * 100:3.0f}% ", self._style("chain--jump"))
@@ -185,7 +186,7 @@ class ChainPane(VerticalScroll):
             line.append(f"{rule.packets:>6} pkts ", self._style("chain--counter"))
         elif rule.dnat_to:  # no counter: what the capture saw land there instead
             line.append(
-                f"{self.captured.get(rule.dnat_to, 0):>6} seen ", self._style("chain--counter")
+                f"{self.captured.get(rule.dnat_to, 0):>5} conns ", self._style("chain--counter")
             )
         else:
             line.append(f"{'-':>6}      ", self._style("chain--counter"))

@@ -3,7 +3,8 @@
 Textual's RichLog renders each line synchronously and tops out near 1.8k lines/s here
 (docs/design.md), so `StreamView` is a ScrollView that renders only the visible rows from a
 bounded ring. Each batch draws at most `MAX_LINES_PER_BATCH` lines; beyond that (a flood) the pane
-writes one "N packets not drawn" line instead of freezing. Pausing keeps a bounded backlog.
+writes one "N packets not drawn" line instead of freezing. Pausing keeps a bounded backlog, all of
+it drawn on resume (only what overflowed the backlog counts as not drawn).
 Every packet received (drawn or not) is also kept, raw bytes included, in a bounded ring of
 PacketEvents: that is what `w` writes to a pcapng file.
 
@@ -288,9 +289,9 @@ class PacketPane(Vertical):
     def watch_paused(self, paused: bool) -> None:
         if not paused:
             backlog, self.backlog = list(self.backlog), deque(maxlen=RING_SIZE)
-            waiting = [line for line in backlog if self.filter.matches(line)]
-            skipped = max(0, len(waiting) - MAX_LINES_PER_BATCH)
-            self._draw(waiting[-MAX_LINES_PER_BATCH:], skipped)
+            # Every waiting line is already in the ring: draw them all (the view renders only
+            # visible rows), so a pause never reads like a flood of packets "not drawn".
+            self._draw([line for line in backlog if self.filter.matches(line)], 0)
         self._update_titles()
 
     def watch_filter_text(self, value: str) -> None:

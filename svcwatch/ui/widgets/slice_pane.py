@@ -4,7 +4,8 @@ The slice says where kube-proxy should send traffic; the lab knows whether a pod
 IP, whether anything listens on the port, and (from the endpoint chains' DNAT counters: KUBE-SEP-,
 or nftables' endpoint-) how many new connections actually landed there. Putting the claim and the
 truth side by side is the lesson. kube-proxy's nftables rules carry no counters: there the landed
-column counts what the capture saw (new connections onto cni0 per endpoint), marked "seen".
+column counts the new connections the capture saw sent to each endpoint (a SYN onto cni0, or one
+held on an ARP nobody answers: diagnosis.Evidence.landed_from_capture), marked "conns".
 """
 
 from __future__ import annotations
@@ -84,10 +85,10 @@ class SlicePane(Static, can_focus=True):
         table.add_column("pod", no_wrap=True, overflow="ellipsis", ratio=1)
         table.add_column("listening", no_wrap=True, overflow="ellipsis")
         counts = landed_counts(self.chain_tree)
-        seen = counts is None and self.captured is not None
-        if seen:
+        captured = counts is None and self.captured is not None
+        if captured:
             counts = self.captured  # nftables mode: what the capture saw, not rule counters
-        table.add_column("seen" if seen else "landed", no_wrap=True, min_width=7)
+        table.add_column("conns" if captured else "landed", no_wrap=True, min_width=7)
         port = next((p.port for p in slice_.ports if p.port), None)
         total = sum(counts.values()) if counts is not None else 0
         for endpoint in slice_.endpoints:
