@@ -14,12 +14,13 @@ import secrets
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.tmux import Terminal, tmux_terminal
+from tests.helpers.tmux import DEADLINE, SESSION, Terminal, tmux_terminal
 
 pytestmark = pytest.mark.lab
 
@@ -140,9 +141,8 @@ def test_nftables_good_and_bad_ip_counts_the_connections_sent_to_the_bad_ip(
     terminal.wait_for("nftables (table ip kube-proxy)", "Healthy:", "echo-ok")
     terminal.press("4")
     terminal.wait_for("scenario: Good + bad IP (4)", "i/o timeout", "no pod has this IP")
-    subprocess.run(  # where QA saw "0 seen": 80x24, the chain pane showing each path first
-        ["tmux", "resize-window", "-t", terminal.name, "-x", "80", "-y", "24"], check=True
-    )
+    # Where QA saw "0 seen": 80x24, the chain pane showing each path first.
+    terminal.tmux("resize-window", "-t", SESSION, "-x", "80", "-y", "24", check=True)
     chain = re.compile(r"(\d+) conns\s+\d+%.*DNAT 10\.42\.0\.143:12345")
     row = re.compile(r"10\.42\.0\.143 .*no pod has this IP.*?(\d+) \(\d+%\)")
     end = time.monotonic() + DEADLINE
