@@ -5,10 +5,6 @@ It echoes every byte back on every connection, many at once, from one thread wit
 pod's namespace as a detached process; `--lab` and `--pod` are only there so `lab down` can
 recognise it even when the namespace or the state that named it is gone. It prints `ready` once
 listening, so the lab knows the pod is up without polling.
-
-With `--detach` (how the lab starts it) the process first forks, prints the echo's pid and exits:
-the lab reaps that launcher at once and keeps no handle on the echo, which outlives the svcwatch
-that started it (a lab stays up until `lab down`) and is found again by pid and start time.
 """
 
 from __future__ import annotations
@@ -67,25 +63,13 @@ def _echo(
         sock.close()
 
 
-def detach() -> None:
-    """Fork; the parent prints the child's pid and exits, the child leads a session of its own."""
-    pid = os.fork()
-    if pid:
-        print(f"pid {pid}", flush=True)
-        os._exit(0)
-    os.setsid()
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="svcwatch.lab.echo", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--lab", default="", help="the lab this pod belongs to (for `lab down`)")
     parser.add_argument("--pod", default="", help="the pod's name (for `lab down`)")
-    parser.add_argument("--detach", action="store_true", help="fork, print `pid N`, and exit")
     args = parser.parse_args(argv)
-    if args.detach:
-        detach()
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # socat's `reuseaddr`
     listener.bind((args.host, args.port))

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from svcwatch import netns
 from svcwatch.lab.instances import PodRecord, ProcessRef
@@ -145,8 +145,7 @@ def remove_pod(node_ipr: Any | None, pod: PodRecord) -> None:
 
 
 def start_echo(spec: LabSpec, pod: PodPlan | PodRecord) -> subprocess.Popen[bytes]:
-    """Start the echo listener inside the pod through a launcher that forks it and exits (echo.py's
-    `--detach`); call `wait_ready`, which reaps the launcher, before relying on the echo."""
+    """Start the echo listener inside the pod (detached); call `wait_ready` before relying on it."""
     argv = [
         sys.executable,
         "-m",
@@ -157,7 +156,6 @@ def start_echo(spec: LabSpec, pod: PodPlan | PodRecord) -> subprocess.Popen[byte
         spec.name,
         "--pod",
         pod.name,
-        "--detach",
     ]
     return netns.popen_in(
         pod.netns,
@@ -165,6 +163,7 @@ def start_echo(spec: LabSpec, pod: PodPlan | PodRecord) -> subprocess.Popen[byte
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        start_new_session=True,
         close_fds=True,
         env=_echo_env(),
     )
@@ -180,38 +179,22 @@ def _echo_env() -> dict[str, str]:
 def wait_ready(
     proc: subprocess.Popen[bytes], pod_name: str, timeout: float = ECHO_READY_TIMEOUT
 ) -> ProcessRef:
-    """Block until the echo process says `ready`; SetupError with its stderr if it dies first.
-
-    `proc` is the launcher: it prints the echo's pid and exits, and is reaped here, so no Popen
-    is left to be dropped while its process runs."""
+    """Block until the echo process says `ready`; SetupError with its stderr if it dies first."""
     assert proc.stdout is not None and proc.stderr is not None
-    deadline = time.monotonic() + timeout
-    words = _line(proc.stdout, deadline).split()
-    pid = int(words[1]) if words[:1] == [b"pid"] and words[1:2] and words[1].isdigit() else None
-    echo = None if pid is None else ProcessRef.of(pid)
-    try:
-        proc.wait(max(0.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline() if ready else b""
+    if line.strip() != b"ready":
         proc.kill()
-        proc.wait()
-    ready = echo is not None and _line(proc.stdout, deadline).strip() == b"ready"
-    if not ready and echo is not None:
-        kill_process(echo)  # before reading stderr: the echo holds its write end
-    err = [] if ready else proc.stderr.read().decode(errors="replace").strip().splitlines()
+        err = proc.stderr.read().decode(errors="replace").strip().splitlines()
+        raise SetupError(
+            f"the echo process of pod {pod_name} did not start: {err[-1] if err else 'timed out'}"
+        )
     proc.stdout.close()
     proc.stderr.close()
-    if echo is None or not ready:
-        why = err[-1] if err else "timed out"
-        raise SetupError(f"the echo process of pod {pod_name} did not start: {why}")
-    if not echo.alive():
+    ref = ProcessRef.of(proc.pid)
+    if ref is None:
         raise SetupError(f"the echo process of pod {pod_name} exited right after starting")
-    return echo
-
-
-def _line(stream: IO[bytes], deadline: float) -> bytes:
-    """The next line of `stream`, or b"" if none came by `deadline`."""
-    ready, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
-    return stream.readline() if ready else b""
+    return ref
 
 
 def kill_process(ref: ProcessRef, timeout: float = 2.0) -> bool:
