@@ -82,6 +82,9 @@ class FakeSession:
     def stop(self) -> None:
         self.stopped.set()
 
+    def cancel_start(self) -> None:
+        """Nothing to call off: start() here never waits."""
+
     def service(self) -> Service:
         return self._service
 

@@ -76,6 +76,9 @@ class ScriptedSession:
     def stop(self) -> None:
         self.stopped = True
 
+    def cancel_start(self) -> None:
+        """Nothing to call off: start() here never waits."""
+
     def service(self) -> Service:
         return self.service_
 
