@@ -124,10 +124,18 @@ class ClusterSession(StreamingSession):
             self.request_scenario(self.start_scenario)
         target, probe_node = probe_target(self.probing.target, self._service, pod)
         self._node_ip = (pod or {}).get("status", {}).get("hostIP") or target[0]
+        self._start_nodes_and_watch(sink, watched_nodes(self._slice, probe_node))
+        warn_if_unreachable(target, self.probing.timeout, self._notice)
+        self._probes = self.probing.start(sink, target, netns=None, notice=self._notice)
+
+    def _start_nodes_and_watch(self, sink: EventSink, nodes: list[str]) -> None:
+        """What every cluster session starts once it knows its nodes: an agent on each (capture
+        and rules), the filter on the current slice, the watch, and the periodic rules reads."""
+        assert self.api is not None  # connected by start()
         self._fleet.start_agents(
             self.api,
             self.agent_namespace,
-            watched_nodes(self._slice, probe_node),
+            nodes,
             sink,
             image=self.agent_image,
             transport_factory=self.transport_factory,
@@ -136,8 +144,6 @@ class ClusterSession(StreamingSession):
         self._refilter()
         self._start_watcher()
         self._fleet.start_rules(self.service, self._emit)
-        warn_if_unreachable(target, self.probing.timeout, self._notice)
-        self._probes = self.probing.start(sink, target, netns=None, notice=self._notice)
 
     def cancel_start(self) -> None:
         """End the start's waits for agent (and probe) pods: `stop` then deletes them."""

@@ -81,18 +81,7 @@ class ExistingServiceSession(ClusterSession):
         target, probe_node = self._probe_plan()
         if target is None:
             probe_node = self._start_probe_pod()
-        self._fleet.start_agents(
-            self.api,
-            self.agent_namespace,
-            self._nodes(probe_node),
-            sink,
-            image=self.agent_image,
-            transport_factory=self.transport_factory,
-            fallback_ip=self._node_ip,
-        )
-        self._refilter()
-        self._start_watcher()
-        self._fleet.start_rules(self.service, self._emit)
+        self._start_nodes_and_watch(sink, self._nodes(probe_node))
         if target is not None:
             self._probes = self.probing.start(sink, target, netns=None, notice=self._notice)
         self._probe_in_cluster(sink)
