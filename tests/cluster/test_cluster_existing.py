@@ -135,21 +135,30 @@ def echo_server(name: str) -> socket.socket:
     return server
 
 
-def test_an_existing_service_is_watched_read_only_over_all_its_slices(
-    cluster: MockCluster, node_ns: str
-) -> None:
+def watched_with_agents(
+    cluster: MockCluster, node_ns: str, service: str
+) -> tuple[ExistingServiceSession, threading.Event]:
+    """An existing-Service session on `service` whose agents a kubelet stand-in runs in `node_ns`;
+    set the returned event to stop that kubelet."""
     stop_kubelet = threading.Event()
     threading.Thread(
         target=kubelet_for_agents, args=(cluster, stop_kubelet, NS), daemon=True
     ).start()
     session = ExistingServiceSession(
         ClusterSettings(
-            service="cart",
+            service=service,
             namespace=NS,
             kubeconfig=str(cluster.kubeconfig),
             transport_factory=lambda *_: LocalTransport(node_ns),
         )
     )
+    return session, stop_kubelet
+
+
+def test_an_existing_service_is_watched_read_only_over_all_its_slices(
+    cluster: MockCluster, node_ns: str
+) -> None:
+    session, stop_kubelet = watched_with_agents(cluster, node_ns, "cart")
     sink = CollectingSink()
     try:
         session.start(sink)
@@ -213,18 +222,7 @@ async def test_a_fault_key_on_a_read_only_service_says_why_and_changes_nothing(
 ) -> None:
     from tests.ui.conftest import make_app, settle
 
-    stop_kubelet = threading.Event()
-    threading.Thread(
-        target=kubelet_for_agents, args=(cluster, stop_kubelet, NS), daemon=True
-    ).start()
-    session = ExistingServiceSession(
-        ClusterSettings(
-            service="cart",
-            namespace=NS,
-            kubeconfig=str(cluster.kubeconfig),
-            transport_factory=lambda *_: LocalTransport(node_ns),
-        )
-    )
+    session, stop_kubelet = watched_with_agents(cluster, node_ns, "cart")
     app = make_app(session)
     try:
         async with app.run_test(size=(140, 44)) as pilot:
@@ -253,18 +251,7 @@ def test_the_chain_pane_switches_between_the_endpoints_nodes(
 
     other = {"addresses": ["10.42.1.20"], "conditions": {"ready": True}, "nodeName": "k3s-node-2"}
     make_slice(cluster.api(), "cart-xyz", CONTROLLER, [other], 8080, service="cart", namespace=NS)
-    stop_kubelet = threading.Event()
-    threading.Thread(
-        target=kubelet_for_agents, args=(cluster, stop_kubelet, NS), daemon=True
-    ).start()
-    session = ExistingServiceSession(
-        ClusterSettings(
-            service="cart",
-            namespace=NS,
-            kubeconfig=str(cluster.kubeconfig),
-            transport_factory=lambda *_: LocalTransport(node_ns),
-        )
-    )
+    session, stop_kubelet = watched_with_agents(cluster, node_ns, "cart")
     try:
         session.start(CollectingSink())
         switching = session.capabilities().node_switching
@@ -311,18 +298,7 @@ def test_svcwatchs_own_demo_service_keeps_its_faults(cluster: MockCluster, node_
     make_slice(
         api, "demo-ctrl", CONTROLLER, [endpoint("10.42.0.12")], 8080, service="demo", namespace=NS
     )
-    stop_kubelet = threading.Event()
-    threading.Thread(
-        target=kubelet_for_agents, args=(cluster, stop_kubelet, NS), daemon=True
-    ).start()
-    session = ExistingServiceSession(
-        ClusterSettings(
-            service="demo",
-            namespace=NS,
-            kubeconfig=str(cluster.kubeconfig),
-            transport_factory=lambda *_: LocalTransport(node_ns),
-        )
-    )
+    session, stop_kubelet = watched_with_agents(cluster, node_ns, "demo")
     try:
         session.start(CollectingSink())
         assert session.capabilities().injects_faults
