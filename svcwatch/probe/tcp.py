@@ -196,6 +196,9 @@ class ProbeLoop:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._stopping: asyncio.Event | None = None
+        # The socket error last told: a gone namespace fails every probe alike, and one notice
+        # says it (not one a second); a working probe, or another error, ends the streak.
+        self._socket_error: str | None = None
 
     def start(self) -> None:
         if self._thread is not None:
@@ -246,10 +249,10 @@ class ProbeLoop:
                 self.target, netns=self.netns, timeout=self.timeout, payload=self.payload
             )
         except OSError as exc:  # no socket at all (the client namespace is gone): tell, keep going
-            self.sink.emit(
-                Notice(
-                    time.time(), "error", f"probe: cannot open a socket: {exc}", origin="tcp-probe"
-                )
-            )
+            message = f"probe: cannot open a socket: {exc}"
+            if message != self._socket_error:
+                self._socket_error = message
+                self.sink.emit(Notice(time.time(), "error", message, origin="tcp-probe"))
             return
+        self._socket_error = None
         self.sink.emit(event)

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
-from svcwatch.model.events import ProbeEvent
+from svcwatch.model.events import Notice, ProbeEvent
 from svcwatch.probe.tcp import ProbeLoop, probe_once
 from tests.helpers.sinks import CollectingSink
 
@@ -179,3 +179,18 @@ def test_stop_is_prompt_and_emits_nothing_after(silent_listener: int) -> None:
     count = len(sink.snapshot())
     time.sleep(0.2)
     assert len(sink.snapshot()) == count == 0
+
+
+def test_a_client_namespace_that_is_gone_is_told_once_not_every_probe() -> None:
+    """After `lab down` under a running session every probe fails to open its socket alike:
+    the user sees one error notice, not one a second."""
+    sink = CollectingSink()
+    loop = ProbeLoop(sink, target=("127.0.0.1", 9), netns="svcwatch-gone-client", interval=0.02)
+    loop.start()
+    time.sleep(0.3)  # some fifteen probes
+    loop.stop()
+    notices = [e for e in sink.snapshot() if isinstance(e, Notice)]
+    assert [(n.kind, n.message.split(":")[:2]) for n in notices] == [
+        ("error", ["probe", " cannot open a socket"])
+    ]
+    assert not any(isinstance(e, ProbeEvent) for e in sink.snapshot())
