@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _main(argv)
     finally:
-        shutdown.restore(previous)
+        shutdown.uninstall(previous)
 
 
 def _main(argv: list[str] | None) -> None:

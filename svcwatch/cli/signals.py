@@ -6,21 +6,36 @@ behind, and the exit status says what happened. Two phases:
 
 - Nothing running yet (flags, preflight, `lab up`'s build): the first signal raises StopRequested
   in the main thread, so every `finally`/`except BaseException` on the way out undoes what was
-  half built; main() then exits 128+N quietly. Later signals never raise again: a second Ctrl-C
-  must not interrupt the cleanup of the first.
+  half built; main() then exits 128+N quietly. Later signals never raise again, and never hurry:
+  a second Ctrl-C must not interrupt the cleanup of the first.
 - A session runs (`during`): a signal never raises into the middle of a build or a teardown. It
   asks the front end to stop as `q` or the end of --duration would (`on_request`, a flag read on
   the front end's own loop), and arms a watchdog: if the process is still there GRACE seconds
   later, or a second signal comes, the watchdog runs the teardown itself (the session's guard
   makes it wait for one already running, and never run twice) and exits 128+N. So a stuck UI, a
   dead terminal or a wedged thread can delay the end, but never prevent it.
+
+A Python signal handler runs between two bytecodes of the main thread, wherever it is, so the
+handler here does only what is safe anywhere:
+- It never starts a thread or takes a lock: the watchdog thread is started by `install`, and the
+  handler wakes it with one `os.write` to a pipe. (Starting it from the handler could deadlock on
+  a lock of `threading` the interrupted code holds, and a second signal can run the handler again
+  inside the first; an Event's lock would deadlock there.)
+- It does not raise where Python would swallow the exception: a weakref callback or `__del__`
+  (the interpreter prints "Exception ignored in ..." and carries on) or importlib's own frames
+  (which may hold the import lock). There it asks again 10 ms later (SIGALRM), until the main
+  thread is somewhere an exception unwinds normally; `during` takes over a stop still pending.
+  Seen in CI before this: a SIGTERM that landed in importlib's module-lock callback was
+  swallowed, and the process never ended.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -50,58 +65,114 @@ class Shutdown:
         self.signum: int | None = None
         self._on_request: Callable[[int], None] | None = None
         self._teardown: Callable[[], None] = lambda: None
-        self._hurry = threading.Event()
+        self._hurried = False
+        self._raise_pending = False
+        self._wake: tuple[int, int] | None = None  # the watchdog's pipe (read end, write end)
         self._watchdog: threading.Thread | None = None
 
     def install(self) -> dict[int, Any]:
-        """Handle the stop signals from now on; returns the handlers they had (for `restore`)."""
-        return {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
+        """Handle the stop signals from now on; returns the handlers they had (for `uninstall`)."""
+        read_end, write_end = os.pipe()
+        os.set_blocking(write_end, False)  # a handler must never block on a full pipe
+        self._wake = (read_end, write_end)
+        self._watchdog = threading.Thread(
+            target=self._watch, args=(read_end,), name="svcwatch-shutdown", daemon=True
+        )
+        self._watchdog.start()
+        previous: dict[int, Any] = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
+        previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, self._raise_if_safe)
+        return previous
 
-    @staticmethod
-    def restore(previous: dict[int, Any]) -> None:
+    def uninstall(self, previous: dict[int, Any]) -> None:
+        """Give the signals their old handlers back and end the watchdog (unless a stop is
+        under way: then it still guards the rest of the exit)."""
+        signal.setitimer(signal.ITIMER_REAL, 0)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if self._wake is not None:
+            os.close(self._wake[1])  # the watchdog reads end-of-file
+            self._wake = None
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         first = self.request(signum)
         if first and self._on_request is None:
-            raise StopRequested(signum)
+            self._raise_pending = True
+            self._raise_if_safe(signal.SIGALRM, frame)
+
+    def _raise_if_safe(self, _alarm: int, frame: FrameType | None) -> None:
+        """Raise the pending StopRequested here, or ask again in 10 ms (module docstring)."""
+        if not self._raise_pending or self._on_request is not None or self.signum is None:
+            return
+        if _swallows_exceptions(frame):
+            signal.setitimer(signal.ITIMER_REAL, 0.01)
+            return
+        self._raise_pending = False
+        raise StopRequested(self.signum)
 
     def request(self, signum: int, *, hurry: bool = False) -> bool:
         """Record a stop (from the handler, or from a thread that saw the terminal go away);
         True for the first. `hurry`: tear down and exit now, without waiting for the front end
-        (nobody can see it any more). Safe from any thread; never raises."""
+        (nobody can see it any more). Safe from any thread and inside a handler; never raises."""
         first = self.signum is None
         if first:
             self.signum = signum
-            if self._on_request is not None:
-                self._on_request(signum)
-            self._arm()
-        if hurry or not first:
-            self._hurry.set()
+        if hurry or (not first and self._on_request is not None):
+            self._hurried = True
+        self._wake_watchdog()
+        if first and self._on_request is not None:
+            self._on_request(signum)
         return first
 
     def during(self, teardown: Callable[[], None], on_request: Callable[[int], None]) -> None:
         """From now on a signal calls `on_request` instead of raising, and the watchdog, if it
         fires, calls `teardown` (which must be safe to call twice and from another thread)."""
         self._teardown, self._on_request = teardown, on_request
-        if self.signum is not None:  # one came in between: pass it on now
+        self._raise_pending = False  # a stop not raised yet is passed on instead:
+        if self.signum is not None:
             on_request(self.signum)
 
-    def _arm(self) -> None:
-        if self._watchdog is None:
-            self._watchdog = threading.Thread(
-                target=self._force_after_grace, name="svcwatch-shutdown", daemon=True
-            )
-            self._watchdog.start()
-
-    def _force_after_grace(self) -> None:
-        self._hurry.wait(self.grace)
+    def _wake_watchdog(self) -> None:
+        wake = self._wake
+        if wake is None:
+            return
         try:
-            self._teardown()
+            os.write(wake[1], b"!")
+        except OSError:  # full (it is awake already) or closed (main() is ending)
+            pass
+
+    def _watch(self, read_end: int) -> None:
+        """The watchdog: sleeps until the first request, then gives the usual way out `grace`
+        seconds (less if hurried), then tears down and exits 128+N."""
+        try:
+            if not os.read(read_end, 64) or self.signum is None:
+                return  # uninstalled before any stop
+            deadline = time.monotonic() + self.grace
+            while not self._hurried:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                ready, _, _ = select.select([read_end], [], [], left)
+                if ready and not os.read(read_end, 64):  # main() ended: only the clock now
+                    time.sleep(max(0.0, deadline - time.monotonic()))
+                    break
+            try:
+                self._teardown()
+            finally:
+                os._exit(exit_status(self.signum))
         finally:
-            assert self.signum is not None
-            os._exit(exit_status(self.signum))
+            os.close(read_end)
+
+
+# Frames where a raised exception would be swallowed or would leave a lock held: importlib's
+# own code (its module-lock weakref callback, seen in CI) and finalizers.
+_SWALLOWING_CODE = frozenset({"__del__", "_remove", "cb"})
+
+
+def _swallows_exceptions(frame: FrameType | None) -> bool:
+    if frame is None:
+        return False
+    code = frame.f_code
+    return code.co_filename.startswith("<frozen ") or code.co_name in _SWALLOWING_CODE
 
 
 _PROCESS: Shutdown | None = None
