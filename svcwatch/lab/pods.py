@@ -5,7 +5,9 @@ pair whose node end (`vethXXXXXXXX`) is enslaved to `cni0` and whose other end i
 give `eth0` the pod's address and a default route via the bridge. The veth is created with its
 peer directly inside the pod's namespace, so nothing ever appears in the host namespace. The echo
 process is started inside the pod's namespace in its own session, so it outlives the svcwatch that
-started it, and is identified by its process id plus start time.
+started it, and is identified by its process id plus start time. The process that started an echo
+keeps its `Popen` handle (`_STARTED`) for as long as the echo runs, so that whoever ends it in this
+process reaps it, and no handle is dropped while its process still runs (Python warns about that).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from svcwatch.model.errors import SetupError
 ECHO_MODULE = "svcwatch.lab.echo"
 ECHO_READY_TIMEOUT = 10.0
 TCP_LISTEN = "0A"
+# The echo processes this process started, by pid, while they may still run (see the docstring).
+_STARTED: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def iproute_in(name: str) -> Any:
@@ -157,7 +161,7 @@ def start_echo(spec: LabSpec, pod: PodPlan | PodRecord) -> subprocess.Popen[byte
         "--pod",
         pod.name,
     ]
-    return netns.popen_in(
+    proc: subprocess.Popen[bytes] = netns.popen_in(
         pod.netns,
         argv,
         stdin=subprocess.DEVNULL,
@@ -167,6 +171,8 @@ def start_echo(spec: LabSpec, pod: PodPlan | PodRecord) -> subprocess.Popen[byte
         close_fds=True,
         env=_echo_env(),
     )
+    _hold(proc)
+    return proc
 
 
 def _echo_env() -> dict[str, str]:
@@ -185,6 +191,8 @@ def wait_ready(
     line = proc.stdout.readline() if ready else b""
     if line.strip() != b"ready":
         proc.kill()
+        proc.wait()
+        _STARTED.pop(proc.pid, None)
         err = proc.stderr.read().decode(errors="replace").strip().splitlines()
         raise SetupError(
             f"the echo process of pod {pod_name} did not start: {err[-1] if err else 'timed out'}"
@@ -192,14 +200,27 @@ def wait_ready(
     proc.stdout.close()
     proc.stderr.close()
     ref = ProcessRef.of(proc.pid)
-    if ref is None:
+    if ref is None or proc.poll() is not None:
+        _STARTED.pop(proc.pid, None)
         raise SetupError(f"the echo process of pod {pod_name} exited right after starting")
     return ref
 
 
+def _hold(proc: subprocess.Popen[bytes]) -> None:
+    """Keep `proc` until it ends; reap the ones that ended meanwhile (crashed, or killed by
+    another svcwatch, such as `lab down`)."""
+    for pid, started in list(_STARTED.items()):
+        if started.poll() is not None:
+            del _STARTED[pid]
+    _STARTED[proc.pid] = proc
+
+
 def kill_process(ref: ProcessRef, timeout: float = 2.0) -> bool:
     """SIGKILL a process we started (if it is still that process) and wait until it is gone."""
+    started = _STARTED.pop(ref.pid, None)
     if not ref.alive():
+        if started is not None:
+            started.poll()  # reap it, if it died on its own
         return False
     try:
         os.kill(ref.pid, signal.SIGKILL)
@@ -207,10 +228,13 @@ def kill_process(ref: ProcessRef, timeout: float = 2.0) -> bool:
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:  # our own child: reap it; someone else's: wait for init to
-            os.waitpid(ref.pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
+        if started is not None:  # our own child: reap it
+            started.poll()
+        else:  # someone else's (or a child of ours from an older API): init reaps it
+            try:
+                os.waitpid(ref.pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
         if not ref.alive():
             return True
         time.sleep(0.002)

@@ -96,10 +96,10 @@ def host_network() -> dict[str, str]:
     return out
 
 
-# Lab tests leave ResourceWarnings that are not yet fixed, so here (and only here) they are shown,
-# not raised: the lab's echo pods are detached children tracked by pid (svcwatch/lab/pods.py), so
-# their Popen objects are dropped while the process runs ("subprocess N is still running"), and
-# some tests leave a run's output file open. Every other warning is still an error here.
+# Lab tests may leave a ResourceWarning that is not yet traced, so here (and only here) they are
+# shown, not raised. (The lab's echo pods were the many: their Popen handles are now held until
+# the echo ends, svcwatch/lab/pods.py; a full run shows at most one "subprocess N is still
+# running", not traced to its test yet.) Every other warning is still an error here.
 _LAB_DIR = Path(__file__).resolve().parent
 _KNOWN_LEAKS = (
     pytest.mark.filterwarnings("default::ResourceWarning"),
