@@ -71,6 +71,7 @@ class KopfSource:
         self._stop_flag = threading.Event()  # stop() was called
         self._run_stop = threading.Event()  # stop the current kopf run (to stop or to restart)
         self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
         self._failure: str | None = None
 
     @property
@@ -83,13 +84,20 @@ class KopfSource:
         return self.health.stale_since is not None
 
     def start(self, timeout: float = 30.0) -> None:
-        """Start kopf in its thread and wait until it is up; SetupError if it could not start."""
-        self._thread = threading.Thread(target=self._run, name="svcwatch-kopf", daemon=True)
-        self._thread.start()
+        """Start kopf in its thread and wait until it is up; SetupError if it could not start
+        (or was stopped before it was up)."""
+        with self._thread_lock:  # a stop() from another thread sees no thread, or a started one
+            if self._stop_flag.is_set():
+                raise SetupError("cannot watch the cluster: stopped before it was up")
+            self._thread = threading.Thread(target=self._run, name="svcwatch-kopf", daemon=True)
+            self._thread.start()
         deadline = time.monotonic() + timeout
         while not self.ready.wait(0.05):
             if self.stopped.is_set() or time.monotonic() > deadline:
+                asked = self._stop_flag.is_set()
                 self.stop()
+                if asked:
+                    raise SetupError("cannot watch the cluster: stopped before it was up")
                 reason = (
                     self._failure or self.health.last_problem or f"not ready within {timeout:.0f}s"
                 )
@@ -98,7 +106,8 @@ class KopfSource:
                 )
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Ask kopf to stop and wait for its thread (kopf finishes its tasks first).
+        """Ask kopf to stop and wait for its thread (kopf finishes its tasks first). Safe from
+        any thread, at any moment of start(), and twice.
 
         The wait is bounded: a kopf that does not finish (a request retrying against an API server
         that went away) must not hold the dashboard's quit or the run's exit. The thread is a
@@ -106,11 +115,12 @@ class KopfSource:
         """
         self._stop_flag.set()
         self._run_stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
+        with self._thread_lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
                 self.on_error(f"cluster watch did not stop within {timeout:.0f}s; left to exit")
-            self._thread = None
 
     def _run(self) -> None:
         self.health.attach(threading.get_ident())

@@ -223,3 +223,81 @@ def _slice_lists(k8s: kmock.KubernetesEmulator) -> int:
     return sum(
         1 for r in watcher_requests(k8s) if r.action == kmock.action.LIST and r.resource == SLICES
     )
+
+
+async def test_a_stopped_watch_holds_no_connection_to_the_api_server(
+    k8s: kmock.KubernetesEmulator, watch: Any
+) -> None:
+    """Through a restart (a broken stream) and a stop, every connection the watcher opened is
+    closed by the watcher itself, not left for the garbage collector (which warns about each)."""
+    add_demo_objects(k8s)
+    fail = asyncio.Event()
+    broken = {"type": "ERROR", "object": {"kind": "Status", "code": 500, "reason": "InternalError"}}
+    k8s[kmock.action.WATCH, SLICES] << iter([b"", until(fail), broken])
+    recorder, source = await watch()
+    await recorder.wait_for(lambda: recorder.matching("ADDED", "EndpointSlice"))
+    port = int(str(k8s.url).rsplit(":", 1)[1].split("/")[0])
+    assert connections_to(port) > 0  # the lists and watches, open while it watches
+
+    k8s.objects[SLICES, "default", "socat"] = with_port(body("endpointslice-socat"), 8080)
+    fail.set()  # kopf gives up that watch; a fresh kopf (and a fresh session) takes over
+    await recorder.wait_for(
+        lambda: recorder.matching("MODIFIED", "EndpointSlice", "ports[0].port: 12345 -> 8080")
+    )
+    await recorder.wait_for(lambda: not source.is_stale)
+    await asyncio.to_thread(source.stop)
+
+    assert connections_to(port) == 0
+
+
+def connections_to(port: int) -> int:
+    """Established TCP connections this process holds to 127.0.0.1:`port` (from /proc)."""
+    import os
+    from pathlib import Path
+
+    inodes = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote, state, inode = fields[2], fields[3], fields[9]
+        if state == "01" and int(remote.split(":")[1], 16) == port and inode in inodes:
+            count += 1
+    return count
+
+
+@pytest.mark.parametrize("moment", [0.0, 0.05, 0.15, 0.3, 0.6])
+async def test_a_watch_stopped_at_any_moment_of_its_start_holds_no_connection(
+    k8s: kmock.KubernetesEmulator, moment: float
+) -> None:
+    """A dashboard quit while the watch is still starting: stopped at that moment, the watcher
+    holds no connection afterwards, and says nothing went wrong."""
+    import kopf
+
+    from svcwatch.watch.kopf_source import KopfSource
+
+    add_demo_objects(k8s)
+    url = str(k8s.url)
+    errors: list[str] = []
+    source = KopfSource(
+        namespace="default",
+        service_name="socat",
+        handler=lambda _event: None,
+        on_error=errors.append,
+        login=lambda **_: kopf.ConnectionInfo(server=url),
+    )
+    starting = asyncio.create_task(asyncio.to_thread(source.start, timeout=20))
+    await asyncio.sleep(moment)
+    await asyncio.to_thread(source.stop)
+    (started,) = await asyncio.gather(starting, return_exceptions=True)
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    assert connections_to(port) == 0
+    assert errors == []
+    # up before the stop, or told in one line that it was stopped first
+    assert started is None or str(started) == "cannot watch the cluster: stopped before it was up"
