@@ -89,9 +89,9 @@ class Shutdown:
         signal.setitimer(signal.ITIMER_REAL, 0)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if self._wake is not None:
-            os.close(self._wake[1])  # the watchdog reads end-of-file
-            self._wake = None
+        wake, self._wake = self._wake, None  # first: no writer may pick up a closed descriptor
+        if wake is not None:
+            os.close(wake[1])  # the watchdog reads end-of-file
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         first = self.request(signum)
