@@ -1,10 +1,12 @@
 """The recorder: an EventSink that streams everything the dashboard shows into a recording file.
 
 Backends call `emit` from their own threads (the capture thread at thousands of packets a second),
-so `emit` only appends to a queue. A feeder thread hands the queue's contents over to a writer
-process (svcwatch/record/writer_process.py) in batches: a capture's batch (`CapturedFrames`) as its
-frames in one blob, which the writer decodes again (model/frames.py); other packets as plain tuples
-of their fields; everything else already encoded. The JSON encoding of packets (~5 us each), gzip
+so `emit` only appends to a queue: a capture's batch (`CapturedFrames`) as its frames in one blob
+(`PackedFrames`, model/frames.py: a few flat buffers, so a held burst is not 60,000 objects for
+Python's garbage collector to walk while the capture runs), other events as they are. A feeder
+thread hands the queue's contents over to a writer process (svcwatch/record/writer_process.py) in
+batches: the blobs, which the writer decodes again; other packets as plain tuples of their fields;
+everything else already encoded. The JSON encoding of packets (~5 us each), gzip
 and file I/O run there, on another core and off this process's GIL, where they no longer slow the
 capture down. During a burst of packets the feeder holds the capture's batches back until the
 capture pauses (at most HOLD): the capture then has both CPUs to itself (see `_await_pause`). The
@@ -32,7 +34,7 @@ from svcwatch.kubeproxy.rules import ChainTree
 from svcwatch.model.endpointslice import EndpointSlice
 from svcwatch.model.errors import InputError
 from svcwatch.model.events import Event, PacketEvent
-from svcwatch.model.frames import CapturedFrames, pack_frames
+from svcwatch.model.frames import CapturedFrames, PackedFrames, pack_frames
 from svcwatch.model.service import Service
 from svcwatch.record import format as fmt
 from svcwatch.record.writer_process import FLUSH_INTERVAL, Part, frame, packet_fields
@@ -43,7 +45,7 @@ PIPE_SIZE = 1 << 20
 # The feeder's hold on packet batches during a burst (`Recorder._await_pause`): until no new item
 # came for PAUSE seconds (the capture hands over a batch every 0.05 s while packets flow), at most
 # HOLD seconds.
-PAUSE = 0.12
+PAUSE = 0.25
 HOLD = 0.5
 MESSAGE_PACKETS = 1024  # packets per message to the writer process (see _messages)
 _CLOSE = object()  # queue sentinel: write what is left, then stop
@@ -158,8 +160,8 @@ class Recorder:
         self._queue.put(event)
 
     def emit_many(self, events: Sequence[Event]) -> None:
-        if isinstance(events, CapturedFrames):
-            self._queue.put(events)  # the capture's own batch, never touched again
+        if isinstance(events, CapturedFrames):  # the capture's batch: its frames, packed now
+            self._queue.put(pack_frames(events))
         elif events:
             self._queue.put(list(events))  # one queue operation per capture batch
 
@@ -230,8 +232,9 @@ class Recorder:
         machine are busy with the traffic and its capture, and any work beside them (even at
         nice 19 in the writer, since two CPUs are often one core's two hyperthreads) slows the
         capture. benchmarks/record.py, 20,000-packet burst, recorded / unrecorded capture rate:
-        medians 0.80-0.87 when batches went over as they came, 0.98-1.01 with this hold (docs/
-        design.md). The data still reaches the file within about a second.
+        medians 0.80-0.87 when batches went over as they came; with this hold, and the batches
+        held packed (module docstring), 0.97-1.29 in each of nine repeats (docs/design.md). The
+        data still reaches the file within about a second.
         """
         deadline = time.monotonic() + HOLD
         size = self._queue.qsize()
@@ -243,7 +246,7 @@ class Recorder:
 
     def _next_batch(self, limit: int = 50_000) -> list[Any]:
         batch = [self._queue.get()]
-        if isinstance(batch[0], CapturedFrames):
+        if isinstance(batch[0], PackedFrames):
             self._await_pause()
         while len(batch) < limit:
             try:
@@ -256,8 +259,8 @@ class Recorder:
         """The batch as the writer process takes it: packet runs as tuples, the rest as text."""
         parts: list[Part] = []
         for item in batch:
-            if isinstance(item, CapturedFrames):
-                parts.append(pack_frames(item))  # a few C-level passes, no code per packet
+            if isinstance(item, PackedFrames):
+                parts.append(item)
                 self.events_written += len(item)
             elif isinstance(item, list) and set(map(type, item)) == {PacketEvent}:
                 parts.append(list(map(packet_fields, item)))  # a capture batch: all in C
