@@ -18,6 +18,7 @@ import argparse
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -236,6 +237,7 @@ def flood_lab() -> Iterator[LabNode]:
         yield node
     finally:
         LabNode.down(spec.name, state)
+        shutil.rmtree(state, ignore_errors=True)  # its state dir too: nothing left behind
 
 
 def main() -> None:

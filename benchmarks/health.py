@@ -9,6 +9,7 @@ asserted. Target: a check costs at most ~5 chain reads, i.e. under ~2% of one co
 from __future__ import annotations
 
 import secrets
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -35,6 +36,7 @@ def main() -> None:
         full_ms = median_ms(node.faults, ROUNDS)
     finally:
         LabNode.down(spec.name, state)
+        shutil.rmtree(state, ignore_errors=True)  # its state dir too: nothing left behind
     pods = spec.idle_pods + 1
     print(f"chain read (iptables-save -c, the reference): {chain_ms:6.1f} ms")
     print(f"check, links only ({pods} pods, a non-syncing session): {links_ms:6.1f} ms")

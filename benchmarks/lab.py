@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -61,7 +62,10 @@ def main() -> None:
         down_s = timed(lambda: LabNode.down(spec.name, state))
     finally:
         LabNode.down(spec.name, state)
-    cli_up_s, cli_down_s = cli_times(state)
+    try:
+        cli_up_s, cli_down_s = cli_times(state)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)  # its state dir too: nothing left behind
     median = statistics.median(samples)
     p90 = statistics.quantiles(samples, n=10)[-1]
     print(

@@ -11,6 +11,7 @@ Also timed: the `m` key's mode switch, both ways.
 from __future__ import annotations
 
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
@@ -54,6 +55,7 @@ def main() -> None:
         to_ipt_ms = (time.perf_counter() - start) * 1000
     finally:
         LabNode.down(spec.name, state)
+        shutil.rmtree(state, ignore_errors=True)  # its state dir too: nothing left behind
     print(f"scenario -> new rules in the kernel, {ROUNDS} changes per mode, same lab, same run:")
     print(line("  iptables mode (reference)", ipt, ipt_write))
     print(line("  nftables mode", nft, nft_write))

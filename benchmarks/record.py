@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shutil
 import statistics
 import subprocess
 import sys
@@ -267,15 +268,19 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=20000, help="packets in the unpaced burst")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each, alternated")
     args = parser.parse_args()
-    flood_recording = Path(tempfile.mkdtemp(prefix="svcwatch-bench-rec-")) / "flood-1k.svcrec.gz"
-    capture_overhead(
-        [float(r) for r in args.rates.split(",")],
-        args.seconds,
-        args.burst,
-        args.repeat,
-        flood_recording,
-    )
-    replay_speed([DEMO_RECORDING, flood_recording])
+    keep = Path(tempfile.mkdtemp(prefix="svcwatch-bench-rec-"))
+    flood_recording = keep / "flood-1k.svcrec.gz"
+    try:
+        capture_overhead(
+            [float(r) for r in args.rates.split(",")],
+            args.seconds,
+            args.burst,
+            args.repeat,
+            flood_recording,
+        )
+        replay_speed([DEMO_RECORDING, flood_recording])
+    finally:
+        shutil.rmtree(keep, ignore_errors=True)
 
 
 if __name__ == "__main__":
