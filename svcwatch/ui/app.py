@@ -2,7 +2,8 @@
 
 Every session call blocks (kernel, cluster, files), so each runs in a thread worker and answers
 with a message; events arrive in batches through `UiSink`. Key actions only post requests. One
-`Worker.StateChanged` handler turns any failed worker into a notification, never a crash.
+`Worker.StateChanged` handler turns any failed worker (all started by workers.py) into a
+notification, never a crash.
 The talk presenter's extras (captions, scenes, the preStop replay) are a `TalkPresenter`
 (talk_presenter.py); replay keys, `w`, key recording and the header's status, which differ by what
 the session can do, are a `SessionControls` (controls.py); the session's blocking calls are a

@@ -24,6 +24,7 @@ from svcwatch.session.base import Session
 from svcwatch.session.capabilities import ReplayControls
 from svcwatch.session.exports import write_pcapng
 from svcwatch.ui import actions
+from svcwatch.ui.workers import in_thread
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -115,12 +116,12 @@ class SessionControls:
             )
             return
         path = pcap_path()
-        self.app.run_worker(
+        in_thread(
+            self.app,
             lambda: self._write_pcap(path, packets),
-            thread=True,
             group="pcap",
-            exit_on_error=False,
             description="pcap not written",
+            exclusive=False,
         )
 
     def _write_pcap(self, path: Path, packets: list[Event]) -> None:

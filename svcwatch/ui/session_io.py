@@ -21,6 +21,7 @@ from svcwatch.model.errors import InputError
 from svcwatch.session.base import Session
 from svcwatch.sinks import EventSink
 from svcwatch.ui import messages
+from svcwatch.ui.workers import in_thread
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -42,14 +43,7 @@ class SessionIO:
         return self.capabilities.read_only or f"a {self.session.kind} session"
 
     def _run(self, work: Callable[[], object], group: str, description: str) -> None:
-        self.app.run_worker(
-            work,
-            thread=True,
-            exclusive=True,
-            group=group,
-            exit_on_error=False,
-            description=description,
-        )
+        in_thread(self.app, work, group=group, description=description)
 
     def start(self, sink: EventSink) -> None:
         """Start the session; then, unless it pushes its state, read the chain and endpoints."""

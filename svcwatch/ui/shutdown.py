@@ -15,6 +15,7 @@ from svcwatch.session.base import Session
 from svcwatch.ui import messages
 from svcwatch.ui.bridge import UiSink
 from svcwatch.ui.screens.main import StoppingScreen
+from svcwatch.ui.workers import in_thread
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -52,14 +53,7 @@ class Shutdown:
             return
         self.stopping = True
         self.app.push_screen(StoppingScreen(self.stopping_text()))
-        self.app.run_worker(
-            self._stop_session,
-            thread=True,
-            exclusive=True,
-            group="stop",
-            exit_on_error=False,
-            description="Stopping",
-        )
+        in_thread(self.app, self._stop_session, group="stop", description="Stopping")
 
     def _stop_session(self) -> None:
         try:

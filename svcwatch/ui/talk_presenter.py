@@ -19,6 +19,7 @@ from svcwatch.talk.script import Scene, ScenePlayer, TalkScript
 from svcwatch.ui import messages
 from svcwatch.ui.screens.main import MainScreen
 from svcwatch.ui.widgets.caption_bar import PRESTOP_CAPTION, CaptionBar
+from svcwatch.ui.workers import in_thread
 
 
 class TalkPresenter:
@@ -111,11 +112,4 @@ class TalkPresenter:
             rollout.replay_rollout_with_prestop()
             self.after_rollout()
 
-        self.app.run_worker(
-            replay,
-            thread=True,
-            exclusive=True,
-            group="lab",
-            exit_on_error=False,
-            description="preStop replay",
-        )
+        in_thread(self.app, replay, group="lab", description="preStop replay")

@@ -34,6 +34,7 @@ SERVICES = ("", "v1", "services")
 RESTART_BACKOFF = 1.0
 # Seconds stop() waits for kopf to finish its tasks before leaving its daemon thread behind.
 STOP_TIMEOUT = 10.0
+_STOPPED_FIRST = "cannot watch the cluster: stopped before it was up"
 
 
 class KopfSource:
@@ -88,7 +89,7 @@ class KopfSource:
         (or was stopped before it was up)."""
         with self._thread_lock:  # a stop() from another thread sees no thread, or a started one
             if self._stop_flag.is_set():
-                raise SetupError("cannot watch the cluster: stopped before it was up")
+                raise SetupError(_STOPPED_FIRST)
             self._thread = threading.Thread(target=self._run, name="svcwatch-kopf", daemon=True)
             self._thread.start()
         deadline = time.monotonic() + timeout
@@ -97,7 +98,7 @@ class KopfSource:
                 asked = self._stop_flag.is_set()
                 self.stop()
                 if asked:
-                    raise SetupError("cannot watch the cluster: stopped before it was up")
+                    raise SetupError(_STOPPED_FIRST)
                 reason = (
                     self._failure or self.health.last_problem or f"not ready within {timeout:.0f}s"
                 )
